@@ -1,0 +1,116 @@
+"""Instance families: (parameters, seed) -> Instance. Every instance records its generator, seed and
+parameters in its metadata; the same arguments give the same bytes.
+
+* `bounded`: inputs scaled so the paper's literal Γ quantities hold with equality:
+  max(||X_q W_q||_inf, ||X_k W_k||_inf) = gamma (MATH.md §5.7 Thm 3.1, §6.5), W_m the effective
+  (adapted) weights. With the default beta = 1/d the score range obeys R = ||beta S||_inf <= gamma^2
+  (AS23's convention, MATH.md §2.3 item 1); with beta = 1 (the paper's (S4)) R can reach d gamma^2
+  (MATH.md §11 item 6).
+* `threshold`: `bounded` with gamma = c * sqrt(log L), the phase-transition scale (MATH.md §7.2).
+* `outliers`: `bounded` plus a few large input entries (an "outlier" feature, as in the
+  outlier-free transformer discussion), which drives R up while most entries stay small.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.instance import ADAPTABLE, Instance
+
+GENERATOR_VERSION = 1
+
+
+def _check(L: int, d: int, r: int, N: int, adapt: Iterable[str]) -> tuple[str, ...]:
+    for name, v in (("L", L), ("d", d), ("N", N)):
+        if int(v) < 1:
+            raise HarnessError(f"{name} must be >= 1, got {v}")
+    given = set(adapt)
+    bad = given - set(ADAPTABLE)
+    adapt = tuple(m for m in ADAPTABLE if m in given)
+    if bad:
+        raise HarnessError(f"unknown adapter {sorted(bad)[0]!r}; choose from q, k, v")
+    if adapt and not 1 <= r <= d:
+        raise HarnessError(f"LoRA rank r={r} must satisfy 1 <= r <= d={d}")
+    return adapt
+
+
+def parse_adapt(text: str) -> tuple[str, ...]:
+    """'q,v' -> ('q', 'v'); 'none' or '' -> ()."""
+    items = [s.strip().lower() for s in text.replace(" ", ",").split(",") if s.strip()]
+    if items in ([], ["none"]):
+        return ()
+    bad = [s for s in items if s not in ADAPTABLE]
+    if bad:
+        raise HarnessError(f"unknown adapter {bad[0]!r} in --adapt; choose from q, k, v")
+    return tuple(m for m in ADAPTABLE if m in items)
+
+
+def bounded(L: int, d: int, r: int = 1, gamma: float = 1.0, adapt: Iterable[str] = ("q", "v"),
+            seed: int = 0, N: int = 1, beta: float | None = None, alpha: float | None = None,
+            cross: bool = False, dtype: str = "float64", generator: str = "bounded",
+            extra_meta: dict | None = None) -> Instance:
+    """Random instance with max(||X_q W_q||_inf, ||X_k W_k||_inf) = gamma exactly (see module doc)."""
+    adapt = _check(L, d, r, N, adapt)
+    if not (gamma > 0 and math.isfinite(gamma)):
+        raise HarnessError(f"gamma must be a positive number, got {gamma}")
+    rng = np.random.default_rng(seed)
+    beta = 1.0 / d if beta is None else float(beta)
+    alpha = float(r) if alpha is None else float(alpha)
+    W = {m: rng.normal(size=(d, d)) / math.sqrt(d) for m in ADAPTABLE}
+    arrays: dict[str, np.ndarray] = {f"W_{m}": W[m] for m in ADAPTABLE}
+    eff = dict(W)
+    for m in adapt:
+        A = rng.normal(size=(r, d)) / math.sqrt(d)
+        B = 0.5 * rng.normal(size=(d, r)) / math.sqrt(r)
+        arrays[f"A_{m}"], arrays[f"B_{m}"] = A, B
+        eff[m] = W[m] + (alpha / r) * B @ A
+    shape = (N, L, d)
+    Xq = rng.uniform(-1, 1, size=shape)
+    Xk = rng.uniform(-1, 1, size=shape) if cross else Xq
+    Xv = rng.uniform(-1, 1, size=shape) if cross else Xq
+    if cross:
+        Xq = Xq * (gamma / np.abs(Xq @ eff["q"]).max())
+        Xk = Xk * (gamma / np.abs(Xk @ eff["k"]).max())
+    else:
+        scale = gamma / max(np.abs(Xq @ eff["q"]).max(), np.abs(Xq @ eff["k"]).max())
+        Xq = Xk = Xv = Xq * scale
+    Y = rng.normal(size=shape) * 0.5
+    arrays.update(X_q=Xq, X_k=Xk, X_v=Xv, Y=Y)
+    if dtype not in ("float64", "float32"):
+        raise HarnessError(f"unsupported dtype {dtype!r}; use float32 or float64")
+    arrays = {k: v.astype(dtype) for k, v in arrays.items()}
+    params = dict(L=L, d=d, r=r, gamma=gamma, adapt=",".join(adapt) or "none", N=N, beta=beta,
+                  alpha=alpha, cross=cross, dtype=dtype)
+    params.update(extra_meta or {})
+    meta = {"generator": generator, "generator_version": GENERATOR_VERSION, "seed": int(seed),
+            "params": params}
+    return Instance.from_arrays(arrays, alpha=alpha, beta=beta, meta=meta)
+
+
+def threshold(L: int, d: int, r: int = 1, c: float = 1.0, **kw) -> Instance:
+    """`bounded` at gamma = c sqrt(log L): c < 1 below, c ~ 1 at, c > 1 above the threshold."""
+    gamma = c * math.sqrt(math.log(max(L, 2)))
+    return bounded(L, d, r, gamma=gamma, generator="threshold", extra_meta={"c": c}, **kw)
+
+
+def outliers(L: int, d: int, r: int = 1, gamma: float = 1.0, n_outliers: int = 2,
+             magnitude: float = 20.0, seed: int = 0, **kw) -> Instance:
+    """`bounded`, then `n_outliers` tokens get one feature multiplied by `magnitude`."""
+    inst = bounded(L, d, r, gamma=gamma, seed=seed, generator="outliers",
+                   extra_meta={"n_outliers": n_outliers, "magnitude": magnitude}, **kw)
+    rng = np.random.default_rng([seed, 1])
+    X = {k: np.array(inst.arrays[k]) for k in ("X_q", "X_k", "X_v")}
+    rows = rng.choice(L, size=min(n_outliers, L), replace=False)
+    col = int(rng.integers(d))
+    same = inst.self_attention
+    for k in ("X_q",) if same else ("X_q", "X_k", "X_v"):
+        X[k][..., rows, col] *= magnitude
+    if same:
+        X["X_k"] = X["X_v"] = X["X_q"]
+    return inst.replace(**X)
+
+
+FAMILIES = {"bounded": bounded, "threshold": threshold, "outliers": outliers}

@@ -1,0 +1,50 @@
+"""The loss functions, in torch, one per problem kind. The autograd reference differentiates these.
+
+* `lora_loss`: the general LoRA attention loss (MATH.md §4.3 (1.2), §4.6 Def. 2.5, §6.1):
+  1/(2N) sum_i || softmax_rows(beta X_q,i W_q W_k^T X_k,i^T) X_v,i W_v - Y_i ||_F^2,
+  W_m = W*_m + (alpha/r) B_m A_m for adapted m.
+* `attention_loss`: the AS24a loss (MATH.md §3.1, Def. 1.2), with its 1/d temperature:
+  0.5 || D(X)^-1 exp(A1 X A2^T / d) A3 Y - E ||_F^2.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+from harness.instance import ADAPTABLE
+
+
+def effective_weights(t: Mapping[str, torch.Tensor], alpha: float, r: int) -> dict[str, torch.Tensor]:
+    """W_m = W*_m + (alpha/r) B_m A_m (MATH.md §4.2 Def. 1.1) for m in q, k, v."""
+    out = {}
+    for m in ADAPTABLE:
+        W = t[f"W_{m}"]
+        if f"A_{m}" in t:
+            W = W + (alpha / r) * (t[f"B_{m}"] @ t[f"A_{m}"])
+        out[m] = W
+    return out
+
+
+def attention_output(t: Mapping[str, torch.Tensor], alpha: float, beta: float, r: int) -> torch.Tensor:
+    """softmax_rows(beta Q K^T) V with Q = X_q W_q, K = X_k W_k, V = X_v W_v; shape (N, Lq, d)."""
+    W = effective_weights(t, alpha, r)
+    Q = t["X_q"] @ W["q"]
+    K = t["X_k"] @ W["k"]
+    V = t["X_v"] @ W["v"]
+    S = beta * (Q @ K.transpose(-1, -2))
+    return torch.softmax(S, dim=-1) @ V  # torch.softmax subtracts the row max
+
+
+def lora_loss(t: Mapping[str, torch.Tensor], alpha: float, beta: float, r: int) -> torch.Tensor:
+    """MATH.md §4.3 (1.2) for batched tensors (N, L, d); returns a 0-d tensor."""
+    out = attention_output(t, alpha, beta, r)
+    N = out.shape[0]
+    return ((out - t["Y"]) ** 2).sum() / (2 * N)
+
+
+def attention_loss(A1, A2, A3, E, X, Y) -> torch.Tensor:
+    """AS24a Def. 1.2 (MATH.md §3.1): 0.5 ||softmax(A1 X A2^T / d) A3 Y - E||_F^2, d = A1.shape[1]."""
+    d = A1.shape[-1]
+    S = (A1 @ X @ A2.transpose(-1, -2)) / d
+    return 0.5 * ((torch.softmax(S, dim=-1) @ (A3 @ Y) - E) ** 2).sum()

@@ -1,0 +1,52 @@
+"""`autograd`: torch autograd on the loss (MATH.md §4.3 (1.2)); the reference solver.
+
+It differentiates `harness.losses.lora_loss` and shares no gradient code with the other solvers.
+"""
+from __future__ import annotations
+
+import torch
+
+from harness.instance import Instance
+from harness.losses import lora_loss
+from harness.opcount import OpCounter
+from harness.solvers.base import Result, Solver
+
+
+def _ops(inst: Instance) -> int:
+    """Forward + backward of the dense loss: ~3x the forward matmul work (FlashAttention convention)."""
+    c = OpCounter()
+    a, b, d, N = inst.Lq, inst.Lk, inst.d, inst.N
+    c.mm(a, d, d, N), c.mm(b, d, d, 2 * N)  # projections
+    c.mm(a, d, b, N), c.ew(N * a * b, 5), c.mm(a, b, d, N)  # scores, softmax, P V
+    return 3 * int(c)
+
+
+class AutogradSolver(Solver):
+    name = "autograd"
+    exact = True
+    cost = "O(N L^2 d) time, O(N L^2) memory"
+    description = "torch autograd of the loss in float64 (the reference)"
+    options = {}
+
+    def _solve(self, inst: Instance, dtype, device, **opts) -> Result:
+        t = inst.as_torch(dtype=dtype, device=device)
+        leaves = []
+        for m in inst.adapted:
+            for p in ("A", "B"):
+                t[f"{p}_{m}"] = t[f"{p}_{m}"].clone().requires_grad_(True)
+                leaves.append(f"{p}_{m}")
+        loss = lora_loss(t, inst.alpha, inst.beta, inst.r)
+        grads = {}
+        if leaves:
+            gs = torch.autograd.grad(loss, [t[k] for k in leaves], allow_unused=True)
+            for k, g in zip(leaves, gs):
+                g = torch.zeros_like(t[k]) if g is None else g
+                grads["d" + k] = g.detach().cpu().double().numpy()
+        return Result(grads, float(loss.detach()), self.name, ops=_ops(inst))
+
+    def forward(self, inst: Instance, *, dtype=None, device=None, **options):
+        from harness.losses import attention_output
+        from harness.solvers.base import resolve_device, resolve_dtype
+
+        t = inst.as_torch(dtype=resolve_dtype(dtype), device=resolve_device(device))
+        return attention_output(t, inst.alpha, inst.beta, inst.r).cpu().double().numpy()

@@ -1,0 +1,127 @@
+"""`closed-form`: the quadratic exact algorithm (MATH.md §8 schedule, generalised in §10), no autograd.
+
+Per data point i (MATH.md §10):
+    S = beta Q K^T,  Q = X_q W_q, K = X_k W_k, V = X_v W_v
+    f = softmax_rows(S)                                   (row-max subtracted)
+    c = (f V - Y) / N                                     (= R_i, the residual)
+    q = c V^T                                             (the CORRECTED orientation, §11 item 1)
+    p = f . q - diag(rowsum(f . q)) f                     (rows p_j = (diag f_j - f_j f_j^T) q_j)
+    G_Wq = beta X_q^T p K,  G_Wk = beta X_k^T p^T Q,  G_Wv = X_v^T f^T c
+    dL/dA_m = (alpha/r) B_m^T G_Wm,  dL/dB_m = (alpha/r) G_Wm A_m^T
+Two L x L buffers at a time (f and p); O(L^2 d) time.
+
+`naive_p` (beside it) forms p row by row from the (diag - rank-one) definition of MATH.md §5.5 and
+`printed_q` shows the published, uncorrected orientation q = C3 c^T used row-wise (§11 item 1).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from harness.instance import Instance
+from harness.losses import effective_weights
+from harness.opcount import OpCounter
+from harness.solvers.base import Result, Solver
+
+
+def softmax_rows(S: torch.Tensor) -> torch.Tensor:
+    """f = D^-1 exp(S), stabilised by the row max (MATH.md §1 softmax convention); in place on S."""
+    S -= S.amax(dim=-1, keepdim=True)
+    S.exp_()
+    S /= S.sum(dim=-1, keepdim=True)
+    return S
+
+
+def p_matrix(f: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """p = f . q - diag(rowsum(f . q)) f (MATH.md §5.5 Def. 3.6, p = p1 - p2, p2 = diag(r) f);
+    overwrites q."""
+    q.mul_(f)
+    r = q.sum(dim=-1, keepdim=True)
+    q.sub_(r * f)
+    return q
+
+
+def naive_p(f: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Reference: p_j = (diag(f_j) - f_j f_j^T) q_j, one row at a time (MATH.md §5.5, Lemma 3.2)."""
+    rows = [(torch.diag(f[j]) - torch.outer(f[j], f[j])) @ q[j] for j in range(f.shape[0])]
+    return torch.stack(rows)
+
+
+def printed_q(c: torch.Tensor, C3: torch.Tensor) -> torch.Tensor:
+    """The published q(W) := C3 c^T read row-wise (LoRA Lemma 3.2 as printed; WRONG, §11 item 1).
+    Only square when Lq == Lk; kept so the suite can show that it gives a wrong gradient."""
+    return C3 @ c.transpose(-1, -2)
+
+
+def closed_form_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...],
+                          q_fn=None, ops: OpCounter | None = None) -> tuple[dict, float]:
+    """All adapter gradients of the general loss by the §10 formulas. `q_fn(c, V)` overrides how q
+    is formed (default: the corrected q = c V^T); used to demonstrate the printed orientation."""
+    ops = ops or OpCounter()
+    W = effective_weights(t, alpha, r)
+    Xq, Xk, Xv, Y = t["X_q"], t["X_k"], t["X_v"], t["Y"]
+    N, a, d = Xq.shape
+    b = Xk.shape[1]
+    ops.mm(d, r, d, len(adapted))
+    G = {m: torch.zeros(d, d, dtype=Xq.dtype, device=Xq.device) for m in adapted}
+    loss = 0.0
+    for i in range(N):
+        Q, K, V = Xq[i] @ W["q"], Xk[i] @ W["k"], Xv[i] @ W["v"]
+        ops.mm(a, d, d), ops.mm(b, d, d, 2)
+        f = softmax_rows(beta * (Q @ K.T))
+        ops.mm(a, d, b), ops.ew(a * b, 5)
+        out = f @ V
+        ops.mm(a, b, d)
+        c = (out - Y[i]) / N
+        loss += float((out - Y[i]).square().sum()) / (2 * N)
+        ops.ew(a * d, 4)
+        if "v" in G:
+            G["v"] += Xv[i].T @ (f.T @ c)
+            ops.mm(b, a, d), ops.mm(d, b, d)
+        if "q" in G or "k" in G:
+            q = q_fn(c, V) if q_fn is not None else c @ V.T
+            ops.mm(a, d, b)
+            p = p_matrix(f, q)
+            ops.ew(a * b, 4)
+            if "q" in G:
+                G["q"] += beta * (Xq[i].T @ (p @ K))
+                ops.mm(a, b, d), ops.mm(d, a, d)
+            if "k" in G:
+                G["k"] += beta * (Xk[i].T @ (p.T @ Q))
+                ops.mm(b, a, d), ops.mm(d, b, d)
+        del f
+    s = alpha / r if r else 0.0
+    grads = {}
+    for m in adapted:
+        grads[f"dA_{m}"] = s * (t[f"B_{m}"].T @ G[m])
+        grads[f"dB_{m}"] = s * (G[m] @ t[f"A_{m}"].T)
+        ops.mm(r, d, d, 2)
+    return grads, loss
+
+
+class ClosedFormSolver(Solver):
+    name = "closed-form"
+    exact = True
+    cost = "O(N L^2 d) time, O(L^2) memory"
+    description = "quadratic closed form with the p-matrix (MATH.md §8, §10), no autograd"
+    options = {}
+
+    def _solve(self, inst: Instance, dtype, device, **opts) -> Result:
+        t = inst.as_torch(dtype=dtype, device=device)
+        ops = OpCounter()
+        with torch.no_grad():
+            grads, loss = closed_form_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, ops=ops)
+        out = {k: v.cpu().double().numpy() for k, v in grads.items()}
+        return Result(out, loss, self.name, ops=int(ops))
+
+    def forward(self, inst: Instance, *, dtype=None, device=None, **options) -> np.ndarray:
+        from harness.solvers.base import resolve_device, resolve_dtype
+
+        t = inst.as_torch(dtype=resolve_dtype(dtype), device=resolve_device(device))
+        W = effective_weights(t, inst.alpha, inst.r)
+        outs = []
+        with torch.no_grad():
+            for i in range(inst.N):
+                Q, K, V = t["X_q"][i] @ W["q"], t["X_k"][i] @ W["k"], t["X_v"][i] @ W["v"]
+                outs.append(softmax_rows(inst.beta * (Q @ K.T)) @ V)
+        return torch.stack(outs).cpu().double().numpy()

@@ -1,0 +1,5 @@
+import os
+
+import pytest
+
+os.environ.setdefault("HYPOTHESIS_PROFILE", "dev")
