@@ -113,4 +113,32 @@ def outliers(L: int, d: int, r: int = 1, gamma: float = 1.0, n_outliers: int = 2
     return inst.replace(**X)
 
 
+def gaussian(L: int, d: int, r: int = 1, adapt: Iterable[str] = ("q", "v"), seed: int = 0, N: int = 1,
+             Lk: int | None = None, scale: float = 1.0, beta: float | None = None,
+             alpha: float | None = None, cross: bool = True, dtype: str = "float64") -> Instance:
+    """Unstructured instance for property tests: i.i.d. N(0, scale^2) inputs (X_q of length L, X_k and
+    X_v of length Lk), N(0, 1/d) weights and adapters, N(0, 1) target. Self-attention when not `cross`."""
+    adapt = _check(L, d, r, N, adapt)
+    Lk = L if Lk is None or not cross else int(Lk)
+    if Lk < 1:
+        raise HarnessError(f"Lk must be >= 1, got {Lk}")
+    rng = np.random.default_rng(seed)
+    beta = 1.0 / math.sqrt(d) if beta is None else float(beta)
+    alpha = float(r) if alpha is None else float(alpha)
+    arrays = {f"W_{m}": rng.normal(size=(d, d)) / math.sqrt(d) for m in ADAPTABLE}
+    for m in adapt:
+        arrays[f"A_{m}"] = rng.normal(size=(r, d)) / math.sqrt(d)
+        arrays[f"B_{m}"] = rng.normal(size=(d, r)) / math.sqrt(d)
+    Xq = scale * rng.normal(size=(N, L, d))
+    if cross:
+        arrays.update(X_k=scale * rng.normal(size=(N, Lk, d)), X_v=scale * rng.normal(size=(N, Lk, d)))
+    arrays.update(X_q=Xq, Y=rng.normal(size=(N, L, d)))
+    arrays = {k: v.astype(dtype) for k, v in arrays.items()}
+    params = dict(L=L, Lk=Lk, d=d, r=r, adapt=",".join(adapt) or "none", N=N, scale=scale, beta=beta,
+                  alpha=alpha, cross=cross, dtype=dtype)
+    meta = {"generator": "gaussian", "generator_version": GENERATOR_VERSION, "seed": int(seed),
+            "params": params}
+    return Instance.from_arrays(arrays, alpha=alpha, beta=beta, meta=meta)
+
+
 FAMILIES = {"bounded": bounded, "threshold": threshold, "outliers": outliers}

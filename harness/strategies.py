@@ -1,0 +1,65 @@
+"""Hypothesis strategies: they draw a few integers, a seed and a family's parameters, then call the
+family (harness.families). They hold no tensor code of their own, so failing examples shrink to small
+parameters and every example is reproducible from its seed.
+
+    from hypothesis import given
+    from harness.strategies import instances
+
+    @given(instances(max_L=16))
+    def test_my_solver(inst): ...
+"""
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import strategies as st
+
+from harness import families
+from harness.instance import ADAPTABLE
+
+ADAPTER_SETS = [tuple(c) for k in (1, 2, 3) for c in itertools.combinations(ADAPTABLE, k)]
+
+
+@st.composite
+def instance_params(draw, max_L: int = 12, max_d: int = 6, max_N: int = 3, adapters=None,
+                    cross=None, scale=None):
+    """Parameters for `families.gaussian`: lengths, dimension, rank, adapter subset, batch, seed."""
+    d = draw(st.integers(1, max_d))
+    return dict(
+        L=draw(st.integers(1, max_L)),
+        Lk=draw(st.integers(1, max_L)),
+        d=d,
+        r=draw(st.integers(1, d)),
+        adapt=draw(st.sampled_from(adapters or ADAPTER_SETS)),
+        N=draw(st.integers(1, max_N)),
+        cross=draw(st.booleans()) if cross is None else cross,
+        scale=draw(st.sampled_from([0.3, 1.0, 2.0])) if scale is None else scale,
+        alpha=draw(st.sampled_from([1.0, 2.0, 0.5])),
+        beta=draw(st.sampled_from([None, 1.0, 0.3])),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+def instances(**kw):
+    """General (cross-attention capable) random instances: `families.gaussian` on drawn parameters."""
+    return instance_params(**kw).map(lambda p: families.gaussian(**p))
+
+
+@st.composite
+def bounded_params(draw, min_L: int = 2, max_L: int = 64, max_d: int = 4, max_gamma: float = 1.5,
+                   adapters=None):
+    d = draw(st.integers(1, max_d))
+    return dict(
+        L=draw(st.integers(min_L, max_L)),
+        d=d,
+        r=draw(st.integers(1, d)),
+        gamma=draw(st.floats(0.1, max_gamma)),
+        adapt=draw(st.sampled_from(adapters or ADAPTER_SETS)),
+        N=draw(st.integers(1, 2)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+def bounded_instances(**kw):
+    """Instances of the `bounded` family (efficient regime for small gamma)."""
+    return bounded_params(**kw).map(lambda p: families.bounded(**p))
