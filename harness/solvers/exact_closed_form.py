@@ -68,7 +68,7 @@ def closed_form_gradients(t: dict, alpha: float, beta: float, r: int, adapted: t
     for i in range(N):
         Q, K, V = Xq[i] @ W["q"], Xk[i] @ W["k"], Xv[i] @ W["v"]
         ops.mm(a, d, d), ops.mm(b, d, d, 2)
-        f = softmax_rows(beta * (Q @ K.T))
+        f = softmax_rows((Q @ K.T).mul_(beta))  # in place: one L x L buffer
         ops.mm(a, d, b), ops.ew(a * b, 5)
         out = f @ V
         ops.mm(a, b, d)
@@ -123,5 +123,5 @@ class ClosedFormSolver(Solver):
         with torch.no_grad():
             for i in range(inst.N):
                 Q, K, V = t["X_q"][i] @ W["q"], t["X_k"][i] @ W["k"], t["X_v"][i] @ W["v"]
-                outs.append(softmax_rows(inst.beta * (Q @ K.T)) @ V)
+                outs.append(softmax_rows((Q @ K.T).mul_(inst.beta)) @ V)
         return torch.stack(outs).cpu().double().numpy()
