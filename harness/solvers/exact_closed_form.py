@@ -37,7 +37,7 @@ def p_matrix(f: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     overwrites q."""
     q.mul_(f)
     r = q.sum(dim=-1, keepdim=True)
-    q.sub_(r * f)
+    q.addcmul_(f, r, value=-1.0)  # q -= r * f without an L x L temporary
     return q
 
 
