@@ -1,0 +1,1 @@
+"""Problem records of the reduction chain (REDUCTIONS.md §1-§5)."""
