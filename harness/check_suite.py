@@ -1,0 +1,589 @@
+"""The third-party property suite behind `lora-harness check --solver S` (no instance file).
+
+A solver is anything `harness.solvers.get_solver` resolves: a built-in name, `module:attr` naming a
+callable `f(mapping of interchange-format tensors) -> mapping of gradients`, or a `lora_harness.solvers`
+entry point. The suite runs these checks and prints a table:
+
+* `finite`    - on stress instances (gaussian inputs, inverse temperature up to 1e3, outlier tokens:
+                large scores, as in the hardness regime) the solver returns gradients of the right
+                shapes, finite, without raising. A deliberate one-line `HarnessError` refusal from a
+                Solver is allowed; an exception escaping a callable is not.
+* `accuracy`  - the Problem-1 criterion (MATH.md §4.4, §13 oracle (c)): for every drawn instance
+                max-norm |G - G_ref| <= eps * max(1, |G_ref|_inf) against the float64 reference
+                (`--reference`, default autograd). eps is `--claim-eps`; without a claim, exact
+                solvers are held to 1e-8 (float64) / 1e-3 (float32) and approximate ones only to
+                their certificates. Exact solvers are checked on general instances (cross attention,
+                any scale) and on the bounded family; approximate ones (`exact` False, the default for
+                callables) only in the bounded-entry regime (`families.bounded`, gamma <= 1.5,
+                beta = 1/d, so R = ||beta S||_inf <= 2.25), where the almost-linear claims live.
+* `certificate` - when a Result carries `certificate["error_bound"]`, the actual error is below it.
+* `chain`     - small SAT -> ... -> LoRA reduction-chain instances with known answers, when the
+                reductions package provides them (skipped otherwise).
+* `scaling`   - times the solver over geometric L (bounded family, d = 8), single-threaded (work,
+                not parallelism; OpenMP barriers under a loaded machine make multi-threaded times
+                jump by 0.1-0.4 s), median of interleaved repeats, log-log least squares with a bootstrap CI (harness.fit when present). The
+                exponent claim fails when the CI's lower end exceeds the claim by `MARGIN`.
+* `ops`       - the same fit on the solver's deterministic operation counts (Result.ops, or an
+                `ops` entry in a callable's returned mapping); fails when above claim + `OPS_MARGIN`.
+
+Property checks use `hypothesis.find`: a failing example is shrunk to a minimal one, which is
+written in the interchange format (harness.io.save_instance) to `--out-dir`, and its path printed.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+MARGIN = 0.5         # timing exponent: fail when CI low end > claim + MARGIN (cache effects
+                     # alone push a clean O(L^2) solver's fitted time exponent to ~2.2-2.5)
+OPS_MARGIN = 0.1     # op-count exponent (deterministic): fail when fit > claim + OPS_MARGIN
+DEFAULT_EPS = {"float64": 1e-8, "float32": 1e-3}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much work the suite does. `QUICK` for test suites, `DEFAULT` (~1 minute at most),
+    `THOROUGH` (nightly)."""
+
+    max_examples: int = 60
+    max_L: int = 12
+    max_d: int = 6
+    max_N: int = 3
+    scaling_L: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
+    scaling_d: int = 8
+    repeats: int = 5
+    call_budget_s: float = 2.0     # stop growing L once one call takes longer than this
+    scaling_budget_s: float = 25.0  # and once the scaling part has used this much time
+    scaling: bool = True
+    n_boot: int = 400
+
+
+DEFAULT = Budget(max_examples=100)
+QUICK = Budget(max_examples=20, max_L=8, max_d=4, max_N=2, scaling_L=(256, 512, 1024, 2048),
+               repeats=3, scaling_budget_s=10.0)
+THOROUGH = Budget(max_examples=400, max_L=24, max_d=8, max_N=3,
+                  scaling_L=(256, 512, 1024, 2048, 4096, 8192), repeats=9, scaling_budget_s=120.0)
+BUDGETS = {"quick": QUICK, "default": DEFAULT, "thorough": THOROUGH}
+
+
+@dataclass
+class CheckOutcome:
+    """One row of the summary table."""
+
+    check: str
+    status: str            # "pass", "FAIL", "skip", "info"
+    detail: str
+    counterexample: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "FAIL"
+
+
+@dataclass
+class SuiteReport:
+    solver: str
+    outcomes: list[CheckOutcome]
+
+    @property
+    def ok(self) -> bool:
+        return not any(o.failed for o in self.outcomes)
+
+    def outcome(self, check: str) -> CheckOutcome:
+        for o in self.outcomes:
+            if o.check == check:
+                return o
+        raise KeyError(check)
+
+    def table(self) -> str:
+        w = max([len(o.check) for o in self.outcomes] + [5])
+        lines = [f"{'check':<{w}}  status  detail"]
+        for o in self.outcomes:
+            lines.append(f"{o.check:<{w}}  {o.status:<6}  {o.detail}")
+            if o.counterexample:
+                lines.append(f"{'':<{w}}          counterexample: {o.counterexample}")
+        verdict = "all claims hold" if self.ok else "CLAIM FAILED"
+        lines.append(f"{self.solver}: {verdict}")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ strategies (lazy hypothesis)
+def stress_instances(max_L: int = 8, max_d: int = 4, max_N: int = 2):
+    """Large-score instances: gaussian inputs with inverse temperature in {1, 30, 1e3}, or the
+    `outliers` family with magnitude-50 outlier features. Exact, stable solvers must stay finite."""
+    from hypothesis import strategies as st
+
+    from harness import families
+    from harness.strategies import instance_params
+
+    @st.composite
+    def big_gaussian(draw):
+        p = draw(instance_params(max_L=max_L, max_d=max_d, max_N=max_N))
+        p["beta"] = draw(st.sampled_from([1.0, 30.0, 1e3]))
+        p["scale"] = draw(st.sampled_from([1.0, 3.0]))
+        return families.gaussian(**p)
+
+    @st.composite
+    def outlier(draw):
+        d = draw(st.integers(1, max_d))
+        return families.outliers(L=draw(st.integers(2, 4 * max_L)), d=d, r=draw(st.integers(1, d)),
+                                 gamma=draw(st.sampled_from([1.0, 3.0])), n_outliers=2,
+                                 magnitude=50.0, beta=1.0, seed=draw(st.integers(0, 2**32 - 1)),
+                                 adapt=draw(st.sampled_from([("q",), ("q", "v"), ("q", "k", "v")])))
+
+    return st.one_of(big_gaussian(), outlier())
+
+
+def accuracy_instances(exact: bool, max_L: int = 8, max_d: int = 4, max_N: int = 2):
+    """The claim's domain: general instances plus the bounded family for exact solvers; the
+    bounded-entry regime only for approximate ones (see module docstring)."""
+    from hypothesis import strategies as st
+
+    from harness.strategies import bounded_instances, instances
+
+    bounded = bounded_instances(max_L=max(4 * max_L, 2), max_d=max_d)
+    if not exact:
+        return bounded
+    return st.one_of(instances(max_L=max_L, max_d=max_d, max_N=max_N), bounded)
+
+
+# ------------------------------------------------------------------ running one solver
+def _callable_of(solver) -> Callable | None:
+    from harness.solvers.registry import CallableSolver
+
+    return solver.fn if isinstance(solver, CallableSolver) else None
+
+
+_OWN_ERROR = re.compile(r"^solver '.*' (raised|returned)")
+
+
+def _is_refusal(exc: HarnessError) -> bool:
+    """A deliberate one-line HarnessError from a solver (not an exception escaping a callable,
+    nor a wrong/missing output, which the registry reports as 'raised ...' / 'returned ...')."""
+    return not _OWN_ERROR.match(str(exc))
+
+
+class _Runner:
+    """Runs the solver and the float64 reference on instances; caches the reference."""
+
+    def __init__(self, solver, reference: str, dtype: str, device: str, opts: dict):
+        from harness.solvers import get_solver
+
+        self.solver = solver
+        self.ref_solver = get_solver(reference)
+        self.dtype, self.device, self.opts = dtype, device, dict(opts)
+        self._ref: dict[str, Any] = {}
+
+    def reference(self, inst):
+        key = inst.sha256
+        if key not in self._ref:
+            if len(self._ref) > 256:
+                self._ref.clear()
+            self._ref[key] = self.ref_solver.solve(inst, dtype="float64", device="cpu")
+        return self._ref[key]
+
+    def solve(self, inst):
+        return self.solver.solve(inst, dtype=self.dtype, device=self.device, **self.opts)
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split())
+    return msg if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {msg}"
+
+
+def _finite_problem(runner: _Runner, inst) -> str | None:
+    """None when the output is fine; else a one-line description."""
+    try:
+        res = runner.solve(inst)
+    except HarnessError as exc:
+        if runner.solver.__class__.__name__ != "CallableSolver" and _is_refusal(exc):
+            return None
+        return _one_line(exc)
+    except Exception as exc:  # a Solver subclass that crashed
+        return f"raised {_one_line(exc)}"
+    for k, g in res.grads.items():
+        g = np.asarray(g)
+        if not np.all(np.isfinite(g)):
+            bad = "NaN" if np.isnan(g).any() else "inf"
+            return f"returned {bad} in {k} ({int((~np.isfinite(g)).sum())} of {g.size} entries)"
+    from harness.solvers.base import gradient_names
+
+    for k in gradient_names(inst):
+        want = inst.arrays[k[1:]].shape
+        if k not in res.grads:
+            return f"returned no {k}"
+        if np.shape(res.grads[k]) != want:
+            return f"returned {k} with shape {np.shape(res.grads[k])}; expected {want}"
+    return None
+
+
+def _score_range(inst) -> float:
+    """R = ||beta S||_inf (MATH.md §11 item 6), for the failure message."""
+    import torch
+
+    from harness.losses import effective_weights
+
+    t = inst.as_torch()
+    W = effective_weights(t, inst.alpha, inst.r)
+    S = inst.beta * (t["X_q"] @ W["q"]) @ (t["X_k"] @ W["k"]).transpose(-1, -2)
+    return float(torch.max(torch.abs(S)))
+
+
+def _accuracy_problem(runner: _Runner, inst, eps: float | None, check_cert: bool) -> str | None:
+    """None when the claim holds on `inst` (Problem-1 criterion, MATH.md §4.4); else a message."""
+    try:
+        res = runner.solve(inst)
+    except HarnessError as exc:
+        return _one_line(exc)
+    except Exception as exc:
+        return f"raised {_one_line(exc)}"
+    ref = runner.reference(inst)
+    for k in ref.grads:
+        if k not in res.grads or np.shape(res.grads[k]) != ref.grads[k].shape:
+            return f"wrong or missing {k}"
+        if not np.all(np.isfinite(res.grads[k])):
+            return f"non-finite {k}"
+    err = res.max_abs_error(ref)
+    scale = max((float(np.max(np.abs(g))) for g in ref.grads.values() if g.size), default=0.0)
+    if eps is not None and err > eps * max(1.0, scale):
+        return (f"max-norm error {err:.3e} > claimed {eps:.1e} x max(1, |grad|_inf = {scale:.3g}) "
+                f"on {inst.describe()} R={_score_range(inst):.3g}")
+    bound = (res.certificate or {}).get("error_bound") if check_cert else None
+    if bound is not None and not err <= float(bound) * (1 + 1e-9) + 1e-300:
+        return f"max-norm error {err:.3e} exceeds the certificate's error_bound {float(bound):.3e}"
+    return None
+
+
+def _hypothesis_settings(budget: Budget):
+    from hypothesis import HealthCheck, Phase, settings
+
+    return settings(max_examples=budget.max_examples, derandomize=True, database=None,
+                    deadline=None, suppress_health_check=list(HealthCheck),
+                    phases=[Phase.generate, Phase.shrink], report_multiple_bugs=False)
+
+
+def _find_minimal(strategy, problem: Callable[[Any], str | None], budget: Budget):
+    """(minimal failing instance, message, examples tried) or (None, None, examples tried)."""
+    from hypothesis import find
+    from hypothesis.errors import NoSuchExample
+
+    tried = [0]
+
+    def fails(inst) -> bool:
+        tried[0] += 1
+        return problem(inst) is not None
+
+    try:
+        inst = find(strategy, fails, settings=_hypothesis_settings(budget))
+    except NoSuchExample:
+        return None, None, tried[0]
+    return inst, problem(inst), tried[0]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:80] or "solver"
+
+
+def write_counterexample(inst, out_dir: str | os.PathLike, solver_name: str, check: str,
+                         message: str) -> str:
+    """Save the minimal failing instance (interchange format) and return its path."""
+    from harness.io import save_instance
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{_slug(solver_name)}-{check}.npz"
+    meta = dict(inst.meta)
+    meta["counterexample"] = {"solver": solver_name, "check": check, "message": message}
+    save_instance(inst.replace(meta=meta), path)
+    return str(path)
+
+
+def _property_check(name: str, strategy, problem, runner, budget, out_dir) -> CheckOutcome:
+    t0 = time.perf_counter()
+    inst, msg, tried = _find_minimal(strategy, problem, budget)
+    secs = time.perf_counter() - t0
+    if inst is None:
+        return CheckOutcome(name, "pass", f"{tried} instances, no failure ({secs:.1f} s)")
+    path = write_counterexample(inst, out_dir, runner.solver.name, name, msg)
+    return CheckOutcome(name, "FAIL", msg, counterexample=path)
+
+
+# ------------------------------------------------------------------ chain instances
+def chain_cases() -> list | None:
+    """Small reduction-chain instances with known answers from the reductions package, or None
+    when it provides none. Each case: (label, Instance, check(grads) -> str | None)."""
+    try:
+        import reductions  # noqa: F401
+    except ImportError:
+        return None
+    for mod_name, attr in (("reductions.ci_cases", "small_chain_cases"),
+                           ("reductions.chain", "small_chain_cases"),
+                           ("reductions", "small_chain_cases")):
+        try:
+            mod = __import__(mod_name, fromlist=[attr])
+        except ImportError:
+            continue
+        fn = getattr(mod, attr, None)
+        if callable(fn):
+            try:
+                return list(fn())
+            except Exception:  # pragma: no cover - a broken provider is reported as skipped
+                return None
+    return None
+
+
+def _chain_check(runner: _Runner, eps: float | None, out_dir) -> CheckOutcome:
+    cases = chain_cases()
+    if not cases:
+        return CheckOutcome("chain", "skip", "no reduction-chain instances available")
+    for label, inst, verdict in cases:
+        try:
+            res = runner.solve(inst)
+            msg = verdict(res.grads)
+        except Exception as exc:
+            msg = _one_line(exc)
+        if msg:
+            path = write_counterexample(inst, out_dir, runner.solver.name, "chain", f"{label}: {msg}")
+            return CheckOutcome("chain", "FAIL", f"{label}: {msg}", counterexample=path)
+    return CheckOutcome("chain", "pass", f"{len(cases)} chain instances decoded correctly")
+
+
+# ------------------------------------------------------------------ scaling fit
+def fit_exponent(xs: Iterable[float], samples: Iterable[Iterable[float]], n_boot: int = 400,
+                 seed: int = 0) -> dict:
+    """Log-log least-squares slope of median(samples) against xs, with a 95% bootstrap CI that
+    resamples the repeats at each x. Uses harness.fit.fit_exponent when that module provides it."""
+    xs = np.asarray(list(xs), dtype=float)
+    samples = [np.asarray(list(s), dtype=float) for s in samples]
+    try:  # the scaling-study module, when present
+        from harness import fit as _fit  # type: ignore
+
+        ext = getattr(_fit, "fit_exponent", None)
+        if ext is not None and ext is not fit_exponent:
+            out = ext(xs, samples, n_boot=n_boot, seed=seed)
+            if isinstance(out, dict) and {"exponent", "ci_low", "ci_high"} <= set(out):
+                return out
+    except Exception:
+        pass
+    lx = np.log(xs)
+
+    def slope(ys):
+        return float(np.polyfit(lx, np.log(ys), 1)[0])
+
+    med = np.array([np.median(s) for s in samples])
+    est = slope(med)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        ys = np.array([np.median(rng.choice(s, size=len(s), replace=True)) for s in samples])
+        boots.append(slope(ys))
+    lo, hi = np.percentile(boots, [2.5, 97.5]) if len(samples[0]) > 1 else (est, est)
+    return {"exponent": est, "ci_low": float(lo), "ci_high": float(hi)}
+
+
+def _scaling_instance(L: int, d: int):
+    from harness import families
+
+    return families.bounded(L=L, d=d, r=2, gamma=1.0, adapt=("q", "v"), seed=L)
+
+
+def measure_scaling(solver, budget: Budget, dtype: str = "float64", device: str = "cpu",
+                    opts: dict | None = None) -> dict:
+    """Times (interleaved repeats) and op counts over geometric L. Returns
+    {"L": [...], "seconds": [[...], ...], "ops": [...] or None}."""
+    fn = _callable_of(solver)
+    opts = opts or {}
+
+    def call(inst):
+        if fn is not None:
+            import torch
+
+            from harness.solvers.base import resolve_device, resolve_dtype
+
+            t = inst.as_torch(dtype=resolve_dtype(dtype), device=resolve_device(device))
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = fn(t)
+            if device != "cpu" and torch.cuda.is_available():
+                torch.cuda.synchronize()
+            sec = time.perf_counter() - t0
+            ops = out.get("ops") if hasattr(out, "get") else None
+            return sec, (int(ops) if ops is not None else None)
+        t0 = time.perf_counter()
+        res = solver.solve(inst, dtype=dtype, device=device, **opts)
+        return time.perf_counter() - t0, res.ops
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _measure(call, budget)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(call, budget: Budget) -> dict:
+    start = time.perf_counter()
+    Ls, insts, ops = [], [], []
+    for L in budget.scaling_L:
+        inst = _scaling_instance(L, budget.scaling_d)
+        sec, op = call(inst)  # warm-up, and the op count (deterministic)
+        Ls.append(L)
+        insts.append(inst)
+        ops.append(op)
+        if sec > budget.call_budget_s or time.perf_counter() - start > budget.scaling_budget_s / 3:
+            break
+    seconds = [[] for _ in Ls]
+    for _ in range(budget.repeats):  # interleaved: each round visits every size once
+        for i, inst in enumerate(insts):
+            seconds[i].append(call(inst)[0])
+        if time.perf_counter() - start > budget.scaling_budget_s:
+            break
+    return {"L": Ls, "seconds": seconds, "ops": ops if all(o is not None for o in ops) else None}
+
+
+def _scaling_witness(solver, L: int, budget: Budget, out_dir, message: str) -> str:
+    """For an exponent claim the witness is the largest timed instance (a reproducer)."""
+    return write_counterexample(_scaling_instance(L, budget.scaling_d), out_dir, solver.name,
+                                "scaling", message)
+
+
+def _scaling_checks(solver, claim: float | None, budget: Budget, dtype, device, opts,
+                    out_dir) -> list[CheckOutcome]:
+    try:
+        m = measure_scaling(solver, budget, dtype, device, opts)
+    except Exception as exc:
+        return [CheckOutcome("scaling", "FAIL", f"solver failed on a scaling instance: {_one_line(exc)}")]
+    out = []
+    Ls = m["L"]
+    if len(Ls) < 3:
+        return [CheckOutcome("scaling", "skip",
+                             f"solver too slow for a fit (one call > {budget.call_budget_s:g} s at L={Ls[-1]})")]
+    def verdict(check: str, desc: str, value: float, margin: float, figs: dict) -> CheckOutcome:
+        if claim is None:
+            return CheckOutcome(check, "info", desc + "; no exponent claimed", figures=figs)
+        if value > claim + margin:
+            return CheckOutcome(check, "FAIL", f"{desc}: above claimed {claim:g} + {margin:g}",
+                                counterexample=_scaling_witness(solver, Ls[-1], budget, out_dir, desc),
+                                figures=figs)
+        return CheckOutcome(check, "pass", f"{desc}; claimed {claim:g}", figures=figs)
+
+    fit = fit_exponent(Ls, m["seconds"], n_boot=budget.n_boot)
+    desc = (f"time ~ L^{fit['exponent']:.2f} (95% CI {fit['ci_low']:.2f}..{fit['ci_high']:.2f}) "
+            f"over L={Ls[0]}..{Ls[-1]}")
+    figs = {"L": Ls, "median_seconds": [float(np.median(s)) for s in m["seconds"]], **fit}
+    out.append(verdict("scaling", desc, fit["ci_low"], MARGIN, figs))
+    if m["ops"]:
+        ofit = fit_exponent(Ls, [[o] for o in m["ops"]], n_boot=1)
+        desc = f"ops ~ L^{ofit['exponent']:.2f} over L={Ls[0]}..{Ls[-1]} (deterministic)"
+        out.append(verdict("ops", desc, ofit["exponent"], OPS_MARGIN,
+                           {"L": Ls, "ops": m["ops"], "exponent": ofit["exponent"]}))
+    return out
+
+
+# ------------------------------------------------------------------ the suite
+def run_suite(solver, claim_eps: float | None = None, claim_exponent: float | None = None,
+              out_dir: str | os.PathLike = "lora-harness-counterexamples", dtype: str = "float64",
+              device: str = "cpu", opts: dict | None = None, reference: str = "autograd",
+              budget: Budget | str = DEFAULT, checks: Iterable[str] | None = None) -> SuiteReport:
+    """Run the property suite on `solver` (name, `module:attr`, Solver or callable).
+
+    `checks` limits which run (finite, accuracy, chain, scaling); all by default."""
+    from harness.solvers import get_solver
+
+    if isinstance(budget, str):
+        if budget not in BUDGETS:
+            raise HarnessError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
+        budget = BUDGETS[budget]
+    if claim_eps is not None and not (claim_eps > 0 and math.isfinite(claim_eps)):
+        raise HarnessError(f"--claim-eps must be a positive number, got {claim_eps}")
+    if claim_exponent is not None and not (claim_exponent > 0 and math.isfinite(claim_exponent)):
+        raise HarnessError(f"--claim-exponent must be a positive number, got {claim_exponent}")
+    if dtype not in DEFAULT_EPS:
+        raise HarnessError(f"unsupported dtype {dtype!r}; use float32 or float64")
+    solver = get_solver(solver)
+    runner = _Runner(solver, reference, dtype, device, opts or {})
+    wanted = set(checks or ("finite", "accuracy", "chain", "scaling"))
+    exact = bool(getattr(solver, "exact", False))
+    eps = claim_eps if claim_eps is not None else (DEFAULT_EPS[dtype] if exact else None)
+    kw = dict(max_L=budget.max_L, max_d=budget.max_d, max_N=budget.max_N)
+    outcomes: list[CheckOutcome] = []
+
+    if "finite" in wanted:
+        outcomes.append(_property_check("finite", stress_instances(**kw),
+                                        lambda inst: _finite_problem(runner, inst), runner, budget, out_dir))
+    if "accuracy" in wanted:
+        domain = "general + bounded instances" if exact else "bounded-entry regime"
+        o = _property_check("accuracy", accuracy_instances(exact, **kw),
+                            lambda inst: _accuracy_problem(runner, inst, eps, check_cert=True),
+                            runner, budget, out_dir)
+        if o.status == "pass":
+            claim = f"eps {eps:.1e}" if eps is not None else "certificates only (no --claim-eps)"
+            o.detail = f"{claim} on {domain}: {o.detail}"
+        outcomes.append(o)
+    if "chain" in wanted:
+        outcomes.append(_chain_check(runner, eps, out_dir))
+    if "scaling" in wanted and budget.scaling:
+        outcomes.extend(_scaling_checks(solver, claim_exponent, budget, dtype, device, opts or {},
+                                        out_dir))
+    return SuiteReport(solver.name, outcomes)
+
+
+def assert_solver_meets(solver, eps: float | None = None, exponent: float | None = None,
+                        budget: Budget | str = QUICK, out_dir: str | os.PathLike | None = None,
+                        **kw) -> SuiteReport:
+    """Run the suite and raise AssertionError (with the table and the counterexample path) when a
+    claim fails; for use in a user's own tests (also exported by the pytest plugin)."""
+    if out_dir is None:
+        import tempfile
+
+        out_dir = tempfile.mkdtemp(prefix="lora-harness-cex-")
+    if exponent is None and "checks" not in kw:
+        kw["checks"] = ("finite", "accuracy", "chain")
+    report = run_suite(solver, claim_eps=eps, claim_exponent=exponent, out_dir=out_dir,
+                       budget=budget, **kw)
+    if not report.ok:
+        raise AssertionError("solver does not meet its claims:\n" + report.table())
+    return report
+
+
+def _parse_opts(items) -> dict:
+    try:
+        from harness.commands.core import _parse_options
+    except ImportError:  # pragma: no cover
+        return {}
+    return _parse_options(items)
+
+
+def run_from_cli(args) -> int:
+    """`lora-harness check --solver S [--claim-eps E] [--claim-exponent K] [--out-dir D]`:
+    exit 0 with a summary table when all claims hold, 1 when one fails (minimal counterexample
+    written and its path printed). Budget: `--thorough` when the CLI has it, else the environment
+    variable LORA_HARNESS_CHECK_BUDGET = quick | default | thorough."""
+    name = os.environ.get("LORA_HARNESS_CHECK_BUDGET", "default").strip().lower() or "default"
+    if getattr(args, "thorough", False):
+        name = "thorough"
+    if name not in BUDGETS:
+        raise HarnessError(f"LORA_HARNESS_CHECK_BUDGET={name!r}; choose from {', '.join(BUDGETS)}")
+    t0 = time.perf_counter()
+    report = run_suite(args.solver, claim_eps=args.claim_eps, claim_exponent=args.claim_exponent,
+                       out_dir=args.out_dir, dtype=args.dtype, device=args.device,
+                       opts=_parse_opts(getattr(args, "opt", None)),
+                       reference=getattr(args, "reference", None) or "autograd", budget=name)
+    print(report.table())
+    print(f"({name} budget, {time.perf_counter() - t0:.1f} s)")
+    for o in report.outcomes:
+        if o.failed and o.counterexample:
+            print(f"counterexample ({o.check}): {o.counterexample}")
+    return 0 if report.ok else 1
