@@ -60,7 +60,7 @@ class Budget:
     max_N: int = 3
     scaling_L: tuple[int, ...] = (256, 512, 1024, 2048, 4096)
     scaling_d: int = 8
-    repeats: int = 5
+    repeats: int = 5               # 0: no timing, only the deterministic op-count fit
     call_budget_s: float = 2.0     # stop growing L once one call takes longer than this
     scaling_budget_s: float = 25.0  # and once the scaling part has used this much time
     scaling: bool = True
@@ -470,6 +470,7 @@ def _scaling_checks(solver, claim: float | None, budget: Budget, dtype, device, 
     if len(Ls) < 3:
         return [CheckOutcome("scaling", "skip",
                              f"solver too slow for a fit (one call > {budget.call_budget_s:g} s at L={Ls[-1]})")]
+
     def verdict(check: str, desc: str, value: float, margin: float, figs: dict) -> CheckOutcome:
         if claim is None:
             return CheckOutcome(check, "info", desc + "; no exponent claimed", figures=figs)
@@ -479,11 +480,14 @@ def _scaling_checks(solver, claim: float | None, budget: Budget, dtype, device, 
                                 figures=figs)
         return CheckOutcome(check, "pass", f"{desc}; claimed {claim:g}", figures=figs)
 
-    fit = fit_exponent(Ls, m["seconds"], n_boot=budget.n_boot)
-    desc = (f"time ~ L^{fit['exponent']:.2f} (95% CI {fit['ci_low']:.2f}..{fit['ci_high']:.2f}) "
-            f"over L={Ls[0]}..{Ls[-1]}")
-    figs = {"L": Ls, "median_seconds": [float(np.median(s)) for s in m["seconds"]], **fit}
-    out.append(verdict("scaling", desc, fit["ci_low"], MARGIN, figs))
+    if budget.repeats:
+        fit = fit_exponent(Ls, m["seconds"], n_boot=budget.n_boot)
+        desc = (f"time ~ L^{fit['exponent']:.2f} (95% CI {fit['ci_low']:.2f}..{fit['ci_high']:.2f}) "
+                f"over L={Ls[0]}..{Ls[-1]}")
+        figs = {"L": Ls, "median_seconds": [float(np.median(s)) for s in m["seconds"]], **fit}
+        out.append(verdict("scaling", desc, fit["ci_low"], MARGIN, figs))
+    elif not m["ops"]:
+        out.append(CheckOutcome("scaling", "skip", "timing disabled and the solver reports no op counts"))
     if m["ops"]:
         ofit = fit_exponent(Ls, [[o] for o in m["ops"]], n_boot=1)
         desc = f"ops ~ L^{ofit['exponent']:.2f} over L={Ls[0]}..{Ls[-1]} (deterministic)"
