@@ -1,0 +1,348 @@
+"""Per-head analysis of captured attention (harness.audit) against the theory, and its reports:
+terminal table, JSON, plot.
+
+Per head: L, R = ||beta Q K^T||_inf of the pretrained head (MATH.md §2.3 item 1, §11 item 6; over the
+unmasked entries for causal heads), the paper's Gamma quantities (§5.7 Thm 3.1, §6.5 Thm 4.1,
+harness.theory.paper_gammas), the regime (harness.theory.regime), the Taylor degree/feature rank
+`poly` needs for an absolute max-norm gradient error eps on the head's LoRA instance
+(harness.theory.certify, §2.3 [D] items 2-3) and the kernel-only degree for relative error eps, the
+predicted cost of `poly` against the exact closed form (op counts), and - for non-causal heads - the
+measured max-norm gradient error of `poly` and `random-features` against `closed-form`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness import audit
+from harness.errors import HarnessError
+from harness.io import atomic_write_bytes, atomic_write_text, save_instance
+
+REGIMES = ("efficient", "threshold", "hard")
+REGIME_COLOURS = {"efficient": "tab:green", "threshold": "tab:orange", "hard": "tab:red"}
+UNBOUNDED_RANK = 10 ** 300
+
+
+def _theory():
+    """harness.theory, or None while it is not installed (the audit then reports norms only)."""
+    try:
+        from harness import theory
+    except ImportError:
+        return None
+    return theory
+
+
+def _log10_int(n: int) -> float:
+    return math.log10(n) if n < 10 ** 300 else len(str(n)) - 1 + math.log10(int(str(n)[:15]) / 1e14)
+
+
+def _solver(name: str):
+    from harness.solvers import get_solver
+
+    try:
+        return get_solver(name), None
+    except HarnessError as exc:
+        return None, str(exc)
+
+
+def measure_gradients(inst, eps: float, max_rank: int, rf_m: int, seed: int,
+                      solvers: Sequence[str] = ("poly", "random-features")) -> dict[str, Any]:
+    """Max-norm gradient errors of the approximate solvers against `closed-form` (float64) on `inst`
+    (MATH.md §4.4 Problem 1 criterion). `poly` refusals (HarnessError) are recorded, not raised."""
+    from harness.solvers import get_solver
+
+    t0 = time.perf_counter()
+    ref = get_solver("closed-form").solve(inst, dtype="float64", device="cpu")
+    out: dict[str, Any] = {"loss": ref.loss, "ops_exact": ref.ops,
+                           "grad_inf": max(float(np.abs(g).max()) for g in ref.grads.values()),
+                           "seconds_exact": time.perf_counter() - t0}
+    for name in solvers:
+        s, why = _solver(name)
+        if s is None:
+            out[name] = {"status": "unavailable", "message": why}
+            continue
+        opts: dict[str, Any] = {}
+        if name == "poly":
+            opts = {"eps": eps, "max_rank": max_rank}
+        elif name == "random-features":
+            opts = {"m": rf_m, "seed": seed}
+        opts = {k: v for k, v in opts.items() if k in s.options}
+        t0 = time.perf_counter()
+        try:
+            res = s.solve(inst, dtype="float64", device="cpu", **opts)
+        except HarnessError as exc:
+            out[name] = {"status": "refused", "message": str(exc), "options": opts}
+            continue
+        rec = {"status": "ok", "options": opts, "seconds": time.perf_counter() - t0, "ops": res.ops,
+               "abs_err": res.max_abs_error(ref), "rel_err": res.max_rel_error(ref)}
+        if res.info.get("nonfinite"):
+            rec.update(status="nonfinite", abs_err=math.inf, rel_err=math.inf)
+        if name == "poly":
+            rec["meets_eps"] = bool(rec["abs_err"] <= eps)
+            if res.certificate:
+                rec["certificate"] = {k: res.certificate.get(k) for k in
+                                      ("degree", "rank", "error_bound", "eps_rel", "R") if k in res.certificate}
+        out[name] = rec
+    return out
+
+
+def analyse_head(cap: audit.LayerCapture, h: int, *, eps: float = 1e-6, max_rank: int = 20000,
+                 construction: str = "projected", r: int = 2, seed: int = 0, lora_scale: float = 0.05,
+                 perturb: float = 0.01, gradients: bool = True, rf_m: int = 256,
+                 save_dir: Path | None = None, scale: float = 1.0) -> dict[str, Any]:
+    """One row of the audit (module doc)."""
+    th = _theory()
+    R = audit.score_range_masked(cap, h)
+    rec: dict[str, Any] = {"layer": cap.index, "head": h, "module": cap.name, "causal": cap.causal,
+                           "L": cap.L, "log_L": math.log(max(cap.L, 2)), "d_head": cap.d_head,
+                           "beta": cap.beta, "R": R, "direct": audit.direct_gammas(cap, h)}
+    inst = audit.head_instance(cap, h, construction=construction, r=r, seed=seed, lora_scale=lora_scale,
+                               perturb=perturb, meta={"scale": scale})
+    rec["d"] = inst.d
+    if th is not None:
+        rec["regime"] = th.regime(R, cap.L)
+        rec["gammas"] = th.paper_gammas(inst)
+        g_rel = th.taylor_degree(R, eps)
+        rec["kernel_degree"] = g_rel
+        rec["kernel_rank_log10"] = _log10_int(th.feature_rank(inst.d, g_rel))
+        # certified need for an absolute gradient error eps on the LoRA instance (no rank cap)
+        cert = th.certify(inst, eps=eps, max_rank=UNBOUNDED_RANK,
+                          R=(R if cap.causal else None))
+        rec["R_lora"] = cert["R"]
+        rec["degree"] = int(cert["degree"])
+        rec["rank_log10"] = _log10_int(int(cert["rank"]))
+        rec["rank"] = int(cert["rank"]) if cert["rank"] < 2 ** 63 else None
+        rec["error_bound"] = cert["error_bound"]
+        rec["ops_poly"] = float(cert["ops"])
+        rec["within_max_rank"] = int(cert["rank"]) <= max_rank
+    else:
+        rec["regime"] = None
+    from harness.solvers import get_solver
+
+    if gradients and not cap.causal:
+        rec["grad"] = measure_gradients(inst, eps, max_rank, rf_m, seed)
+        rec["ops_exact"] = rec["grad"]["ops_exact"]
+    else:
+        rec["ops_exact"] = get_solver("closed-form").solve(inst).ops
+        rec["grad"] = None
+        if cap.causal:
+            rec["grad_skipped"] = "causal head: the harness loss has no mask (norms only)"
+    if rec.get("ops_poly") is not None and rec["ops_exact"]:
+        rec["cost_ratio"] = rec["ops_poly"] / rec["ops_exact"]
+    if save_dir is not None:
+        path = Path(save_dir) / f"layer{cap.index:02d}_head{h:02d}.npz"
+        save_instance(inst, path)
+        rec["instance"] = str(path)
+    return rec
+
+
+def length_sweep(model, ids: Sequence[int], lengths: Sequence[int], layers, specs) -> list[dict]:
+    """R of every head on prefixes of the text (norms only): the data of the R-against-log L plot."""
+    th = _theory()
+    rows = []
+    for n in sorted(set(int(x) for x in lengths if 2 <= int(x) < len(ids))):
+        for cap in audit.capture(model, list(ids[:n]), layers=layers, specs=specs):
+            for h in range(cap.n_heads):
+                R = audit.score_range_masked(cap, h)
+                rows.append({"L": n, "log_L": math.log(n), "layer": cap.index, "head": h, "R": R,
+                             "regime": th.regime(R, n) if th else None})
+    return rows
+
+
+def summarise(heads: list[dict], eps: float) -> dict[str, Any]:
+    """Regime counts, per-layer R ranges, error extremes."""
+    out: dict[str, Any] = {"heads": len(heads)}
+    out["regimes"] = dict(Counter(h["regime"] for h in heads if h.get("regime")))
+    Rs = np.array([h["R"] for h in heads])
+    out["R_min"], out["R_median"], out["R_max"] = float(Rs.min()), float(np.median(Rs)), float(Rs.max())
+    out["log_L"] = heads[0]["log_L"]
+    out["per_layer"] = []
+    for layer in sorted({h["layer"] for h in heads}):
+        hs = [h for h in heads if h["layer"] == layer]
+        r = np.array([h["R"] for h in hs])
+        out["per_layer"].append({"layer": layer, "R_min": float(r.min()), "R_median": float(np.median(r)),
+                                 "R_max": float(r.max()), "X_inf": hs[0]["direct"]["X_inf"],
+                                 "regimes": dict(Counter(h["regime"] for h in hs if h.get("regime")))})
+    grads = [h["grad"] for h in heads if h.get("grad")]
+    for name in ("poly", "random-features"):
+        recs = [g[name] for g in grads if name in g]
+        if not recs:
+            continue
+        st = Counter(r["status"] for r in recs)
+        ok = [r for r in recs if r["status"] == "ok"]
+        s = {"status": dict(st)}
+        if ok:
+            s["abs_err_max"] = max(r["abs_err"] for r in ok)
+            s["rel_err_max"] = max(r["rel_err"] for r in ok)
+            s["rel_err_median"] = float(np.median([r["rel_err"] for r in ok]))
+            if name == "poly":
+                s["meets_eps"] = sum(bool(r.get("meets_eps")) for r in ok)
+        out[name] = s
+    if grads:
+        out["grad_inf_median"] = float(np.median([g["grad_inf"] for g in grads]))
+    return out
+
+
+def run_audit(model_dir, text: str | None = None, *, layers=None, max_tokens: int | None = 256,
+              scale: float = 1.0, eps: float = 1e-6, max_rank: int = 20000, construction: str = "projected",
+              r: int = 2, seed: int = 0, rf_m: int = 256, gradients: bool = True,
+              lengths: Sequence[int] = (), save_dir=None, model=None, tokenizer=None,
+              input_ids: Sequence[int] | None = None, check_tol: float = 1e-5) -> dict[str, Any]:
+    """The whole audit: load (or take `model`), tokenize, scale the queries, capture, analyse, sweep."""
+    if model is None:
+        model, tokenizer = audit.load_model(model_dir)
+    specs = audit.find_attention(model)
+    audit.scale_queries(specs, scale)
+    if input_ids is None:
+        text = audit.read_text(None) if text is None else text
+        input_ids, tok_kind = audit.tokenize(text, tokenizer, int(model.config.vocab_size), max_tokens)
+    else:
+        input_ids, tok_kind = list(input_ids)[:max_tokens or None], "ids"
+    if save_dir is not None:
+        save_dir = Path(save_dir)
+        save_dir.mkdir(parents=True, exist_ok=True)
+    caps = audit.capture(model, input_ids, layers=layers, specs=specs)
+    heads, repro = [], 0.0
+    for cap in caps:
+        for h in range(cap.n_heads):
+            repro = max(repro, float(np.abs(audit.head_forward(cap, h) - cap.head_output(h)).max()))
+            heads.append(analyse_head(cap, h, eps=eps, max_rank=max_rank, construction=construction, r=r,
+                                      seed=seed, gradients=gradients, rf_m=rf_m, save_dir=save_dir,
+                                      scale=scale))
+    if repro > check_tol * max(1.0, max(float(np.abs(c.out).max()) for c in caps)):
+        raise HarnessError(f"captured heads do not reproduce the model's attention output "
+                           f"(max error {repro:.3g}); the architecture is not read correctly")
+    sweep = length_sweep(model, input_ids, lengths, layers, specs) if lengths else []
+    config = model.config
+    report = {
+        "model": str(model_dir) if model_dir else type(model).__name__,
+        "model_type": getattr(config, "model_type", None), "tokenizer": tok_kind,
+        "L": len(input_ids), "log_L": math.log(len(input_ids)), "scale": scale, "eps": eps,
+        "max_rank": max_rank, "construction": construction, "lora_rank": r, "seed": seed, "rf_m": rf_m,
+        "layers": sorted({c.index for c in caps}), "attention_layers": len(specs),
+        "causal": any(c.causal for c in caps), "reproduction_max_err": repro,
+        "theory": _theory() is not None, "heads": heads, "sweep": sweep,
+    }
+    report["summary"] = summarise(heads, eps)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- output
+def _fmt_err(g: dict | None, name: str) -> str:
+    if not g:
+        return "-"
+    rec = g.get(name)
+    if rec is None:
+        return "-"
+    if rec["status"] == "ok":
+        return f"{rec['abs_err']:.1e}"
+    return {"refused": "refused", "unavailable": "n/a"}.get(rec["status"], rec["status"])
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The terminal table (one row per head) and a summary."""
+    lines = [f"model {report['model']} ({report['model_type']}), L={report['L']} tokens, "
+             f"log L={report['log_L']:.2f}, scale={report['scale']:g}, eps={report['eps']:g}, "
+             f"construction={report['construction']} (d={report['heads'][0]['d']})",
+             f"captured heads reproduce the model's attention output to {report['reproduction_max_err']:.1e}"]
+    hdr = (f"{'layer':>5} {'head':>4} {'R':>8} {'R/logL':>6} {'Gamma':>6} {'|X|':>6} {'regime':>9} "
+           f"{'g':>4} {'log10 k':>7} {'poly/exact':>10} {'poly err':>9} {'rf err':>8}")
+    lines += [hdr, "-" * len(hdr)]
+    for h in report["heads"]:
+        ratio = h.get("cost_ratio")
+        lines.append(
+            f"{h['layer']:>5} {h['head']:>4} {h['R']:>8.3g} {h['R'] / h['log_L']:>6.3g} "
+            f"{h['direct']['gamma_QK']:>6.2f} {h['direct']['X_inf']:>6.2f} {str(h.get('regime') or '-'):>9} "
+            f"{h.get('degree', '-'):>4} {h.get('rank_log10', float('nan')):>7.1f} "
+            f"{(f'{ratio:.1e}' if ratio is not None else '-'):>10} {_fmt_err(h.get('grad'), 'poly'):>9} "
+            f"{_fmt_err(h.get('grad'), 'random-features'):>8}")
+    s = report["summary"]
+    lines.append(f"regimes: {s['regimes']}; R from {s['R_min']:.2f} to {s['R_max']:.2f} "
+                 f"(median {s['R_median']:.2f}) against log L = {s['log_L']:.2f}")
+    for name in ("poly", "random-features"):
+        if name in s:
+            v = s[name]
+            extra = f", max abs err {v['abs_err_max']:.2e}, max rel err {v['rel_err_max']:.2e}" if "abs_err_max" in v else ""
+            meets = f", meets eps on {v['meets_eps']}" if "meets_eps" in v else ""
+            lines.append(f"{name}: {v['status']}{extra}{meets}")
+    if report["causal"]:
+        lines.append("causal heads: norms only (the harness loss has no mask); gradient errors skipped")
+    if not report["theory"]:
+        lines.append("harness.theory is not installed: regime, degree and rank are not reported")
+    return "\n".join(lines)
+
+
+def write_json(report: dict[str, Any], path) -> None:
+    atomic_write_text(path, json.dumps(report, indent=1, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def plot(report: dict[str, Any], path) -> None:
+    """Left: R of every head against log L (length sweep plus the full text), coloured by regime, with
+    the regime boundaries R = c log L. Right: R per head at the full length, by layer."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    th = _theory()
+    c_eff = th.EFFICIENT_C if th else 0.5
+    c_thr = th.THRESHOLD_C if th else 2.0
+    heads = report["heads"]
+    pts = list(report.get("sweep") or []) + [
+        {"log_L": h["log_L"], "R": h["R"], "regime": h.get("regime")} for h in heads]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    rng = np.random.default_rng(0)
+    for reg in REGIMES + (None,):
+        sel = [p for p in pts if p.get("regime") == reg]
+        if sel:
+            x = np.array([p["log_L"] for p in sel]) + rng.uniform(-0.04, 0.04, len(sel))
+            ax1.scatter(x, [p["R"] for p in sel], s=12, alpha=0.7, c=REGIME_COLOURS.get(reg, "tab:gray"),
+                        label=reg or "no theory")
+    xs = np.linspace(min(p["log_L"] for p in pts) - 0.2, max(p["log_L"] for p in pts) + 0.2, 50)
+    for c, ls in ((c_eff, "--"), (c_thr, ":")):
+        for ax in (ax1,):
+            ax.plot(xs, c * xs, "k" + ls, lw=1, label=f"R = {c:g} log L")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("log L (natural)")
+    ax1.set_ylabel("R = ||beta Q K^T||_inf per head")
+    ax1.set_title("score range against log L")
+    ax1.legend(fontsize=8)
+    nh = max(h["head"] for h in heads) + 1
+    lg = heads[0]["log_L"]
+    for reg in REGIMES + (None,):
+        sel = [h for h in heads if h.get("regime") == reg]
+        if sel:
+            ax2.scatter([h["layer"] + (h["head"] + 0.5) / nh - 0.5 for h in sel], [h["R"] for h in sel], s=18,
+                        c=REGIME_COLOURS.get(reg, "tab:gray"), label=reg or "no theory")
+    ax2.axhline(c_eff * lg, color="k", ls="--", lw=1, label=f"{c_eff:g} log L")
+    ax2.axhline(c_thr * lg, color="k", ls=":", lw=1, label=f"{c_thr:g} log L")
+    ax2.axhline(lg, color="gray", ls="-", lw=0.8, label=f"log L = {lg:.2f}")
+    ax2.set_yscale("log")
+    ax2.set_xticks(sorted({h["layer"] for h in heads}))
+    ax2.set_xlabel("layer (heads spread within each layer)")
+    ax2.set_ylabel("R")
+    ax2.set_title(f"{report['model_type']} L={report['L']} scale={report['scale']:g}")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

