@@ -1,0 +1,132 @@
+"""Measurement for the scaling study (ANCHORS.md "Empirical exponent fitting"): a timer with warm-up,
+repeats, median and spread; peak memory; deterministic operation counts.
+
+* `time_call(fn, ...)`: warm-up calls (not recorded), then `repeats` timed calls. On CUDA each call is
+  timed with CUDA events and the device is synchronised only around the timed region (once before
+  the start event, once after the end event); on CPU `time.perf_counter`.
+* `peak_memory(fn, device)`: extra memory at the peak of one call. CUDA: `torch.cuda.max_memory_allocated`
+  after `reset_peak_memory_stats` minus the allocation before. CPU: torch's CPU allocations bypass
+  Python's allocator (invisible to tracemalloc), so we read the kernel's resident-set high-water mark:
+  reset it to the current RSS by writing "5" to /proc/self/clear_refs (Linux >= 4.0), call, and take
+  VmHWM - VmRSS(before). Where clear_refs is not writable we fall back to the ru_maxrss delta, which
+  is only a lower bound (zero unless the call raises the process's lifetime peak); the method used
+  is returned with the number.
+* `measure_solver(solver, inst, ...)`: the above for one solver on one instance, plus `Result.ops`
+  (deterministic flop count, `harness.opcount`).
+"""
+from __future__ import annotations
+
+import re
+import resource
+import statistics
+import time
+from typing import Any, Callable
+
+import torch
+
+from harness.errors import HarnessError
+
+
+def _sync(device: torch.device | None) -> None:
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 3,
+              device: Any = None, budget_s: float | None = None) -> dict[str, Any]:
+    """Time `fn()`: `warmup` unrecorded calls, then up to `repeats` timed calls (at least one; stop
+    early once `budget_s` seconds of timed calls have been spent). Returns seconds:
+    {"median", "min", "max", "spread" (max - min) / median, "times", "warmup", "repeats", "timer",
+    "last" (fn's last return value)}."""
+    if repeats < 1 or warmup < 0:
+        raise HarnessError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    dev = torch.device(device) if device is not None else None
+    cuda = dev is not None and dev.type == "cuda"
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    _sync(dev)
+    times: list[float] = []
+    for _ in range(repeats):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize(dev)
+            start.record()
+            out = fn()
+            end.record()
+            torch.cuda.synchronize(dev)
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            t0 = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t0)
+        if budget_s is not None and sum(times) >= budget_s:
+            break
+    med = statistics.median(times)
+    return {"median": med, "min": min(times), "max": max(times),
+            "spread": (max(times) - min(times)) / med if med > 0 else 0.0,
+            "times": times, "warmup": warmup, "repeats": len(times),
+            "timer": "cuda-events" if cuda else "perf_counter", "last": out}
+
+
+# ------------------------------------------------------------------------------------------ memory
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            m = re.search(rf"^{field}:\s+(\d+)\s+kB", fh.read(), re.M)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_memory(fn: Callable[[], Any], device: Any = None) -> dict[str, Any]:
+    """Extra bytes at the peak of one call of `fn` (see module doc). Returns
+    {"bytes", "method", "last"}; "bytes" is None when nothing sound can be measured."""
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        base = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        out = fn()
+        torch.cuda.synchronize(dev)
+        return {"bytes": int(torch.cuda.max_memory_allocated(dev) - base),
+                "method": "cuda.max_memory_allocated", "last": out}
+    rss0 = _status_kib("VmRSS")
+    if rss0 is not None and _reset_hwm():
+        rss0 = _status_kib("VmRSS")
+        out = fn()
+        hwm = _status_kib("VmHWM")
+        return {"bytes": max(0, (hwm - rss0)) * 1024, "method": "VmHWM after clear_refs", "last": out}
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = fn()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"bytes": (after - before) * 1024, "method": "ru_maxrss delta (lower bound)", "last": out}
+
+
+# ------------------------------------------------------------------------------------------ solvers
+def measure_solver(solver, inst, *, dtype: Any = "float64", device: Any = "cpu", warmup: int = 1,
+                   repeats: int = 3, budget_s: float | None = None, memory: bool = True,
+                   **options) -> dict[str, Any]:
+    """Time, peak memory and operation count of `solver.solve(inst, ...)`. Returns
+    {"seconds": time_call summary without "last", "mem_bytes", "mem_method", "ops", "result"}."""
+    def call():
+        return solver.solve(inst, dtype=dtype, device=device, **options)
+
+    dev = device if str(device) != "auto" else None
+    mem = {"bytes": None, "method": "off"}
+    if memory:  # the first warm-up call doubles as the memory measurement (it is not timed)
+        mem = peak_memory(call, device)
+        warmup = max(0, warmup - 1)
+    t = time_call(call, warmup=warmup, repeats=repeats, device=dev, budget_s=budget_s)
+    res = t.pop("last")
+    return {"seconds": t, "mem_bytes": mem["bytes"], "mem_method": mem["method"],
+            "ops": None if res.ops is None else int(res.ops), "result": res}
