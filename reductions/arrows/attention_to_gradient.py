@@ -54,6 +54,7 @@ class AttentionToGradient(Arrow):
         self.rule, self.calls, self.panels, self.order = rule, calls, panels, order
         nodes_weights(rule, calls, panels, order)  # validate
         self.name = f"AS24-{rule}"
+        self.fails = rule == "left-riemann"  # as printed: error Theta(n) with polylog calls
         self.extra_calls = str(len(nodes_weights(rule, calls, panels, order)[0]))
 
     def reduce(self, att: AAttCInstance) -> AAttLGCInstance:

@@ -29,6 +29,7 @@ class Arrow:
     needs: str = "exact"
     gives: str = "exact"
     extra_calls: str = "0"
+    fails: bool = False  # True for the printed constructions the harness shows to fail
 
     def reduce(self, source: Any) -> Any:
         raise NotImplementedError
