@@ -1,0 +1,41 @@
+"""Helpers for the reduction-chain tests: random CNFs from a few drawn integers (a Hypothesis strategy), and a
+fixture that keeps torch on one thread (tiny instances; a loaded 2-core machine)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+
+from reductions.problems.cnf import CNF
+
+
+def random_cnf(v: int, m: int, seed: int, min_len: int = 0, max_len: int = 5) -> CNF:
+    """m clauses over v variables, lengths min_len..max_len: empty clauses (min_len = 0),
+    tautologies and duplicate literals arise by drawing literals with replacement."""
+    rng = np.random.default_rng(seed)
+    clauses = []
+    for _ in range(m):
+        k = int(rng.integers(min_len, max_len + 1))
+        vars_ = rng.integers(1, v + 1, size=k)
+        signs = rng.integers(0, 2, size=k) * 2 - 1
+        clauses.append(tuple(int(x) for x in vars_ * signs))
+    return CNF.of(v, clauses)
+
+
+@st.composite
+def cnfs(draw, max_v: int = 12, max_m: int = 40):
+    v = draw(st.integers(1, max_v))
+    m = draw(st.integers(0, max_m))
+    min_len = draw(st.sampled_from([0, 1, 2, 2, 3]))  # empty clauses only sometimes
+    seed = draw(st.integers(0, 2 ** 31 - 1))
+    return random_cnf(v, m, seed, min_len=min_len)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
