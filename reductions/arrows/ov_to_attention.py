@@ -102,6 +102,8 @@ class GapHammingToAttentionAS23(Arrow):
     def reduce(self, gh: GapHammingInstance) -> AAttCInstance:
         A, B = gh.A.astype(np.float64), gh.B.astype(np.float64)
         N, D = A.shape
+        if D == 0:
+            raise HarnessError("the AS23 layout needs dimension D >= 1 (a formula with m >= 1 clauses)")
         h_yes, h_no = gh.t - 1, math.ceil((1 + gh.eps) * gh.t - 1e-9)
         beta = 4.0 * D * math.log(8 * N) / max(h_no - h_yes, 1)
         s = math.sqrt(beta)
