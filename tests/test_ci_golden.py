@@ -1,0 +1,42 @@
+"""Golden instance hashes (ci/golden.json): same family, parameters and seed give the same bytes."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from ci import golden  # noqa: E402
+
+
+def test_golden_file_covers_every_case():
+    recorded = golden.load()
+    assert set(golden.CASES) <= set(recorded), "run `python -m ci regen-golden`"
+
+
+@pytest.mark.parametrize("name", sorted(golden.CASES))
+def test_golden_instance_bytes(name):
+    rec = golden.load()[name]
+    inst = golden.build(name)
+    cur = {name: {"array_sha256": inst.sha256, "file_sha256": golden.file_sha256(inst)}}
+    assert golden.diff({name: rec}, cur) == []
+
+
+def test_same_seed_same_bytes_twice():
+    for name in golden.CASES:
+        assert golden.file_sha256(golden.build(name)) == golden.file_sha256(golden.build(name))
+
+
+def test_diff_is_readable():
+    rec = {"a": {"array_sha256": "0" * 64, "file_sha256": "1" * 64}}
+    moved = {"a": {"array_sha256": "0" * 64, "file_sha256": "2" * 64}}
+    [line] = golden.diff(rec, moved)
+    assert "metadata or file format changed" in line
+    [line] = golden.diff(rec, {"a": {"array_sha256": "3" * 64, "file_sha256": "2" * 64}})
+    assert "array bytes changed" in line
+    [line] = golden.diff({}, rec)
+    assert "regen-golden" in line
