@@ -30,6 +30,10 @@ class Arrow:
     gives: str = "exact"
     extra_calls: str = "0"
     fails: bool = False  # True for the printed constructions the harness shows to fail
+    # decoders that query sub-instances with fewer query rows than keys cannot sit above an arrow
+    # that needs as many queries as keys (the self-attention embedding)
+    restricts_queries: bool = False
+    needs_square: bool = False
 
     def reduce(self, source: Any) -> Any:
         raise NotImplementedError
@@ -82,6 +86,10 @@ class Composite(Arrow):
                 raise HarnessError(f"cannot compose {a.name} ({a.target}) with {b.name} ({b.source})")
             if b.gives != a.needs and a.needs != "any":
                 raise HarnessError(f"{a.name} needs a {a.needs} {a.target} solution but {b.name} gives {b.gives}")
+        for i, a in enumerate(arrows):
+            if a.restricts_queries and any(b.needs_square for b in arrows[i + 1:]):
+                raise HarnessError(f"{a.name} queries sub-instances with fewer queries than keys, "
+                                   f"which a self-attention arrow after it cannot embed")
         self.arrows = list(arrows)
         self.name = " ; ".join(a.name for a in arrows)
         self.source, self.target = arrows[0].source, arrows[-1].target

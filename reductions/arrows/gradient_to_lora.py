@@ -49,6 +49,7 @@ class GradientToLoRA(Arrow):
         if pad < 1:
             raise HarnessError(f"the embedding needs d > r: pad must be >= 1, got {pad}")
         self.form = form
+        self.needs_square = form == "self"
         self.adapt = parse_scenario(adapt) if isinstance(adapt, str) else tuple(adapt)
         self.alpha, self.pad, self.fold = alpha, int(pad), bool(fold)
         self.name = f"AppD-{form}-{'+'.join(self.adapt)}"

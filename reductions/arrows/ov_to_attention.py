@@ -167,6 +167,7 @@ class OVToAttentionG1Layout(Arrow):
     spec = "REDUCTIONS.md §4c"
     needs = "frob2"
     extra_calls = "ceil(log2 N)"
+    restricts_queries = True
 
     def reduce(self, ov: OVInstance) -> AAttCInstance:
         N, m = ov.N, ov.m
