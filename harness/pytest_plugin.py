@@ -1,12 +1,25 @@
-"""pytest plugin (entry point `lora_harness`): Hypothesis profiles for the harness's tiers.
+"""pytest plugin (entry point `lora_harness`): Hypothesis profiles for the harness's tiers, and
+fixtures and strategies for checking a solver in your own test suite.
 
 Profiles: `ci` (derandomized, bounded examples, no deadline), `dev` (the default), `nightly`
 (many examples). Select with HYPOTHESIS_PROFILE=ci or `--hypothesis-profile=ci`.
+
+Fixtures (see docs/ci.md for an example):
+    lora_reference            session-scoped `ref(instance) -> Result`: float64 autograd gradients, cached
+    lora_solver               the Solver named by `--lora-solver SPEC` (test skipped when not given)
+    lora_assert_solver_meets  `check(solver=None, eps=None, exponent=None, budget=None)`: runs the
+                              property suite (harness.check_suite), counterexamples go to tmp_path;
+                              defaults come from --lora-solver / --lora-claim-eps /
+                              --lora-claim-exponent / --lora-budget
+Importable from here (lazily, so loading the plugin stays cheap): `assert_solver_meets`, `run_suite`,
+and the strategies `instances`, `instance_params`, `bounded_instances`, `bounded_params`,
+`stress_instances`, `accuracy_instances`.
 """
 from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -14,3 +27,85 @@ settings.register_profile("ci", derandomize=True, max_examples=25, print_blob=Tr
 settings.register_profile("dev", max_examples=30, **_COMMON)
 settings.register_profile("nightly", max_examples=300, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+_LAZY = {
+    "assert_solver_meets": "harness.check_suite",
+    "run_suite": "harness.check_suite",
+    "stress_instances": "harness.check_suite",
+    "accuracy_instances": "harness.check_suite",
+    "instances": "harness.strategies",
+    "instance_params": "harness.strategies",
+    "bounded_instances": "harness.strategies",
+    "bounded_params": "harness.strategies",
+}
+__all__ = sorted(_LAZY) + ["lora_reference", "lora_solver", "lora_assert_solver_meets"]
+
+
+def __getattr__(name: str):
+    """Lazy re-exports: torch and the solvers load only when a test asks for them."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("lora-harness", "lora-harness solver checks")
+    group.addoption("--lora-solver", default=None, metavar="SPEC",
+                    help="solver for the lora_solver / lora_assert_solver_meets fixtures "
+                         "(registered name, module:attr or entry point)")
+    group.addoption("--lora-claim-eps", type=float, default=None, help="claimed max-norm gradient error")
+    group.addoption("--lora-claim-exponent", type=float, default=None, help="claimed runtime exponent in L")
+    group.addoption("--lora-budget", default="quick", choices=["quick", "default", "thorough"],
+                    help="property-suite budget for lora_assert_solver_meets (default quick)")
+
+
+@pytest.fixture(scope="session")
+def lora_reference():
+    """`ref(instance) -> Result`: float64 autograd gradients on CPU (MATH.md §13 oracle (b)), cached
+    by the instance's sha256. Session-scoped, so it is safe inside Hypothesis tests."""
+    from harness.solvers import get_solver
+
+    solver = get_solver("autograd")
+    cache: dict = {}
+
+    def ref(inst):
+        key = inst.sha256
+        if key not in cache:
+            cache[key] = solver.solve(inst, dtype="float64", device="cpu")
+        return cache[key]
+
+    return ref
+
+
+@pytest.fixture(scope="session")
+def lora_solver(request):
+    """The Solver given by `--lora-solver`; skips the test when the option is absent."""
+    spec = request.config.getoption("--lora-solver")
+    if not spec:
+        pytest.skip("no --lora-solver given")
+    from harness.solvers import get_solver
+
+    return get_solver(spec)
+
+
+@pytest.fixture
+def lora_assert_solver_meets(request, tmp_path):
+    """`check(solver=None, eps=None, exponent=None, budget=None, **kw) -> SuiteReport`; raises
+    AssertionError with the summary table and the counterexample path when a claim fails."""
+    from harness.check_suite import assert_solver_meets
+
+    cfg = request.config
+
+    def check(solver=None, eps=None, exponent=None, budget=None, **kw):
+        solver = solver if solver is not None else cfg.getoption("--lora-solver")
+        if solver is None:
+            pytest.skip("no solver given (pass one, or --lora-solver)")
+        eps = eps if eps is not None else cfg.getoption("--lora-claim-eps")
+        exponent = exponent if exponent is not None else cfg.getoption("--lora-claim-exponent")
+        kw.setdefault("out_dir", tmp_path / "lora-counterexamples")
+        return assert_solver_meets(solver, eps=eps, exponent=exponent,
+                                   budget=budget or cfg.getoption("--lora-budget"), **kw)
+
+    return check

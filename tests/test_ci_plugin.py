@@ -1,0 +1,61 @@
+"""The pytest plugin (entry point `lora_harness`): cheap to load; fixtures and strategies work in a
+user's own test suite (run here with pytester)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytest_plugins = ["pytester"]
+
+USER_TESTS = '''
+from hypothesis import given, settings
+from harness.pytest_plugin import instances, assert_solver_meets
+from harness.solvers import get_solver
+
+
+@settings(max_examples=5, derandomize=True, database=None)
+@given(inst=instances(max_L=4, max_d=3))
+def test_streaming_matches_reference(inst, lora_reference):
+    res = get_solver("streaming").solve(inst)
+    assert res.max_abs_error(lora_reference(inst)) <= 1e-10
+
+
+def test_closed_form_meets_claim(lora_assert_solver_meets):
+    rep = lora_assert_solver_meets("closed-form", eps=1e-8, budget="quick", checks=("accuracy",))
+    assert rep.ok
+
+
+def test_planted_bug_is_reported(tmp_path):
+    import pytest
+    with pytest.raises(AssertionError, match="counterexample"):
+        assert_solver_meets("tests.planted:off_by_1e3", eps=1e-8, out_dir=tmp_path,
+                            checks=("accuracy",))
+
+
+def test_cli_solver(lora_solver, lora_assert_solver_meets):
+    lora_assert_solver_meets(checks=("accuracy",))
+'''
+
+
+def test_plugin_import_is_cheap_and_torch_free():
+    code = ("import sys, harness.pytest_plugin as p; "
+            "assert 'torch' not in sys.modules, 'plugin imported torch'; "
+            "assert callable(p.instances)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
+def test_fixtures_and_strategies_in_a_user_suite(pytester, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    pytester.makepyfile(test_user=USER_TESTS)
+    result = pytester.runpytest_inprocess("-q", "-p", "no:randomly", "--lora-solver", "streaming",
+                                          "--lora-claim-eps", "1e-8")
+    result.assert_outcomes(passed=4)
+
+
+def test_lora_solver_skips_without_option(pytester, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    pytester.makepyfile(test_user="def test_x(lora_solver):\n    pass\n")
+    pytester.runpytest_inprocess("-q").assert_outcomes(skipped=1)
