@@ -26,12 +26,15 @@ s = get_solver(name)
 s.solve(small, dtype=dtype)  # warm-up
 rss0 = int(open("/proc/self/statm").read().split()[1]) * 4096
 reps = 3 if L <= 4096 else 1
-times = []
+times, cpu = [], []
 for _ in range(reps):
-    t0 = time.perf_counter(); res = s.solve(inst, dtype=dtype); times.append(time.perf_counter() - t0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = s.solve(inst, dtype=dtype)
+    times.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-times.sort()
+times.sort(); cpu.sort()
 print(json.dumps(dict(solver=name, dtype=dtype, L=L, d=d, seconds=times[len(times)//2],
+                      cpu_seconds=cpu[len(cpu)//2], threads=torch.get_num_threads(),
                       peak_extra_mib=max(peak - rss0, 0) / 2**20, ops=res.ops)))
 """
 
