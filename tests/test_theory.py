@@ -1,0 +1,130 @@
+"""harness.theory: Taylor bounds, degree/rank, score range, regime, and the rigorous gradient-error
+certificate of the polynomial method (MATH.md §2.3 [D], §11 item 6, §13 item 10)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness import families, theory
+from harness.solvers import get_solver
+from harness.solvers.poly import dense_poly_gradients, monomial_plan, taylor_poly
+from harness.strategies import bounded_params
+
+
+@given(st.floats(0.01, 6.0), st.integers(1, 25))
+def test_taylor_rel_error_is_rigorous(R, g):
+    x = torch.linspace(-R, R, 2001, dtype=torch.float64)
+    rel = ((torch.exp(x) - taylor_poly(x, g)).abs() / torch.exp(x)).max().item()
+    bound = theory.taylor_rel_error(R, g)
+    assert rel <= bound * (1 + 1e-9) + 1e-14 * math.exp(2 * R)  # + float64 rounding (cancellation)
+    assert bound <= theory.taylor_rel_error_paper(R, g)  # tighter than MATH.md §2.3's e^(2R) form
+
+
+@given(st.floats(0.01, 20.0), st.sampled_from([1e-2, 1e-6, 1e-10, 1e-14]))
+def test_taylor_degree_is_minimal(R, eps):
+    g = theory.taylor_degree(R, eps)
+    assert theory.taylor_rel_error(R, g) <= eps
+    if g > 1:
+        assert theory.taylor_rel_error(R, g - 1) > eps
+
+
+@pytest.mark.parametrize("d,g", [(1, 5), (3, 4), (4, 6), (6, 3)])
+def test_feature_rank_counts_monomials(d, g):
+    plan = monomial_plan(d, g)
+    assert len(plan["exps"]) == theory.feature_rank(d, g) == math.comb(d + g, g)
+    assert len({tuple(e) for e in plan["exps"]}) == len(plan["exps"])
+    assert plan["exps"].sum(1).max() == g
+
+
+def test_regime_constants():
+    L = 1024
+    lg = math.log(L)
+    assert theory.regime(0.5 * lg, L) == "efficient"
+    assert theory.regime(0.5 * lg + 1e-9, L) == "threshold"
+    assert theory.regime(2 * lg, L) == "threshold"
+    assert theory.regime(2 * lg + 1e-9, L) == "hard"
+
+
+@given(bounded_params(max_L=40, max_d=4, max_gamma=3.0), st.booleans(), st.sampled_from([None, 1.0, -0.5]))
+def test_score_range_exact_and_bound(p, cross, beta):
+    inst = families.bounded(**p, cross=cross, beta=beta)
+    t = inst.as_torch()
+    from harness.losses import effective_weights
+    W = effective_weights(t, inst.alpha, inst.r)
+    S = inst.beta * (t["X_q"] @ W["q"]) @ (t["X_k"] @ W["k"]).transpose(-1, -2)
+    R = theory.score_range(inst)
+    assert R == pytest.approx(float(S.abs().max()), rel=1e-12, abs=1e-300)
+    assert R <= theory.score_range_bound(inst) * (1 + 1e-12)
+
+
+def test_score_range_blocks(monkeypatch):
+    inst = families.bounded(300, 3, 1, gamma=1.3, N=2, seed=5)
+    full = theory.score_range(inst)
+    monkeypatch.setattr(theory, "_BLOCK_ENTRIES", 700)
+    assert theory.score_range(inst) == full
+
+
+@given(bounded_params(max_L=30, max_d=4, max_gamma=2.0))
+def test_paper_gammas_match_the_family(p):
+    inst = families.bounded(**p)
+    gm = theory.paper_gammas(inst)
+    assert gm["gamma"] == pytest.approx(p["gamma"], rel=1e-9)
+    assert gm["q_C1W"] == gm["k_C2"] and gm["q_C2"] == gm["k_C1W"]
+    # beta = 1/d by default: R <= gamma^2 (MATH.md §2.3 item 1 / families docstring)
+    assert theory.score_range(inst) <= p["gamma"] ** 2 * (1 + 1e-9)
+
+
+def test_normalisation_lemma():
+    """|f~ - f| <= 2 eps/(1-eps) f entrywise when |A~ - A| <= eps A (MATH.md §2.3 [D] item 4)."""
+    rng = np.random.default_rng(0)
+    for eps in (0.3, 1e-3):
+        A = np.exp(rng.normal(size=(50, 60)))
+        At = A * (1 + eps * rng.uniform(-1, 1, size=A.shape))
+        f, ft = A / A.sum(1, keepdims=True), At / At.sum(1, keepdims=True)
+        assert (np.abs(ft - f) <= theory.normalised_rel_error(eps) * f).all()
+
+
+def _bound_holds(inst, g):
+    """measured plug-in gradient error of the degree-g kernel <= certified bound (float64)."""
+    t = inst.as_torch()
+    ref = get_solver("closed-form").solve(inst)
+    grads, _ = dense_poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
+    err = max(float(np.abs(grads[k].numpy() - ref.grads[k]).max()) for k in ref.grads)
+    R = theory.score_range(inst)
+    e = theory.taylor_rel_error(R, g)
+    if e >= 1:
+        return None
+    bound = theory.gradient_error_bound(inst, e)
+    scale = max(float(np.abs(v).max()) for v in ref.grads.values())
+    assert err <= bound + 1e-12 * max(scale, 1.0), (err, bound)
+    return err, bound
+
+
+@given(bounded_params(max_L=48, max_d=4, max_gamma=1.5), st.integers(1, 6), st.booleans())
+def test_gradient_error_bound_holds(p, g, cross):
+    _bound_holds(families.bounded(**p, cross=cross), g)
+
+
+@given(bounded_params(max_L=24, max_d=3, max_gamma=1.5), st.integers(1, 4))
+def test_gradient_error_bound_holds_beta_one(p, g):
+    """beta = 1 (the paper's (S4)): R up to d gamma^2 (MATH.md §11 item 6)."""
+    _bound_holds(families.bounded(**p, beta=1.0), g)
+
+
+def test_certify_keys_and_degree_choice():
+    inst = families.bounded(256, 4, 2, gamma=1.0, adapt=("q", "k", "v"), seed=3)
+    c = theory.certify(inst)
+    for key in ("R", "log_L", "regime", "gammas", "degree", "rank", "eps_rel", "error_bound", "eps", "ops"):
+        assert key in c
+    assert c["R_exact"] and c["regime"] == "efficient" and c["eps"] is None
+    eps = 1e-7
+    c = theory.certify(inst, eps=eps)
+    assert c["error_bound"] <= eps and c["meets_eps"]
+    prev = theory.certify(inst, degree=c["degree"] - 1)
+    assert prev["error_bound"] > eps
+    assert c["rank"] == theory.feature_rank(4, c["degree"])
+    cb = theory.certify(inst, eps=eps, exact_R=False)
+    assert cb["R"] == cb["R_bound"] >= c["R"] and cb["degree"] >= c["degree"]
