@@ -1,0 +1,181 @@
+"""The `poly` solver: exact polynomial factorisation, agreement with its dense reference, certified
+error, eps = L^-2 across L, error falls with g, linear operation counts, no L x L allocation,
+one-line refusals (MATH.md §2.3 [D], §13 items 10-11)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from harness import families, theory
+from harness.errors import HarnessError
+from harness.solvers import get_solver
+from harness.solvers.poly import dense_poly_gradients, poly_gradients, poly_kernel_factors, taylor_poly
+from harness.strategies import bounded_params, instances
+
+
+@given(st.integers(1, 5), st.integers(1, 7), st.integers(1, 9), st.integers(1, 9),
+       st.sampled_from([0.7, 1.0, -0.4, 0.0]), st.integers(0, 2**31))
+def test_factors_are_the_taylor_polynomial_exactly(d, g, a, b, beta, seed):
+    gen = torch.Generator().manual_seed(seed)
+    Q = torch.randn(2, a, d, generator=gen, dtype=torch.float64)
+    K = torch.randn(2, b, d, generator=gen, dtype=torch.float64)
+    U1, U2 = poly_kernel_factors(Q, K, beta, g)
+    assert U1.shape == (2, a, theory.feature_rank(d, g)) == U2.shape[:1] + (a,) + U2.shape[2:]
+    dense = taylor_poly(beta * Q @ K.transpose(-1, -2), g)
+    assert torch.allclose(U1 @ U2.transpose(-1, -2), dense, rtol=1e-12, atol=1e-12)
+
+
+@given(instances(max_L=12, max_d=4, max_N=2, scale=0.5), st.integers(1, 5))
+def test_factored_gradients_equal_dense_reference(inst, g):
+    t = inst.as_torch()
+    fast, loss_f, _ = poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
+    slow, loss_s = dense_poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
+    scale = max([1.0] + [float(v.abs().max()) for v in slow.values()])
+    for k in slow:
+        assert torch.allclose(fast[k], slow[k], rtol=0, atol=1e-10 * scale), k
+    assert loss_f == pytest.approx(loss_s, rel=1e-10, abs=1e-12)
+
+
+def test_small_blocks_do_not_matter():
+    inst = families.bounded(37, 3, 2, gamma=1.0, adapt=("q", "k", "v"), N=2, seed=4, cross=True)
+    t = inst.as_torch()
+    a, _, _ = poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, 4)
+    b, _, _ = poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, 4, block=5)
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-12, atol=1e-14)
+
+
+@given(bounded_params(max_L=48, max_d=4, max_gamma=1.5), st.booleans())
+def test_measured_error_within_certificate(p, cross):
+    inst = families.bounded(**p, cross=cross)
+    ref = get_solver("closed-form").solve(inst)
+    res = get_solver("poly").solve(inst)
+    c = res.certificate
+    assert c["eps"] == theory.DEFAULT_EPS and c["error_bound"] <= c["eps"] and c["valid"]
+    assert res.max_abs_error(ref) <= c["error_bound"] + 1e-12
+    assert res.ops == c["ops"] > 0
+
+
+@given(bounded_params(max_L=40, max_d=3, max_gamma=1.5), st.integers(1, 5))
+def test_low_degree_error_within_certificate(p, g):
+    """Low degrees, where the error is far above rounding: still within the certified bound."""
+    inst = families.bounded(**p)
+    try:
+        res = get_solver("poly").solve(inst, degree=g)
+    except HarnessError as exc:  # eps_rel >= 1: no certificate, refusal must say so
+        assert "refuses" in str(exc) and "\n" not in str(exc)
+        return
+    ref = get_solver("closed-form").solve(inst)
+    assert res.max_abs_error(ref) <= res.certificate["error_bound"] + 1e-12
+
+
+@pytest.mark.parametrize("L", [64, 256, 1024])
+def test_inverse_poly_criterion_across_L(L):
+    """Problem 1 with eps = L^-2: the chosen degree meets it (float64)."""
+    inst = families.bounded(L, 4, 2, gamma=1.0, adapt=("q", "k", "v"), seed=L)
+    eps = L ** -2.0
+    res = get_solver("poly").solve(inst, eps=eps)
+    ref = get_solver("streaming").solve(inst)
+    assert res.certificate["error_bound"] <= eps
+    assert res.max_abs_error(ref) <= eps
+
+
+def test_error_falls_as_degree_rises():
+    inst = families.bounded(96, 3, 2, gamma=1.2, adapt=("q", "k", "v"), seed=11)
+    ref = get_solver("closed-form").solve(inst)
+    errs = [get_solver("poly").solve(inst, degree=g).max_abs_error(ref) for g in range(1, 10)]
+    bounds = [get_solver("poly").solve(inst, degree=g).certificate["error_bound"] for g in range(1, 10)]
+    assert all(b2 < b1 for b1, b2 in zip(bounds, bounds[1:]))
+    assert all(e2 < e1 for e1, e2 in zip(errs[::2], errs[2::2]))  # every two degrees
+    assert errs[-1] < 1e-6 * errs[0]
+
+
+def test_float32_runs_and_reports_dtype():
+    inst = families.bounded(200, 4, 2, gamma=1.0, adapt=("q", "k", "v"), seed=2)
+    ref = get_solver("closed-form").solve(inst)
+    res = get_solver("poly").solve(inst, dtype="float32", degree=6)
+    c = res.certificate
+    assert c["dtype"] == "float32" and c["unit_roundoff"] == pytest.approx(2 ** -23)
+    scale = max(float(np.abs(v).max()) for v in ref.grads.values())
+    assert res.max_abs_error(ref) <= c["error_bound"] + 1e-4 * scale
+    assert get_solver("poly").solve(inst, dtype="float32", eps=1e-9).certificate.get("warning")
+
+
+def test_operation_count_is_linear_in_L():
+    Ls = [2 ** e for e in range(8, 13)]
+    ops = []
+    for L in Ls:
+        inst = families.bounded(L, 4, 2, gamma=1.0, adapt=("q", "k", "v"), seed=1)
+        res = get_solver("poly").solve(inst, degree=5)
+        ops.append(res.ops)
+    slope = np.polyfit(np.log(Ls), np.log(ops), 1)[0]
+    assert 0.95 <= slope <= 1.05, slope
+    # and the exact solver's count is quadratic (the fit can tell them apart)
+    ex = [get_solver("closed-form").solve(families.bounded(L, 4, 2, seed=1)).ops for L in Ls[:3]]
+    assert np.polyfit(np.log(Ls[:3]), np.log(ex), 1)[0] > 1.8
+
+
+class MaxNumel(TorchDispatchMode):
+    """Records the largest tensor any aten op produces (sees every CPU/CUDA allocation by an op)."""
+
+    def __init__(self):
+        super().__init__()
+        self.max = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for o in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(o, torch.Tensor):
+                self.max = max(self.max, o.numel())
+        return out
+
+
+def test_detector_sees_the_quadratic_buffer_of_the_exact_solver():
+    L = 512
+    inst = families.bounded(L, 4, 2, seed=0)
+    with MaxNumel() as mode:
+        get_solver("closed-form").solve(inst)
+    assert mode.max >= L * L
+
+
+def test_no_L_by_L_allocation():
+    L, d, g = 2 ** 14, 4, 4
+    inst = families.bounded(L, d, 2, gamma=1.0, adapt=("q", "k", "v"), seed=0)
+    with MaxNumel() as mode:
+        res = get_solver("poly").solve(inst, degree=g)
+    assert mode.max <= 4 * L * theory.feature_rank(d, g + 1)   # O(L k), here 1/200 of L^2
+    assert mode.max * 8 < L * L * 8 / 100
+    assert res.certificate["valid"]
+
+
+def test_refusal_outside_the_regime_is_one_line():
+    inst = families.bounded(256, 8, 2, gamma=4.0, beta=1.0, adapt=("q",), seed=0)
+    with pytest.raises(HarnessError) as exc:
+        get_solver("poly").solve(inst)
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith("poly refuses: instance is in the hard regime (R=")
+    assert "log L=" in msg and "degree g=" in msg and "rank k=" in msg and "> --max-rank 20000" in msg
+    small = families.bounded(64, 4, 2, gamma=1.0, seed=0)
+    with pytest.raises(HarnessError, match=r"poly refuses: .*efficient regime.*--max-rank 10$"):
+        get_solver("poly").solve(small, max_rank=10)
+    with pytest.raises(HarnessError, match="no option"):
+        get_solver("poly").solve(small, m=3)
+
+
+def test_forward_matches_exact_forward():
+    inst = families.bounded(128, 3, 2, gamma=1.0, N=2, seed=9)
+    exact = get_solver("closed-form").forward(inst)
+    approx = get_solver("poly").forward(inst, eps=1e-10)
+    assert np.abs(exact - approx).max() < 1e-8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    inst = families.bounded(512, 4, 2, gamma=1.0, adapt=("q", "k", "v"), seed=1)
+    a = get_solver("poly").solve(inst, degree=6)
+    b = get_solver("poly").solve(inst, degree=6, device="cuda")
+    assert b.max_abs_error(a) < 1e-10
