@@ -141,7 +141,7 @@ def cmd_calculus(args) -> list[dict]:
                 est = arrow.solve(a, agr.exact_oracle).frob2
                 row = {"v": v, "kind": kind, "N": ov.N, "n": 2 * ov.N, "m": ov.m, "rule": rule,
                        "calls": int(arrow.extra_calls), "f1": truth, "abs_error": abs(est - truth),
-                       "needed": need, "decides": abs(est - truth) < need,
+                       "needed": need, "decides": bool(abs(est - truth) < need),
                        "seconds": time.perf_counter() - t0}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -177,20 +177,35 @@ def cmd_fast(args) -> list[dict]:
     for v in args.v:
         for kind in args.kind:
             cnf = formula(kind, args.k, v, args.seed)
-            for solver in args.solvers:
+            for spec in args.solvers:
+                solver, opts = parse_solver_spec(spec)
                 for via in args.via:
                     try:
-                        row = run_chain(cnf, via, solver, args.dtype, args.device)
+                        row = run_chain(cnf, via, solver, args.dtype, args.device, opts)
                     except HarnessError as exc:
                         row = {"via": via, "solver": solver, "v": v, "outcome": f"refused: {exc}",
                                "correct": False}
                     except Exception as exc:  # a crash is a finding too
                         row = {"via": via, "solver": solver, "v": v,
                                "outcome": f"crash: {type(exc).__name__}: {exc}", "correct": False}
-                    row["kind"] = kind
+                    row["kind"], row["solver"] = kind, spec
+                    if str(row["outcome"]).startswith("error: poly refuses"):
+                        row["outcome"] = "refused" + row["outcome"][len("error: poly refuses"):]
                     rows.append(row)
                     print(json.dumps(row, default=str), flush=True)
     return rows
+
+
+def parse_solver_spec(spec: str) -> tuple[str, dict]:
+    """'poly[degree=3,max_rank=1000000]' -> ('poly', {'degree': 3, 'max_rank': 1000000})."""
+    if "[" not in spec:
+        return spec, {}
+    name, _, rest = spec.partition("[")
+    opts = {}
+    for item in rest.rstrip("]").split(","):
+        k, _, v = item.partition("=")
+        opts[k.strip()] = json.loads(v)
+    return name, opts
 
 
 def main(argv=None) -> int:

@@ -31,6 +31,14 @@ def cnfs(draw, max_v: int = 12, max_m: int = 40):
     return random_cnf(v, m, seed, min_len=min_len)
 
 
+def assert_agrees(cnf: CNF, model) -> None:
+    """The decoded answer matches python-sat's, and a decoded model satisfies the formula."""
+    truth = cnf.solve()
+    assert (model is None) == (truth is None), f"decoded {model is not None}, python-sat {truth is not None}"
+    if model is not None:
+        assert cnf.satisfies(model)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     import torch

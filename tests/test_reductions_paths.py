@@ -27,7 +27,7 @@ from reductions.problems import attention_gradient as agr
 from reductions.problems.gadgets import solve_gap_hamming, solve_maxip
 from reductions.problems.lora import lora_oracle
 from reductions.problems.ov import solve_ov
-from reductions.testing import cnfs, one_torch_thread  # noqa: F401
+from reductions.testing import assert_agrees, cnfs, one_torch_thread  # noqa: F401
 
 
 def _log_space_oracle(inst):
@@ -73,13 +73,6 @@ def _all_paths(G):
     return out
 
 
-def _agrees(cnf, model):
-    truth = cnf.solve()
-    assert (model is None) == (truth is None)
-    if model is not None:
-        assert cnf.satisfies(model)
-
-
 @given(cnfs(max_v=6, max_m=24))
 @settings(max_examples=12)
 def test_every_composed_path_decides(cnf):
@@ -92,10 +85,10 @@ def test_every_composed_path_decides(cnf):
         comp = compose(p)
         last = p[-1].target
         oracle = _attention_oracle(p) if last == "AAttC" else EXACT[last]
-        _agrees(cnf, comp.solve(cnf, oracle))
+        assert_agrees(cnf, comp.solve(cnf, oracle))
         if not any(a.extra_calls != "0" for a in p):  # one-shot: decode(oracle(reduce(phi)))
             target = comp.reduce(cnf)
-            _agrees(cnf, comp.decode(target, oracle(target)))
+            assert_agrees(cnf, comp.decode(target, oracle(target)))
 
 
 def test_default_graph_and_text(tmp_path):
@@ -114,14 +107,14 @@ def test_routes_with_harness_solvers(cnf):
     for via in VIAS:
         for solver, dtype in (("closed-form", "float64"), ("streaming", "float32")):
             run = solve_sat(cnf, via, solver, dtype)
-            _agrees(cnf, run.model)
+            assert_agrees(cnf, run.model)
 
 
 def test_route_variants():
     for cnf in (S.planted(3, 9, seed=3), S.unsat(3, 9, seed=3)):
         for kw in ({"variant": "g1-e0"}, {"form": "self", "adapt": "C2"}, {"adapt": "C1-q"}):
-            _agrees(cnf, solve_sat(cnf, "lora", "autograd", "float64", **kw).model)
-        _agrees(cnf, solve_sat(cnf, "attention", "autograd", "float32", tau="d").model)
+            assert_agrees(cnf, solve_sat(cnf, "lora", "autograd", "float64", **kw).model)
+        assert_agrees(cnf, solve_sat(cnf, "attention", "autograd", "float32", tau="d").model)
 
 
 def test_cli_solve_sat(tmp_path, capsys):
@@ -172,4 +165,4 @@ def test_cli_bundle_and_graph(tmp_path, capsys):
 def test_end_to_end_large(v, kind):
     cnf = S.planted(3, v, seed=1) if kind == "planted" else S.unsat(3, v, seed=1)
     for via in VIAS:
-        _agrees(cnf, solve_sat(cnf, via, "streaming", "float32").model)
+        assert_agrees(cnf, solve_sat(cnf, via, "streaming", "float32").model)
