@@ -61,17 +61,17 @@ def plot_time(rep: dict, out: Path) -> str | None:
     for name, c in rep["scaling"]["crossover_vs_best_exact"].items():
         if c.get("x_star") and not c["extrapolated"]:
             ax.axvline(c["x_star"], color=_style(name, 0)[0], ls=":", lw=1)
-            ax.text(c["x_star"], ax.get_ylim()[1], f" L*={c['x_star']:.0f}\n ({name})", va="top", fontsize=8,
-                    color=_style(name, 0)[0])
+            ax.text(c["x_star"], ax.get_ylim()[0], f" L*={c['x_star']:.0f}\n ({name} vs best exact)\n",
+                    va="bottom", fontsize=8, color=_style(name, 0)[0])
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("sequence length L")
     ax.set_ylabel("median wall time per gradient [s]")
     cfg = rep["config"]
     ax.set_title(f"Time vs L (bounded family, d={cfg.get('d')}, r={cfg.get('r')}, Γ={cfg.get('gamma')}; "
-                 f"lines: fit on L ≥ 2^{cfg.get('fit_min_log2L')})", fontsize=10)
+                 f"lines: fitted range)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", title="solver: fitted exponent [95% CI]", title_fontsize=8)
+    ax.legend(fontsize=8, loc="lower right", title="solver: fitted exponent [95% CI]", title_fontsize=8)
     return _save(fig, out, "time_vs_L")
 
 
@@ -103,7 +103,7 @@ def plot_error(rep: dict, out: Path) -> str | None:
     ax.set_ylabel("max-norm error of the adapter gradients")
     ax.set_title("Approximate solvers: error vs L (against exact float64 closed form)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     return _save(fig, out, "error_vs_L")
 
 
@@ -143,7 +143,7 @@ def plot_phase(rep: dict, out: Path) -> str | None:
             for j, L in enumerate(Ls):
                 p = grid.get((c, L))
                 if p is not None:
-                    ax.text(j, i, txt(p) + ("" if p["regime"] == "efficient" else f"\n{p['regime'][:5]}"),
+                    ax.text(j, i, txt(p) + ("" if p["regime"] == "efficient" else f"\n{p['regime']}"),
                             ha="center", va="center", fontsize=6.5, color="w" if key != "ops_ratio" else "k")
         ax.set_xticks(range(len(Ls)), [f"2^{int(round(math.log2(L)))}" for L in Ls])
         ax.set_yticks(range(len(cs)), [f"{c:g}" for c in cs])
@@ -168,15 +168,19 @@ def plot_speedup(rep: dict, out: Path) -> str | None:
         ax.plot(r, [x["ops_speedup"] for x in rep["rank"]], "s--", mfc="none", label="op count")
         ax.set_xscale("log", base=2)
         L = rep["config"].get("rank_L")
-        ax.set_title(f"speedup vs LoRA rank r (d={rep['config'].get('rank_d')}, L=2^{L})", fontsize=10)
+        ax.set_title(f"speedup vs LoRA rank r (d={rep['config'].get('rank_d')}, L=2^{L}, poly rank "
+                     f"k={rep['rank'][0]['poly_rank']})", fontsize=10)
     ax.set_xlabel("LoRA rank r")
     ax2 = axes[1]
     if rep["dim"]:
         dd = [x["d"] for x in rep["dim"]]
         ax2.plot(dd, [x["speedup_at_max_L"] for x in rep["dim"]], "o-", label="time")
         ax2.plot(dd, [x["ops_speedup_at_max_L"] for x in rep["dim"]], "s--", mfc="none", label="op count")
-        ax2.set_title(f"speedup vs head dim d (L={rep['dim'][0]['L'][-1]}, eps={rep['config'].get('dim_eps')})",
-                      fontsize=10)
+        ax2.set_title(f"speedup vs head dim d (L={rep['dim'][0]['L'][-1]}, eps={rep['config'].get('dim_eps')}: "
+                      "k grows with d)", fontsize=10)
+        for x in rep["dim"]:
+            ax2.annotate(f"k={x['poly_rank']}", (x["d"], x["speedup_at_max_L"]), textcoords="offset points",
+                         xytext=(5, 5), fontsize=8)
     ax2.set_xlabel("head dimension d")
     for a in axes:
         a.set_yscale("log")

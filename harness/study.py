@@ -57,12 +57,14 @@ class StudyConfig:
     r: int = 2
     gamma: float = 1.0
     exact_L: dict = field(default_factory=lambda: {"closed-form": [9, 13], "autograd": [9, 13],
-                                                   "streaming": [9, 12]})
-    poly_L: list = field(default_factory=lambda: [9, 15])
+                                                   "streaming": [9, 13]})
+    poly_L: list = field(default_factory=lambda: [9, 16])
     poly_degree: int = 5
     eps_poly_L: list = field(default_factory=lambda: [9, 14])
     ref_max_log2L: int = 13          # errors are measured against the exact reference up to here
-    fit_min_log2L: int = 10          # exponents are fitted on L >= 2^this
+    fit_min_log2L: int = 11          # exact-solver exponents are fitted on L >= 2^this (an L x L
+    #                                  float64 matrix outgrows the 32 MiB L3 cache at L = 2^11)
+    poly_fit_min_log2L: int = 11     # approximate solvers: L >= 2^this (their fixed overhead is larger)
     # phase
     phase_c: list = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0, 1.5, 2.0])
     phase_L: list = field(default_factory=lambda: [8, 12])
@@ -73,6 +75,7 @@ class StudyConfig:
     rank_r: list = field(default_factory=lambda: [1, 2, 4, 8])
     rank_d: int = 8
     rank_L: int = 12
+    rank_degree: int = 3             # fixed degree in the rank group, so only r varies
     dim_d: list = field(default_factory=lambda: [2, 4, 8])
     dim_L: list = field(default_factory=lambda: [9, 12])
     dim_eps: float = 1e-3
@@ -90,7 +93,7 @@ class StudyConfig:
                    exact_L={"closed-form": [9, 15 if gpu else 14], "autograd": [9, 14 if gpu else 13],
                             "streaming": [9, 15 if gpu else 13]},
                    poly_L=[9, 18 if gpu else 17], eps_poly_L=[9, 16], ref_max_log2L=15 if gpu else 14,
-                   fit_min_log2L=11, phase_c=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
+                   fit_min_log2L=11, poly_fit_min_log2L=12, phase_c=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
                    phase_L=[8, 14 if gpu else 13], rank_r=[1, 2, 4, 8, 16], rank_d=16, rank_L=13,
                    dim_d=[2, 4, 6, 8, 12], dim_L=[9, 14 if gpu else 13])
 
@@ -99,9 +102,9 @@ class StudyConfig:
         """Seconds-long grid for tests."""
         return cls(repeats=1, warmup=0, budget_s=1.0, d=2, r=1,
                    exact_L={"closed-form": [5, 7], "streaming": [5, 6]}, poly_L=[5, 8], poly_degree=2,
-                   eps_poly_L=[5, 7], ref_max_log2L=7, fit_min_log2L=5, phase_c=[0.5, 2.0],
+                   eps_poly_L=[5, 7], ref_max_log2L=7, fit_min_log2L=5, poly_fit_min_log2L=5, phase_c=[0.5, 2.0],
                    phase_L=[5, 6], phase_d=2, phase_budget_rank=15, phase_run_rank=28,
-                   rank_r=[1, 2], rank_d=2, rank_L=6, dim_d=[2, 3], dim_L=[5, 6])
+                   rank_r=[1, 2], rank_d=2, rank_L=6, rank_degree=2, dim_d=[2, 3], dim_L=[5, 6])
 
 
 def _pow2(lo_hi: list) -> list[int]:
@@ -148,7 +151,7 @@ def make_grid(cfg: StudyConfig, groups: Iterable[str] = ("scaling", "phase", "ra
             inst = {"family": "bounded", "d": cfg.rank_d, "r": r, "gamma": cfg.gamma, "L": 2 ** cfg.rank_L}
             add(group="rank", series=REFERENCE, solver=REFERENCE, options={}, **inst)
             if poly:
-                add(group="rank", series="poly", solver="poly", options={"eps": cfg.dim_eps}, **inst)
+                add(group="rank", series="poly", solver="poly", options={"degree": cfg.rank_degree}, **inst)
     if "dim" in groups:
         for d in cfg.dim_d:
             for L in _pow2(cfg.dim_L):
@@ -307,6 +310,7 @@ def cells_dir(out: str | os.PathLike) -> Path:
 def run_and_store(out: str, cell: dict) -> dict:
     """`run_cell`, then store the record atomically under <out>/cells/<id>.json."""
     rec = run_cell(cell)
+    cells_dir(out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(cells_dir(out) / f"{rec['id']}.json", json.dumps(rec, sort_keys=True))
     return rec
 

@@ -48,12 +48,13 @@ def _cmd_run(args) -> int:
             raise HarnessError(f"--repeats must be >= 1, got {args.repeats}")
         cfg.repeats = args.repeats
     cfg.seed = args.seed
-    if args.threads is not None:
+    threads = args.threads if args.threads is not None else (1 if device == "cpu" else None)
+    if threads is not None:
         import torch
 
-        if args.threads < 1:
-            raise HarnessError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+        if threads < 1:
+            raise HarnessError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
     has_poly = poly_available()
     if not has_poly:
         print("lora-harness: note: the poly solver is not installed; running the exact solvers only",
@@ -87,7 +88,7 @@ def register(subparsers) -> None:
                    help="default float64 on CPU, float32 on CUDA with --full")
     p.add_argument("--groups", default=",".join(GROUPS), help=f"comma list of {', '.join(GROUPS)}")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per cell (default 3)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1 on CPU: stable timings on a shared machine)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue a killed run, reusing finished cells")
     p.add_argument("--force", action="store_true", help="discard earlier results in --out")
