@@ -263,27 +263,34 @@ def _head_maps(spec: AttentionSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return tuple(np.stack([M[:, h * dh:(h + 1) * dh] for h in range(H)]) for M in maps)
 
 
-def scale_queries(specs: Sequence[AttentionSpec], factor: float) -> None:
-    """The norm-controlled variant: multiply every attention layer's query map (weight and bias) by
-    `factor`, so every score beta q_i.k_j is multiplied by `factor` (in place, on the loaded model)."""
+def scale_queries(specs: Sequence[AttentionSpec], factor: float, on: str = "q") -> None:
+    """The norm-controlled variant: multiply every attention score beta q_i.k_j by `factor`, in place on
+    the loaded model. on="q": the query map (weight and bias) times `factor` (||K||_inf unchanged);
+    on="qk": query and key maps each times sqrt(factor), so both Gamma conditions of MATH.md §6.5
+    (||X_Q W_Q||_inf and ||X_K W_K||_inf) shrink by sqrt(factor)."""
     import torch
 
-    if factor == 1.0:
-        return
     if not (factor > 0 and math.isfinite(factor)):
         raise HarnessError(f"--scale must be a positive number, got {factor}")
+    if on not in ("q", "qk"):
+        raise HarnessError(f"--scale-on must be q or qk, got {on!r}")
+    if factor == 1.0:
+        return
+    parts = [(0, factor)] if on == "q" else [(0, math.sqrt(factor)), (1, math.sqrt(factor))]
     with torch.no_grad():
         for s in specs:
             m = s.module
-            if s.kind == "gpt2":
-                D = m.c_attn.weight.shape[1] // 3
-                m.c_attn.weight[:, :D] *= factor
-                m.c_attn.bias[:D] *= factor
-            else:
-                q = m.query if s.kind == "bert" else m.q_proj
-                q.weight *= factor
-                if q.bias is not None:
-                    q.bias *= factor
+            for part, f in parts:
+                if s.kind == "gpt2":
+                    D = m.c_attn.weight.shape[1] // 3
+                    m.c_attn.weight[:, part * D:(part + 1) * D] *= f
+                    m.c_attn.bias[part * D:(part + 1) * D] *= f
+                    continue
+                names = ("query", "key") if s.kind == "bert" else ("q_proj", "k_proj")
+                lin = getattr(m, names[part])
+                lin.weight *= f
+                if lin.bias is not None:
+                    lin.bias *= f
 
 
 def capture(model, input_ids: Sequence[int], layers: Iterable[int] | None = None,
@@ -428,11 +435,24 @@ def head_instance(cap: LayerCapture, h: int, construction: str = "projected", r:
 def direct_gammas(cap: LayerCapture, h: int) -> dict[str, float]:
     """Norms read straight off the head (no Instance): ||Q||_inf, ||K||_inf, ||V||_inf,
     Gamma_QK = max(||Q||, ||K||) (the §5.7/§6.5 conditions on X^(Q) W_Q and X^(K) W_K), ||X||_inf of the
-    hidden states, and the (S4) score range ||Q K^T||_inf without beta (§11 item 6)."""
+    hidden states (and their RMS), the (S4) score range ||Q K^T||_inf without beta (§11 item 6), and
+    where the largest |score| sits (diagonal, first key, last key, other) with its sign; R_pos / R_neg,
+    the largest positive / negative score; and R_centred = max_i (max_j - min_j of row i of beta Q K^T)/2,
+    the half-width of the widest row. Softmax is invariant to a per-row shift, and exp(x - m_i) is a
+    polynomial in [q_i, -m_i].[k_j, 1], so a Taylor expansion centred per row (one extra feature) needs
+    only |x - m_i| <= R_centred (MATH.md §2.3 [D] item 2 with the interval re-centred)."""
     Q, K, V = cap.qkv(h)
     S = Q @ K.T
     if cap.causal:
         S = np.where(causal_mask(cap.L), S, 0.0)
     q, k = float(np.abs(Q).max()), float(np.abs(K).max())
+    Sb = cap.beta * S
+    lo = np.where(causal_mask(cap.L), Sb, np.inf).min(1) if cap.causal else Sb.min(1)
+    hi = np.where(causal_mask(cap.L), Sb, -np.inf).max(1) if cap.causal else Sb.max(1)
+    i, j = np.unravel_index(int(np.argmax(np.abs(S))), S.shape)
+    where = "diagonal" if i == j else "first key" if j == 0 else "last key" if j == cap.L - 1 else "other"
     return {"Q_inf": q, "K_inf": k, "V_inf": float(np.abs(V).max()), "gamma_QK": max(q, k),
-            "X_inf": float(np.abs(cap.X).max()), "S_unscaled_inf": float(np.abs(S).max())}
+            "X_inf": float(np.abs(cap.X).max()), "X_rms": float(np.sqrt(np.mean(cap.X ** 2))),
+            "S_unscaled_inf": float(np.abs(S).max()), "R_at": [int(i), int(j)], "R_where": where,
+            "R_sign": "+" if S[i, j] >= 0 else "-", "R_pos": float(max(hi.max(), 0.0)),
+            "R_neg": float(max(-lo.min(), 0.0)), "R_centred": float(((hi - lo) / 2).max())}

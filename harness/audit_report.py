@@ -135,6 +135,9 @@ def analyse_head(cap: audit.LayerCapture, h: int, *, eps: float = 1e-6, max_rank
             rec["grad_skipped"] = "causal head: the harness loss has no mask (norms only)"
     if rec.get("ops_poly") is not None and rec["ops_exact"]:
         rec["cost_ratio"] = rec["ops_poly"] / rec["ops_exact"]
+        # exact is O(L^2 d), poly O(L k d) at fixed degree: the ratio falls like 1/L, so poly would
+        # break even at about L * cost_ratio tokens (same R, d and degree)
+        rec["break_even_L"] = cap.L * rec["cost_ratio"]
     if save_dir is not None:
         path = Path(save_dir) / f"layer{cap.index:02d}_head{h:02d}.npz"
         save_instance(inst, path)
@@ -162,6 +165,11 @@ def summarise(heads: list[dict], eps: float) -> dict[str, Any]:
     Rs = np.array([h["R"] for h in heads])
     out["R_min"], out["R_median"], out["R_max"] = float(Rs.min()), float(np.median(Rs)), float(Rs.max())
     out["log_L"] = heads[0]["log_L"]
+    for key in ("R_centred", "R_pos", "gamma_QK"):
+        v = np.array([h["direct"][key] for h in heads])
+        out[f"{key}_min"], out[f"{key}_median"], out[f"{key}_max"] = (float(v.min()), float(np.median(v)),
+                                                                       float(v.max()))
+    out["largest_score_negative"] = sum(h["direct"]["R_sign"] == "-" for h in heads)
     out["per_layer"] = []
     for layer in sorted({h["layer"] for h in heads}):
         hs = [h for h in heads if h["layer"] == layer]
@@ -190,7 +198,7 @@ def summarise(heads: list[dict], eps: float) -> dict[str, Any]:
 
 
 def run_audit(model_dir, text: str | None = None, *, layers=None, max_tokens: int | None = 256,
-              scale: float = 1.0, eps: float = 1e-6, max_rank: int = 20000, construction: str = "projected",
+              scale: float = 1.0, scale_on: str = "q", eps: float = 1e-6, max_rank: int = 20000, construction: str = "projected",
               r: int = 2, seed: int = 0, rf_m: int = 256, gradients: bool = True,
               lengths: Sequence[int] = (), save_dir=None, model=None, tokenizer=None,
               input_ids: Sequence[int] | None = None, check_tol: float = 1e-5) -> dict[str, Any]:
@@ -198,7 +206,7 @@ def run_audit(model_dir, text: str | None = None, *, layers=None, max_tokens: in
     if model is None:
         model, tokenizer = audit.load_model(model_dir)
     specs = audit.find_attention(model)
-    audit.scale_queries(specs, scale)
+    audit.scale_queries(specs, scale, on=scale_on)
     if input_ids is None:
         text = audit.read_text(None) if text is None else text
         input_ids, tok_kind = audit.tokenize(text, tokenizer, int(model.config.vocab_size), max_tokens)
@@ -223,7 +231,7 @@ def run_audit(model_dir, text: str | None = None, *, layers=None, max_tokens: in
     report = {
         "model": str(model_dir) if model_dir else type(model).__name__,
         "model_type": getattr(config, "model_type", None), "tokenizer": tok_kind,
-        "L": len(input_ids), "log_L": math.log(len(input_ids)), "scale": scale, "eps": eps,
+        "L": len(input_ids), "log_L": math.log(len(input_ids)), "scale": scale, "scale_on": scale_on, "eps": eps,
         "max_rank": max_rank, "construction": construction, "lora_rank": r, "seed": seed, "rf_m": rf_m,
         "layers": sorted({c.index for c in caps}), "attention_layers": len(specs),
         "causal": any(c.causal for c in caps), "reproduction_max_err": repro,
@@ -248,23 +256,24 @@ def _fmt_err(g: dict | None, name: str) -> str:
 def format_table(report: dict[str, Any]) -> str:
     """The terminal table (one row per head) and a summary."""
     lines = [f"model {report['model']} ({report['model_type']}), L={report['L']} tokens, "
-             f"log L={report['log_L']:.2f}, scale={report['scale']:g}, eps={report['eps']:g}, "
+             f"log L={report['log_L']:.2f}, scale={report['scale']:g} (on {report.get('scale_on', 'q')}), eps={report['eps']:g}, "
              f"construction={report['construction']} (d={report['heads'][0]['d']})",
              f"captured heads reproduce the model's attention output to {report['reproduction_max_err']:.1e}"]
-    hdr = (f"{'layer':>5} {'head':>4} {'R':>8} {'R/logL':>6} {'Gamma':>6} {'|X|':>6} {'regime':>9} "
+    hdr = (f"{'layer':>5} {'head':>4} {'R':>8} {'R/logL':>6} {'Rc':>6} {'Gamma':>6} {'|X|':>6} {'regime':>9} "
            f"{'g':>4} {'log10 k':>7} {'poly/exact':>10} {'poly err':>9} {'rf err':>8}")
     lines += [hdr, "-" * len(hdr)]
     for h in report["heads"]:
         ratio = h.get("cost_ratio")
         lines.append(
-            f"{h['layer']:>5} {h['head']:>4} {h['R']:>8.3g} {h['R'] / h['log_L']:>6.3g} "
+            f"{h['layer']:>5} {h['head']:>4} {h['R']:>8.3g} {h['R'] / h['log_L']:>6.3g} {h['direct']['R_centred']:>6.3g} "
             f"{h['direct']['gamma_QK']:>6.2f} {h['direct']['X_inf']:>6.2f} {str(h.get('regime') or '-'):>9} "
             f"{h.get('degree', '-'):>4} {h.get('rank_log10', float('nan')):>7.1f} "
             f"{(f'{ratio:.1e}' if ratio is not None else '-'):>10} {_fmt_err(h.get('grad'), 'poly'):>9} "
             f"{_fmt_err(h.get('grad'), 'random-features'):>8}")
     s = report["summary"]
     lines.append(f"regimes: {s['regimes']}; R from {s['R_min']:.2f} to {s['R_max']:.2f} "
-                 f"(median {s['R_median']:.2f}) against log L = {s['log_L']:.2f}")
+                 f"(median {s['R_median']:.2f}) against log L = {s['log_L']:.2f}; largest |score| negative "
+                 f"in {s['largest_score_negative']} heads; row-centred Rc up to {s['R_centred_max']:.2f}")
     for name in ("poly", "random-features"):
         if name in s:
             v = s[name]

@@ -143,13 +143,16 @@ def test_R_and_gamma_match_direct_computation(kind):
             assert pg["q_C2"] == pytest.approx(np.abs(k).max(), rel=1e-6)
 
 
-def test_scale_multiplies_scores_of_first_layer():
-    m1, m2 = tiny("bert", init=0.2), tiny("bert", init=0.2)
-    audit.scale_queries(audit.find_attention(m2), 0.125)
+@pytest.mark.parametrize("kind,on", [("bert", "q"), ("bert", "qk"), ("gpt2", "qk"), ("opt", "q")])
+def test_scale_multiplies_scores_of_first_layer(kind, on):
+    m1, m2 = tiny(kind, init=0.2), tiny(kind, init=0.2)
+    audit.scale_queries(audit.find_attention(m2), 0.125, on=on)
     c1 = audit.capture(m1, IDS, layers=[0])[0]
     c2 = audit.capture(m2, IDS, layers=[0])[0]
     for h in range(4):
         assert audit.score_range_masked(c2, h) == pytest.approx(0.125 * audit.score_range_masked(c1, h), rel=1e-5)
+        k1, k2 = audit.direct_gammas(c1, h)["K_inf"], audit.direct_gammas(c2, h)["K_inf"]
+        assert k2 == pytest.approx(k1 * (0.125 ** 0.5 if on == "qk" else 1.0), rel=1e-5)
 
 
 def test_saved_instances_round_trip(tmp_path):

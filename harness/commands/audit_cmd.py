@@ -49,7 +49,7 @@ def _cmd_audit(args) -> int:
         raise HarnessError("--r must be >= 1")
     text = audit.read_text(args.text)
     report = audit_report.run_audit(
-        args.model, text, layers=parse_layers(args.layers), max_tokens=args.max_tokens, scale=args.scale,
+        args.model, text, layers=parse_layers(args.layers), max_tokens=args.max_tokens, scale=args.scale, scale_on=args.scale_on,
         eps=args.eps, max_rank=args.max_rank, construction=args.construction, r=args.r, seed=args.seed,
         rf_m=args.rf_m, gradients=not args.no_gradients, lengths=parse_lengths(args.lengths),
         save_dir=args.save_instances)
@@ -80,6 +80,9 @@ def register(sub) -> None:
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply every attention score by this factor (scales W_q and b_q): the "
                         "norm-controlled variant")
+    p.add_argument("--scale-on", choices=["q", "qk"], default="q",
+                   help="scale the query map by the factor (q) or query and key maps by its square "
+                        "root each (qk, which also shrinks ||K||_inf)")
     p.add_argument("--eps", type=float, default=1e-6, help="max-norm gradient error target for poly")
     p.add_argument("--max-rank", type=int, default=20000, help="poly refuses above this feature rank")
     p.add_argument("--rf-m", type=int, default=256, help="random-features: number of features m")
