@@ -152,6 +152,16 @@ def _blocks(n: int, size: int):
         yield s, min(n, s + size)
 
 
+def adapter_grads(t: dict, G: dict, alpha: float, r: int) -> dict:
+    """LoRA chain rule (MATH.md §1 Jacobians, §10): dA_m = (alpha/r) B_m^T G_Wm, dB_m = (alpha/r) G_Wm A_m^T."""
+    sc = alpha / r if r else 0.0
+    out = {}
+    for m, Gm in G.items():
+        out[f"dA_{m}"] = sc * (t[f"B_{m}"].T @ Gm)
+        out[f"dB_{m}"] = sc * (Gm @ t[f"A_{m}"].T)
+    return out
+
+
 def poly_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...], g: int,
                    block: int | None = None) -> tuple[dict, float, dict]:
     """All adapter gradients with the degree-g polynomial kernel, O(N L k d) (see module docstring).
@@ -208,18 +218,14 @@ def poly_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple[st
             if need_v:
                 dV = phk[:, :k].transpose(-1, -2) @ Nq[:, :k, :d]
                 G["v"] += torch.einsum("nja,njb->ab", Xv[:, s:e], dV)
-    sc = alpha / r if r else 0.0
-    grads = {}
-    for m in adapted:
-        grads[f"dA_{m}"] = sc * (t[f"B_{m}"].T @ G[m])
-        grads[f"dB_{m}"] = sc * (G[m] @ t[f"A_{m}"].T)
-    return grads, loss, {"min_rowsum": min_rowsum, "block": B, "k": k, "k_plus": kp}
+    return adapter_grads(t, G, alpha, r), loss, {"min_rowsum": min_rowsum, "block": B, "k": k, "k_plus": kp}
 
 
 def dense_poly_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...],
-                         g: int) -> tuple[dict, float]:
+                         g: int, printed_p2: bool = False) -> tuple[dict, float]:
     """Reference (O(L^2), obviously correct): form A~ = P_g(beta Q K^T) densely, f~ = D~^-1 A~, and
-    apply the MATH.md §10 closed form (c, q = c V^T, p = f.q - diag(<f,q>) f, G_W, chain rule)."""
+    apply the MATH.md §10 closed form (c, q = c V^T, p = f.q - diag(<f,q>) f, G_W, chain rule).
+    `printed_p2`: use the paper's printed p2 = f diag(r) instead (WRONG, MATH.md §11 item 2)."""
     W = effective_weights(t, alpha, r)
     N = t["X_q"].shape[0]
     d = t["W_q"].shape[0]
@@ -233,16 +239,15 @@ def dense_poly_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tu
         loss += float((out - t["Y"][i]).square().sum()) / (2 * N)
         c = (out - t["Y"][i]) / N
         q = c @ V.T
-        p = f * q - (f * q).sum(-1, keepdim=True) * f
+        rr = (f * q).sum(-1)
+        p = f * q - (f * rr[None, :] if printed_p2 else rr[:, None] * f)
         if "q" in G:
             G["q"] += beta * t["X_q"][i].T @ p @ K
         if "k" in G:
             G["k"] += beta * t["X_k"][i].T @ p.T @ Q
         if "v" in G:
             G["v"] += t["X_v"][i].T @ f.T @ c
-    sc = alpha / r if r else 0.0
-    return ({**{f"dA_{m}": sc * (t[f"B_{m}"].T @ G[m]) for m in adapted},
-             **{f"dB_{m}": sc * (G[m] @ t[f"A_{m}"].T) for m in adapted}}, loss)
+    return adapter_grads(t, G, alpha, r), loss
 
 
 # ------------------------------------------------------------------------------------------- solver
@@ -281,14 +286,21 @@ class PolySolver(Solver):
     description = "Alman-Song polynomial method (Taylor, monomial features), certified max-norm error"
     options = {"eps": None, "degree": None, "max_rank": theory.DEFAULT_MAX_RANK}
 
+    def _gradients(self, inst: Instance, t: dict, g: int):
+        return poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
+
     def _solve(self, inst: Instance, dtype, device, eps=None, degree=None, max_rank=None) -> Result:
         cert = prepare(self.name, inst, eps, degree, max_rank)
         t = inst.as_torch(dtype=dtype, device=device)
         with torch.no_grad():
-            grads, loss, info = poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, cert["degree"])
+            grads, loss, info = self._gradients(inst, t, cert["degree"])
         cert = finish_certificate(cert, dtype, grads, info["min_rowsum"])
+        cert["ops"] = self._ops(inst, cert)
         out = {k: v.cpu().double().numpy() for k, v in grads.items()}
         return Result(out, loss, self.name, ops=cert["ops"], certificate=cert, info=info)
+
+    def _ops(self, inst: Instance, cert: dict) -> int:
+        return cert["ops"]
 
     def forward(self, inst: Instance, *, dtype=None, device=None, eps=None, degree=None,
                 max_rank=None) -> np.ndarray:

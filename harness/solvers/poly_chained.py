@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from harness.errors import HarnessError
 from harness.instance import Instance
 from harness.losses import effective_weights
-from harness.solvers.base import Result, Solver
-from harness.solvers.poly import (_TorchPlan, _split, features, finish_certificate, prepare,
-                                  taylor_poly)
+from harness.solvers.poly import (PolySolver, _TorchPlan, _split, adapter_grads, dense_poly_gradients,
+                                  features)
 from harness import theory
 
 BLOCK_ENTRIES = 1 << 21
@@ -104,59 +104,34 @@ def chained_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple
             U3Q = sum(row_kron(U1[s:e], U2[s:e]).T @ Q[s:e] for s, e in _blocks(Q.shape[0], B))
             P1Q = torch.cat([row_kron(V1[s:e], V2[s:e]) @ U3Q for s, e in _blocks(K.shape[0], B)])
             G["k"] += beta * (Xk.T @ (P1Q - V4 @ (U4.T @ Q)))
-    sc = alpha / r if r else 0.0
-    grads = {}
-    for m in adapted:
-        grads[f"dA_{m}"] = sc * (t[f"B_{m}"].T @ G[m])
-        grads[f"dB_{m}"] = sc * (G[m] @ t[f"A_{m}"].T)
-    return grads, loss, {"min_rowsum": min_rowsum, "k1": k1, "k2": k1 + d, "k3": k3, "k4": k1, "block": B}
+    return adapter_grads(t, G, alpha, r), loss, {"min_rowsum": min_rowsum, "k1": k1, "k2": k1 + d, "k3": k3, "k4": k1, "block": B}
 
 
 def dense_chained_reference(t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...],
                             g: int, printed_p2: bool = False) -> dict:
     """Reference, O(L^2): the same objects formed densely from their definitions (MATH.md §5.5 table,
     with f -> f~ = D~^-1 P_g(beta S)): q = c V^T, p1 = f.q, r_j = <f_j, q_j>, p2 = diag(r) f (or the
-    printed f diag(r)), p = p1 - p2, G_Wq = beta X_q^T p K, G_Wk = beta X_k^T p^T Q, G_Wv = X_v^T f^T c."""
-    W = effective_weights(t, alpha, r)
-    N, _, d = t["X_q"].shape
-    G = {m: torch.zeros(d, d, dtype=t["X_q"].dtype) for m in adapted}
-    for i in range(N):
-        Q, K, V = t["X_q"][i] @ W["q"], t["X_k"][i] @ W["k"], t["X_v"][i] @ W["v"]
-        A = taylor_poly(beta * (Q @ K.T), g)
-        f = A / A.sum(1, keepdim=True)
-        c = (f @ V - t["Y"][i]) / N
-        q = c @ V.T
-        rr = (f * q).sum(1)
-        p = f * q - (f * rr[None, :] if printed_p2 else rr[:, None] * f)
-        if "q" in G:
-            G["q"] += beta * t["X_q"][i].T @ p @ K
-        if "k" in G:
-            G["k"] += beta * t["X_k"][i].T @ p.T @ Q
-        if "v" in G:
-            G["v"] += t["X_v"][i].T @ f.T @ c
-    sc = alpha / r if r else 0.0
-    return {**{f"dA_{m}": sc * (t[f"B_{m}"].T @ G[m]) for m in adapted},
-            **{f"dB_{m}": sc * (G[m] @ t[f"A_{m}"].T) for m in adapted}}
+    printed f diag(r)), p = p1 - p2, G_Wq = beta X_q^T p K, G_Wk = beta X_k^T p^T Q, G_Wv = X_v^T f^T c
+    (this is `poly.dense_poly_gradients`)."""
+    return dense_poly_gradients(t, alpha, beta, r, adapted, g, printed_p2=printed_p2)[0]
 
 
-class PolyChainedSolver(Solver):
+class PolyChainedSolver(PolySolver):
+    """Same options, certificate and refusals as `poly`; gradients by the paper's chain."""
+
     name = "poly-chained"
-    exact = False
     cost = "O(N L k1^2 d), k1 = C(d+g, g) (the paper's chain; k3 = k1 (k1 + d))"
     description = "LoRA paper Lemmas 3.3-3.7 / Thm 3.1 chain (corrected q, p2), same certificate as poly"
-    options = {"eps": None, "degree": None, "max_rank": theory.DEFAULT_MAX_RANK}
 
-    def _solve(self, inst: Instance, dtype, device, eps=None, degree=None, max_rank=None) -> Result:
-        cert = prepare(self.name, inst, eps, degree, max_rank)
-        t = inst.as_torch(dtype=dtype, device=device)
-        with torch.no_grad():
-            grads, loss, info = chained_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted,
-                                                  cert["degree"])
-        cert = finish_certificate(cert, dtype, grads, info["min_rowsum"])
+    def _gradients(self, inst: Instance, t: dict, g: int):
+        return chained_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
+
+    def _ops(self, inst: Instance, cert: dict) -> int:
         cert["ops_poly"] = cert["ops"]
-        cert["ops"] = chained_op_count(inst, cert["degree"])
-        out = {k: v.cpu().double().numpy() for k, v in grads.items()}
-        return Result(out, loss, self.name, ops=cert["ops"], certificate=cert, info=info)
+        return chained_op_count(inst, cert["degree"])
+
+    def forward(self, inst: Instance, **kw) -> np.ndarray:
+        raise HarnessError("solver 'poly-chained' does not compute the forward pass; use 'poly'")
 
 
 def chained_op_count(inst: Instance, g: int) -> int:
