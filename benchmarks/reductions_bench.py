@@ -52,7 +52,8 @@ def formula(kind: str, k: int, v: int, seed: int):
     return S.planted(k, v, seed) if kind == "planted" else S.unsat(k, v, seed)
 
 
-def run_chain(cnf, via: str, solver: str, dtype: str, device: str = "cpu", options: dict | None = None) -> dict:
+def run_chain(cnf, via: str, solver: str, dtype: str, device: str = "cpu", options: dict | None = None,
+              reference: str | None = None) -> dict:
     """One end-to-end run with per-arrow timings and the first oracle output's margins."""
     arrows = route(via)
     base = make_oracle(via, solver, dtype, device, **(options or {}))
@@ -108,6 +109,16 @@ def run_chain(cnf, via: str, solver: str, dtype: str, device: str = "cpu", optio
             row["bounds"] = {k: t.meta[k] for k in ("yes_lb", "no_ub", "threshold", "eps_needed", "eps_spec")}
             row["B"] = t.meta["entry"]
             row["d_head"] = t.meta["d"]
+        if reference:  # float64 reference oracle on the first instance: max-norm error of the oracle
+            ref = make_oracle(via, reference, "float64", device)(x)
+            if via == "attention":
+                row["max_abs_error"] = float(np.max(np.abs(np.asarray(first.T) - ref.T)))
+            else:
+                if via == "lora":
+                    ref = arrows[-1].decode(x, ref)
+                    first = arrows[-1].decode(x, first)
+                row["max_abs_error"] = float(np.max(np.abs(np.asarray(first) - ref)))
+                row["readout_error"] = abs(arrows[1].readout(t, first) - arrows[1].readout(t, ref))
     return row
 
 
@@ -117,7 +128,7 @@ def cmd_chain(args) -> list[dict]:
         for kind in args.kind:
             cnf = formula(kind, args.k, v, args.seed)
             for via in args.via:
-                row = run_chain(cnf, via, args.solver, args.dtype, args.device)
+                row = run_chain(cnf, via, args.solver, args.dtype, args.device, reference=args.reference)
                 row["kind"] = kind
                 rows.append(row)
                 print(json.dumps(row, default=str), flush=True)
@@ -225,6 +236,7 @@ def main(argv=None) -> int:
         q.add_argument("--riemann", type=int, nargs="+", default=[16, 256, 1024])
         q.add_argument("--panels", type=int, nargs="+", default=[8, 32])
         q.add_argument("--threads", type=int, default=0)
+        q.add_argument("--reference", default=None, help="float64 reference solver for the error columns")
         q.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.threads:

@@ -117,6 +117,15 @@ def test_route_variants():
         assert_agrees(cnf, solve_sat(cnf, "attention", "autograd", "float32", tau="d").model)
 
 
+def test_structured_sources_and_k_ladder_through_the_chain():
+    """CNFgen families (UNSAT: Tseitin with odd charge, pigeonhole; colouring) and the k-ladder
+    k = 3, 4, 5, decided through the LoRA route with a float32 oracle."""
+    formulas = [S.tseitin(8, 3, seed=2), S.pigeonhole(4, 3), S.coloring(5, 0.5, 3, seed=3)]
+    formulas += S.k_ladder(10, seed=2)
+    for cnf in formulas:
+        assert_agrees(cnf, solve_sat(cnf, "lora", "streaming", "float32").model)
+
+
 def test_cli_solve_sat(tmp_path, capsys):
     for cnf, answer in ((S.planted(3, 10, seed=1), "SAT"), (S.unsat(3, 10, seed=1), "UNSAT")):
         path = tmp_path / f"{answer}.cnf"
