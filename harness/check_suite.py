@@ -47,12 +47,14 @@ MARGIN = 0.5         # timing exponent: fail when CI low end > claim + MARGIN (c
                      # alone push a clean O(L^2) solver's fitted time exponent to ~2.2-2.5)
 OPS_MARGIN = 0.1     # op-count exponent (deterministic): fail when fit > claim + OPS_MARGIN
 DEFAULT_EPS = {"float64": 1e-8, "float32": 1e-3}
+MIN_TIMED_S = 2e-3   # sizes whose median call is faster than this are overhead, not work: left out
+                     # of the timing fit when at least 3 sizes remain
 
 
 @dataclass(frozen=True)
 class Budget:
-    """How much work the suite does. `QUICK` for test suites, `DEFAULT` (~1 minute at most),
-    `THOROUGH` (nightly)."""
+    """How much work the suite does: `SMOKE` (no timing, op counts only; seconds), `QUICK` (test
+    suites, ~10 s), `DEFAULT` (~15-30 s, at most about a minute), `THOROUGH` (nightly)."""
 
     max_examples: int = 60
     max_L: int = 12
@@ -68,11 +70,12 @@ class Budget:
 
 
 DEFAULT = Budget(max_examples=100)
-QUICK = Budget(max_examples=20, max_L=8, max_d=4, max_N=2, scaling_L=(256, 512, 1024, 2048),
-               repeats=3, scaling_budget_s=10.0)
+QUICK = Budget(max_examples=20, max_L=8, max_d=4, max_N=2, scaling_L=(256, 512, 1024, 2048, 4096),
+               repeats=3, scaling_budget_s=15.0)
 THOROUGH = Budget(max_examples=400, max_L=24, max_d=8, max_N=3,
                   scaling_L=(256, 512, 1024, 2048, 4096, 8192), repeats=9, scaling_budget_s=120.0)
-BUDGETS = {"quick": QUICK, "default": DEFAULT, "thorough": THOROUGH}
+SMOKE = Budget(max_examples=15, max_L=8, max_d=4, max_N=2, scaling_L=(64, 128, 256, 512), repeats=0)
+BUDGETS = {"smoke": SMOKE, "quick": QUICK, "default": DEFAULT, "thorough": THOROUGH}
 
 
 @dataclass
@@ -374,20 +377,20 @@ def _chain_check(runner: _Runner, out_dir) -> CheckOutcome:
 # ------------------------------------------------------------------ scaling fit
 def fit_exponent(xs: Iterable[float], samples: Iterable[Iterable[float]], n_boot: int = 400,
                  seed: int = 0) -> dict:
-    """Log-log least-squares slope of median(samples) against xs, with a 95% bootstrap CI that
-    resamples the repeats at each x. Uses harness.fit.fit_exponent when that module provides it."""
+    """Log-log least-squares slope of median(samples) against xs with a 95% bootstrap CI:
+    `harness.fit.fit_power` when present (resamples residuals and repeats), else a plain fit whose
+    bootstrap resamples the repeats at each x."""
     xs = np.asarray(list(xs), dtype=float)
     samples = [np.asarray(list(s), dtype=float) for s in samples]
-    try:  # the scaling-study module, when present
-        from harness import fit as _fit  # type: ignore
-
-        ext = getattr(_fit, "fit_exponent", None)
-        if ext is not None and ext is not fit_exponent:
-            out = ext(xs, samples, n_boot=n_boot, seed=seed)
-            if isinstance(out, dict) and {"exponent", "ci_low", "ci_high"} <= set(out):
-                return out
-    except Exception:
-        pass
+    med = [float(np.median(s)) for s in samples]
+    try:  # the scaling study's fit (residual + repeat bootstrap), when present
+        from harness.fit import fit_power
+    except ImportError:
+        fit_power = None
+    if fit_power is not None:
+        out = fit_power(xs, med, samples=samples if len(samples[0]) > 1 else None, n_boot=n_boot, seed=seed)
+        return {"exponent": float(out["exponent"]), "ci_low": float(out["ci"][0]),
+                "ci_high": float(out["ci"][1])}
     lx = np.log(xs)
 
     def slope(ys):
@@ -494,9 +497,11 @@ def _scaling_checks(solver, claim: float | None, budget: Budget, dtype, device, 
         return CheckOutcome(check, "pass", f"{desc}; claimed {claim:g}", figures=figs)
 
     if budget.repeats:
-        fit = fit_exponent(Ls, m["seconds"], n_boot=budget.n_boot)
+        keep = [i for i, s in enumerate(m["seconds"]) if np.median(s) >= MIN_TIMED_S]
+        keep = keep if len(keep) >= 3 else list(range(len(Ls)))
+        fit = fit_exponent([Ls[i] for i in keep], [m["seconds"][i] for i in keep], n_boot=budget.n_boot)
         desc = (f"time ~ L^{fit['exponent']:.2f} (95% CI {fit['ci_low']:.2f}..{fit['ci_high']:.2f}) "
-                f"over L={Ls[0]}..{Ls[-1]}")
+                f"over L={Ls[keep[0]]}..{Ls[keep[-1]]}")
         figs = {"L": Ls, "median_seconds": [float(np.median(s)) for s in m["seconds"]], **fit}
         out.append(verdict("scaling", desc, fit["ci_low"], MARGIN, figs))
     elif not m["ops"]:
@@ -587,7 +592,7 @@ def run_from_cli(args) -> int:
     """`lora-harness check --solver S [--claim-eps E] [--claim-exponent K] [--out-dir D]`:
     exit 0 with a summary table when all claims hold, 1 when one fails (minimal counterexample
     written and its path printed). Budget: `--thorough` when the CLI has it, else the environment
-    variable LORA_HARNESS_CHECK_BUDGET = quick | default | thorough."""
+    variable LORA_HARNESS_CHECK_BUDGET = smoke | quick | default | thorough."""
     name = os.environ.get("LORA_HARNESS_CHECK_BUDGET", "default").strip().lower() or "default"
     if getattr(args, "thorough", False):
         name = "thorough"

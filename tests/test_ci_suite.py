@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness.check_suite import QUICK, fit_exponent, run_suite
+from harness.check_suite import QUICK, SMOKE, fit_exponent, run_suite
 from harness.errors import HarnessError
 from harness.io import load_instance
 from harness.solvers import get_solver
@@ -21,7 +20,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # Small property budgets; op counts only (no timing) so the fast tier is deterministic.
-FAST = replace(QUICK, max_examples=15, repeats=0, scaling_L=(64, 128, 256, 512))
+FAST = SMOKE
 
 
 def _run(spec, tmp_path, **kw):
@@ -134,7 +133,7 @@ def test_fit_exponent_recovers_known_slopes():
 
 
 def _cli(*args, tmp_path):
-    env = dict(os.environ, LORA_HARNESS_CHECK_BUDGET="quick",
+    env = dict(os.environ, LORA_HARNESS_CHECK_BUDGET="smoke",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "harness.cli", "check", *args, "--out-dir", str(tmp_path)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
