@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -32,7 +32,8 @@ def test_factors_are_the_taylor_polynomial_exactly(d, g, a, b, beta, seed):
 @given(instances(max_L=12, max_d=4, max_N=2, scale=0.5), st.integers(1, 5))
 def test_factored_gradients_equal_dense_reference(inst, g):
     t = inst.as_torch()
-    fast, loss_f, _ = poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
+    fast, loss_f, info = poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
+    assume(info["min_rowsum"] > 0.1)  # odd g can make P_g(x) <= 0 for x < -1 on unbounded draws
     slow, loss_s = dense_poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
     scale = max([1.0] + [float(v.abs().max()) for v in slow.values()])
     for k in slow:
