@@ -369,15 +369,20 @@ def head_scores(cap: LayerCapture, h: int) -> np.ndarray:
     return S
 
 
-def head_forward(cap: LayerCapture, h: int) -> np.ndarray:
-    """The head's attention output recomputed in float64 from the captured X and maps (causal mask
-    applied for causal heads): softmax_rows(beta Q K^T) V."""
+def head_probs(cap: LayerCapture, h: int) -> np.ndarray:
+    """softmax_rows(beta Q K^T) of head h (masked entries 0 for causal heads), float64."""
     S = head_scores(cap, h)
     S = np.where(np.isnan(S), -np.inf, S)
     S = S - S.max(axis=1, keepdims=True)
     P = np.exp(S)
     P /= P.sum(axis=1, keepdims=True)
-    return P @ cap.qkv(h)[2]
+    return P
+
+
+def head_forward(cap: LayerCapture, h: int) -> np.ndarray:
+    """The head's attention output recomputed in float64 from the captured X and maps (causal mask
+    applied for causal heads): softmax_rows(beta Q K^T) V."""
+    return head_probs(cap, h) @ cap.qkv(h)[2]
 
 
 def score_range_masked(cap: LayerCapture, h: int) -> float:
@@ -440,7 +445,9 @@ def direct_gammas(cap: LayerCapture, h: int) -> dict[str, float]:
     the largest positive / negative score; and R_centred = max_i (max_j - min_j of row i of beta Q K^T)/2,
     the half-width of the widest row. Softmax is invariant to a per-row shift, and exp(x - m_i) is a
     polynomial in [q_i, -m_i].[k_j, 1], so a Taylor expansion centred per row (one extra feature) needs
-    only |x - m_i| <= R_centred (MATH.md §2.3 [D] item 2 with the interval re-centred)."""
+    only |x - m_i| <= R_centred (MATH.md §2.3 [D] item 2 with the interval re-centred). attn_max and
+    attn_rowmax_mean: the largest attention weight and the mean over queries of the row maximum
+    (how peaked the head is; a weight is at most e^(2 R_centred) / L, so peaked heads need R ~ log L)."""
     Q, K, V = cap.qkv(h)
     S = Q @ K.T
     if cap.causal:
@@ -449,10 +456,12 @@ def direct_gammas(cap: LayerCapture, h: int) -> dict[str, float]:
     Sb = cap.beta * S
     lo = np.where(causal_mask(cap.L), Sb, np.inf).min(1) if cap.causal else Sb.min(1)
     hi = np.where(causal_mask(cap.L), Sb, -np.inf).max(1) if cap.causal else Sb.max(1)
+    P = head_probs(cap, h)
     i, j = np.unravel_index(int(np.argmax(np.abs(S))), S.shape)
     where = "diagonal" if i == j else "first key" if j == 0 else "last key" if j == cap.L - 1 else "other"
     return {"Q_inf": q, "K_inf": k, "V_inf": float(np.abs(V).max()), "gamma_QK": max(q, k),
             "X_inf": float(np.abs(cap.X).max()), "X_rms": float(np.sqrt(np.mean(cap.X ** 2))),
             "S_unscaled_inf": float(np.abs(S).max()), "R_at": [int(i), int(j)], "R_where": where,
             "R_sign": "+" if S[i, j] >= 0 else "-", "R_pos": float(max(hi.max(), 0.0)),
-            "R_neg": float(max(-lo.min(), 0.0)), "R_centred": float(((hi - lo) / 2).max())}
+            "R_neg": float(max(-lo.min(), 0.0)), "R_centred": float(((hi - lo) / 2).max()),
+            "attn_max": float(P.max()), "attn_rowmax_mean": float(P.max(1).mean())}
