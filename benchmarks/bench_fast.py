@@ -51,19 +51,38 @@ def fit(Ls, ts):
     return float(np.polyfit(np.log2(Ls), np.log2(ts), 1)[0])
 
 
-def scaling(d=4, gamma=1.0, eps=1e-6, max_log2=17, exact_max_log2=15, exact16=True):
+def _reused(reuse, key, match):
+    """Streaming timings from an earlier JSON (`--reuse-exact`), matched on `match`."""
+    if not reuse:
+        return None
+    for r in reuse.get(key, {}).get("rows", []):
+        if all(r.get(k) == v for k, v in match.items()) and "stream_cpu" in r:
+            return r
+    return None
+
+
+def scaling(d=4, gamma=1.0, eps=1e-6, max_log2=17, exact_max_log2=15, exact16=True, reuse=None):
     poly = get_solver("poly")
     stream = get_solver("streaming")
     poly.solve(inst_for(256, d, gamma), eps=eps)
     rows = []
+    g_fixed = None
     for e in range(10, max_log2 + 1):
         L = 2 ** e
         inst = inst_for(L, d, gamma)
         cpu, wall, res = timed(lambda: poly.solve(inst, eps=eps), 3 if e <= 13 else 1)
+        g_fixed = g_fixed or res.certificate["degree"]
+        cpu_f, _, res_f = timed(lambda: poly.solve(inst, degree=g_fixed), 3 if e <= 13 else 1)
         row = {"L": L, "poly_cpu": cpu, "poly_wall": wall, "degree": res.certificate["degree"],
                "rank": res.certificate["rank"], "R_bound": res.certificate["R"],
-               "error_bound": res.certificate["error_bound"], "ops": res.ops}
-        if e <= exact_max_log2 or (exact16 and e == 16):
+               "error_bound": res.certificate["error_bound"], "ops": res.ops,
+               "fixed_degree": g_fixed, "poly_cpu_fixed_degree": cpu_f, "ops_fixed_degree": res_f.ops}
+        old = _reused(reuse, "scaling", {"L": L})
+        if old is not None:
+            row.update(stream_cpu=old["stream_cpu"], stream_wall=old["stream_wall"], stream_reused=True)
+            if e <= 13:
+                row["measured_error"] = res.max_abs_error(stream.solve(inst))
+        elif e <= exact_max_log2 or (exact16 and e == 16):
             c2, w2, ref = timed(lambda: stream.solve(inst), 2 if e <= 12 else 1)
             row.update(stream_cpu=c2, stream_wall=w2, measured_error=res.max_abs_error(ref))
         rows.append(row)
@@ -74,6 +93,8 @@ def scaling(d=4, gamma=1.0, eps=1e-6, max_log2=17, exact_max_log2=15, exact16=Tr
     big = [r for r in rows if r["L"] >= 2 ** 12]
     out["poly_exponent_ge_2^12"] = fit([r["L"] for r in big], [r["poly_cpu"] for r in big])
     out["poly_ops_exponent"] = fit(Lp, [r["ops"] for r in rows])
+    out["poly_exponent_fixed_degree"] = fit(Lp, [r["poly_cpu_fixed_degree"] for r in rows])
+    out["poly_ops_exponent_fixed_degree"] = fit(Lp, [r["ops_fixed_degree"] for r in rows])
     ex = [r for r in rows if "stream_cpu" in r and r["L"] <= 2 ** exact_max_log2]
     se = fit([r["L"] for r in ex], [r["stream_cpu"] for r in ex])
     out["stream_exponent"] = se
@@ -98,7 +119,7 @@ def scaling(d=4, gamma=1.0, eps=1e-6, max_log2=17, exact_max_log2=15, exact16=Tr
     return out
 
 
-def table(L0=4096, ds=(2, 4, 6, 8), gammas=(0.5, 1.0, 1.5), eps=1e-6):
+def table(L0=4096, ds=(2, 4, 6, 8), gammas=(0.5, 1.0, 1.5), eps=1e-6, reuse=None):
     poly, stream = get_solver("poly"), get_solver("streaming")
     rows = []
     for d in ds:
@@ -115,7 +136,9 @@ def table(L0=4096, ds=(2, 4, 6, 8), gammas=(0.5, 1.0, 1.5), eps=1e-6):
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 continue
-            ts, _, ref = timed(lambda: stream.solve(inst), 1)
+            old = _reused(reuse, "table", {"d": d, "gamma": gamma})
+            ref = stream.solve(inst) if old is None else get_solver("closed-form").solve(inst)
+            ts = old["stream_cpu"] if old is not None else timed(lambda: stream.solve(inst), 1)[0]
             row.update(poly_cpu=tp, stream_cpu=ts, crossover_L=L0 * tp / ts,
                        measured_error=res.max_abs_error(ref), error_bound=res.certificate["error_bound"])
             rows.append(row)
@@ -162,13 +185,18 @@ def main(argv=None):
     ap.add_argument("--L0", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/results/fast_solvers.json")
+    ap.add_argument("--reuse-exact", default=None,
+                    help="take streaming timings from this earlier JSON instead of re-running them")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     out = {"machine": machine()}
+    reuse = json.load(open(a.reuse_exact)) if a.reuse_exact else None
+    if reuse:
+        out["machine"]["stream_timings_from"] = {"file": a.reuse_exact, "machine": reuse.get("machine")}
     if a.what in ("scaling", "all"):
-        out["scaling"] = scaling(a.d, a.gamma, a.eps, a.max_log2, a.exact_max_log2, not a.no_exact_16)
+        out["scaling"] = scaling(a.d, a.gamma, a.eps, a.max_log2, a.exact_max_log2, not a.no_exact_16, reuse)
     if a.what in ("table", "all"):
-        out["table"] = table(a.L0, eps=a.eps)
+        out["table"] = table(a.L0, eps=a.eps, reuse=reuse)
     if a.what in ("tightness", "all"):
         out["tightness"] = tightness()
     out["machine"]["loadavg_end"] = os.getloadavg()

@@ -73,12 +73,7 @@ def score_range_bound(inst: Instance) -> float:
     """Rigorous O(N L d) upper bound on R: per query row j the smaller of Cauchy-Schwarz
     ||q_j||_2 max_k ||k_k||_2 and Hoelder sum_l |q_jl| max_k |k_kl|, then the max over rows and data
     points, times |beta|. R <= score_range_bound(inst) always."""
-    Q, K, _ = projections(inst)
-    kn = np.sqrt((K ** 2).sum(-1)).max(-1)                  # (N,)
-    kmax = np.abs(K).max(-2)                                # (N, d)
-    cs = np.sqrt((Q ** 2).sum(-1)) * kn[:, None]           # (N, Lq)
-    ho = (np.abs(Q) * kmax[:, None, :]).sum(-1)             # (N, Lq)
-    return abs(inst.beta) * float(np.minimum(cs, ho).max())
+    return float(row_score_bounds(inst).max())
 
 
 def paper_gammas(inst: Instance) -> dict[str, float]:
@@ -165,6 +160,57 @@ def normalised_rel_error(eps_rel: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------- gradient bound
+class _BoundTerms:
+    """Precomputed O(N L d) pieces of the gradient-error bound, so that for per-query-row kernel
+    errors delta_ij the bound is a few matrix-vector products (see `gradient_error_coefficient`)."""
+
+    def __init__(self, inst: Instance):
+        Q, K, V = projections(inst)
+        N = inst.N
+        self.inst = inst
+        self.parts = []
+        for i in range(N):
+            Vi, Yi = V[i], np.asarray(inst.x3("Y")[i], np.float64)
+            a = np.abs(Vi).max(0)
+            w = Vi.max(0) - Vi.min(0)
+            cbar = (a[None, :] + np.abs(Yi)) / N
+            tau = 1.5 * (cbar @ w) + float((w ** 2).sum()) / (2 * N)
+            part = {}
+            if "q" in inst.adapted:
+                part["q"] = (np.abs(np.asarray(inst.x3("X_q")[i], np.float64)) * tau[:, None],
+                             np.abs(K[i]).max(0), "left")
+            if "k" in inst.adapted:
+                part["k"] = (np.abs(Q[i]) * tau[:, None],
+                             np.abs(np.asarray(inst.x3("X_k")[i], np.float64)).max(0), "right")
+            if "v" in inst.adapted:
+                part["v"] = (cbar + w[None, :] / (2 * N),
+                             np.abs(np.asarray(inst.x3("X_v")[i], np.float64)).max(0), "right")
+            self.parts.append(part)
+
+    def bound(self, delta) -> float:
+        """Max-norm adapter-gradient bound for kernel errors delta: a scalar or an (N, Lq) array."""
+        inst = self.inst
+        if not inst.adapted:
+            return 0.0
+        d = inst.d
+        delta = np.broadcast_to(np.asarray(delta, np.float64), (inst.N, inst.Lq))
+        if not np.all(np.isfinite(delta)):
+            return math.inf
+        Gam = {m: np.zeros((d, d)) for m in inst.adapted}
+        for i, part in enumerate(self.parts):
+            for m, (rows, vec, side) in part.items():
+                sc = abs(inst.beta) if m in ("q", "k") else 1.0
+                weighted = rows.T @ delta[i]                       # sum_j delta_j rows_j
+                Gam[m] += sc * (np.outer(weighted, vec) if side == "left" else np.outer(vec, weighted))
+        s = abs(inst.alpha) / inst.r
+        best = 0.0
+        for m, G in Gam.items():
+            A = np.abs(np.asarray(inst.arrays[f"A_{m}"], np.float64))
+            B = np.abs(np.asarray(inst.arrays[f"B_{m}"], np.float64))
+            best = max(best, float((s * (B.T @ G)).max()), float((s * (G @ A.T)).max()))
+        return best
+
+
 def gradient_error_coefficient(inst: Instance) -> float:
     """C(inst) such that, for the `poly` solver (row-normalised approximate kernel f~ with entrywise
     |f~ - f| <= delta f, plug-in gradients of MATH.md §10 with f -> f~), the max-norm error of every
@@ -176,34 +222,39 @@ def gradient_error_coefficient(inst: Instance) -> float:
         |dG_q| <= delta |beta| (|X_q|^T tau) (max_k |K_k.|)
         |dG_k| <= delta |beta| (max_k |X_k,k.|) (tau^T |Q|)
         |dG_v| <= delta (max_k |X_v,k.|) sum_j (cbar_j. + w/(2N))
-    then |d dA| <= (alpha/r)|B|^T |dG|, |d dB| <= (alpha/r)|dG| |A|^T (MATH.md §10)."""
-    if not inst.adapted:
-        return 0.0
-    Q, K, V = projections(inst)
-    N, d = inst.N, inst.d
-    Gam = {m: np.zeros((d, d)) for m in inst.adapted}
-    for i in range(N):
-        Vi, Yi = V[i], np.asarray(inst.x3("Y")[i], np.float64)
-        a = np.abs(Vi).max(0)
-        w = Vi.max(0) - Vi.min(0)
-        cbar = (a[None, :] + np.abs(Yi)) / N
-        tau = 1.5 * (cbar @ w) + float((w ** 2).sum()) / (2 * N)
-        if "q" in Gam:
-            Xq = np.abs(np.asarray(inst.x3("X_q")[i], np.float64))
-            Gam["q"] += abs(inst.beta) * np.outer(Xq.T @ tau, np.abs(K[i]).max(0))
-        if "k" in Gam:
-            Xk = np.abs(np.asarray(inst.x3("X_k")[i], np.float64))
-            Gam["k"] += abs(inst.beta) * np.outer(Xk.max(0), tau @ np.abs(Q[i]))
-        if "v" in Gam:
-            Xv = np.abs(np.asarray(inst.x3("X_v")[i], np.float64))
-            Gam["v"] += np.outer(Xv.max(0), cbar.sum(0) + Yi.shape[0] * w / (2 * N))
-    s = abs(inst.alpha) / inst.r
-    best = 0.0
-    for m, G in Gam.items():
-        A = np.abs(np.asarray(inst.arrays[f"A_{m}"], np.float64))
-        B = np.abs(np.asarray(inst.arrays[f"B_{m}"], np.float64))
-        best = max(best, float((s * (B.T @ G)).max()), float((s * (G @ A.T)).max()))
-    return best
+    then |d dA| <= (alpha/r)|B|^T |dG|, |d dB| <= (alpha/r)|dG| |A|^T (MATH.md §10).
+    With a different delta_j per query row the same sums carry the weights delta_j (`_BoundTerms`)."""
+    return _BoundTerms(inst).bound(1.0)
+
+
+def row_score_bounds(inst: Instance) -> np.ndarray:
+    """(N, Lq) rigorous bounds R_ij >= max_k |beta S_i,jk| (Cauchy-Schwarz / Hoelder per query row,
+    O(N L d)); `score_range_bound` is their max."""
+    Q, K, _ = projections(inst)
+    kn = np.sqrt((K ** 2).sum(-1)).max(-1)
+    kmax = np.abs(K).max(-2)
+    cs = np.sqrt((Q ** 2).sum(-1)) * kn[:, None]
+    ho = (np.abs(Q) * kmax[:, None, :]).sum(-1)
+    return abs(inst.beta) * np.minimum(cs, ho)
+
+
+def row_deltas(R_rows: np.ndarray, g: int) -> np.ndarray:
+    """delta_j = 2 eps_j/(1 - eps_j), eps_j = taylor_rel_error(R_j, g), vectorised (inf if eps_j >= 1)."""
+    R = np.maximum(np.asarray(R_rows, np.float64), 1e-300)
+    le = (g + 1) * np.log(R) + R - math.lgamma(g + 2)
+    eps = np.exp(np.minimum(le, 700.0))
+    with np.errstate(divide="ignore"):
+        return np.where(eps < 1, 2 * eps / np.maximum(1 - eps, 1e-300), np.inf)
+
+
+def gradient_error_bound_rows(inst: Instance, g: int, R: float | None = None, terms=None) -> float:
+    """The same bound with a per-query-row kernel error: row j's polynomial is only evaluated on
+    |x| <= R_j (`row_score_bounds`, capped by R when given), so eps_j = taylor_rel_error(R_j, g).
+    Never larger than gradient_error_bound(inst, taylor_rel_error(max R_j, g))."""
+    rows = row_score_bounds(inst)
+    if R is not None:
+        rows = np.minimum(rows, R)
+    return (terms or _BoundTerms(inst)).bound(row_deltas(rows, g))
 
 
 def gradient_error_bound(inst: Instance, eps_rel: float) -> float:
@@ -247,8 +298,7 @@ def poly_op_count(N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tup
     return int(ops)
 
 
-def _choose_degree(R: float, coef: float, eps: float | None, degree: int | None,
-                   max_rank: int | None, d: int) -> int:
+def _choose_degree(bound_at, eps: float | None, degree: int | None, max_rank: int | None, d: int) -> int:
     if degree is not None:
         g = int(degree)
         if g < 1:
@@ -258,13 +308,12 @@ def _choose_degree(R: float, coef: float, eps: float | None, degree: int | None,
         eps = DEFAULT_EPS
     if not eps > 0:
         raise HarnessError(f"eps must be positive, got {eps}")
-    # smallest g with delta(eps_g) * coef <= eps (stop once the rank exceeds max_rank: refusal)
+    # smallest g with bound(g) <= eps (stop once the rank exceeds max_rank: refusal)
     cap = DEFAULT_MAX_RANK if max_rank is None else int(max_rank)
     for g in range(1, MAX_DEGREE + 1):
         if feature_rank(d, g) > cap:
             return g
-        e = taylor_rel_error(R, g)
-        if e < 1 and normalised_rel_error(e) * coef <= eps:
+        if bound_at(g) <= eps:
             return g
     return MAX_DEGREE
 
@@ -276,7 +325,9 @@ def certify(inst: Instance, eps: float | None = None, degree: int | None = None,
     Keys: "R" (the score range used; exact or the rigorous O(L d) upper bound, see "R_exact"),
     "R_bound" (the O(L d) bound), "R_exact" (bool), "log_L", "regime", "gammas" (paper_gammas),
     "degree" g, "rank" k = C(d+g, g), "eps_rel" (taylor_rel_error(R, g)), "error_bound" (absolute
-    max-norm gradient bound, exact arithmetic), "eps" (the absolute target when given: g is then
+    max-norm gradient bound, exact arithmetic, with the per-row kernel errors of
+    `gradient_error_bound_rows`), "error_bound_uniform" (the same with one eps_rel for every row,
+    = gradient_error_bound(inst, eps_rel) >= error_bound), "eps" (the absolute target when given: g is then
     the smallest degree whose error_bound <= eps), "ops" (predicted flops of `poly`), "max_rank",
     "within_rank" (k <= max_rank), "coefficient" (gradient_error_coefficient).
     `exact_R`: None -> exact when N Lq Lk <= 2^24, else the bound (solvers pass False: linear time)."""
@@ -285,17 +336,24 @@ def certify(inst: Instance, eps: float | None = None, degree: int | None = None,
     Rb = score_range_bound(inst)
     if R is None:
         R = score_range(inst) if exact_R else Rb
-    coef = gradient_error_coefficient(inst)
-    g = _choose_degree(R, coef, eps, degree, max_rank, inst.d)
+    terms = _BoundTerms(inst)
+    rows = np.minimum(row_score_bounds(inst), R)
+
+    def bound_at(g: int) -> float:
+        return terms.bound(row_deltas(rows, g)) if taylor_rel_error(R, g) < 1 else math.inf
+
+    g = _choose_degree(bound_at, eps, degree, max_rank, inst.d)
     k = feature_rank(inst.d, g)
     e = taylor_rel_error(R, g)
-    bound = gradient_error_bound(inst, e) if e < 1 else math.inf
+    bound = bound_at(g)
+    coef = terms.bound(1.0)
     L = inst.L
     max_rank = DEFAULT_MAX_RANK if max_rank is None else int(max_rank)
     return {
         "R": float(R), "R_bound": float(Rb), "R_exact": bool(exact_R),
         "log_L": math.log(max(L, 2)), "regime": regime(R, L), "gammas": paper_gammas(inst),
         "degree": g, "rank": k, "eps_rel": e, "error_bound": bound, "coefficient": coef,
+        "error_bound_uniform": normalised_rel_error(e) * coef if e < 1 else math.inf,
         "eps": None if eps is None else float(eps), "meets_eps": (None if eps is None else bound <= eps),
         "ops": poly_op_count(inst.N, inst.Lq, inst.Lk, inst.d, g, inst.r, inst.adapted),
         "max_rank": max_rank, "within_rank": k <= max_rank,

@@ -58,6 +58,8 @@ def test_score_range_exact_and_bound(p, cross, beta):
     R = theory.score_range(inst)
     assert R == pytest.approx(float(S.abs().max()), rel=1e-12, abs=1e-300)
     assert R <= theory.score_range_bound(inst) * (1 + 1e-12)
+    rows = theory.row_score_bounds(inst)
+    assert (S.abs().amax(-1).numpy() <= rows * (1 + 1e-12) + 1e-300).all()
 
 
 def test_score_range_blocks(monkeypatch):
@@ -98,9 +100,11 @@ def _bound_holds(inst, g):
     if e >= 1:
         return None
     bound = theory.gradient_error_bound(inst, e)
+    rows = theory.gradient_error_bound_rows(inst, g, R=R)   # per-query-row kernel errors
+    assert rows <= bound * (1 + 1e-12)
     scale = max(float(np.abs(v).max()) for v in ref.grads.values())
-    assert err <= bound + 1e-12 * max(scale, 1.0), (err, bound)
-    return err, bound
+    assert err <= rows + 1e-12 * max(scale, 1.0), (err, rows, bound)
+    return err, rows
 
 
 @given(bounded_params(max_L=48, max_d=4, max_gamma=1.5), st.integers(1, 6), st.booleans())
