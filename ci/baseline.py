@@ -109,7 +109,7 @@ def compute(only=None) -> dict[str, dict]:
                 figs[f"certificate-ratio/{name}/{case}"] = _fig(err / float(bound) if bound else 0.0, "le", 1.0)
     cf = get_solver("closed-form")
     for label, inst, decode, _expected in chain_cases() or []:
-        figs[f"chain/{label}"] = _fig(_jsonable(decode(cf.solve(inst).grads)), "eq")
+        figs[f"chain/{label}"] = _fig(_jsonable(decode(cf.solve(inst).grads, cf)), "eq")
     return figs
 
 

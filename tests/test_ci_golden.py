@@ -40,3 +40,13 @@ def test_diff_is_readable():
     assert "array bytes changed" in line
     [line] = golden.diff({}, rec)
     assert "regen-golden" in line
+
+
+def test_chain_instances_match_golden():
+    chain = golden.chain_instances()
+    if not chain:
+        pytest.skip("reductions package not available")
+    rec = golden.load()
+    cur = {name: {"array_sha256": inst.sha256, "file_sha256": golden.file_sha256(inst)}
+           for name, inst in chain.items()}
+    assert golden.diff({k: rec[k] for k in cur if k in rec}, cur) == []

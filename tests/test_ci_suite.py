@@ -173,3 +173,23 @@ def test_quadratic_fails_on_timing_alone(tmp_path):
 def test_exact_solvers_pass_timing_claim(name, tmp_path):
     rep = run_suite(name, claim_eps=1e-8, claim_exponent=2.0, out_dir=tmp_path)
     assert rep.ok, rep.table()
+
+
+def test_printed_q_fails_the_reduction_chain(tmp_path):
+    from harness.check_suite import chain_cases
+
+    if not chain_cases():
+        pytest.skip("reductions package not available")
+    rep = _run("tests.planted:printed_q", tmp_path, claim_eps=1e-8, checks=("chain",))
+    chain = rep.outcome("chain")
+    assert chain.failed and "expected SAT" in chain.detail, rep.table()
+    _assert_counterexample(chain, "printed_q")
+
+
+def test_chain_is_skipped_for_claims_looser_than_it_needs(tmp_path):
+    from harness.check_suite import chain_cases
+
+    if not chain_cases():
+        pytest.skip("reductions package not available")
+    rep = _run("tests.planted:printed_q", tmp_path, claim_eps=0.5, checks=("chain",))
+    assert rep.outcome("chain").status == "skip", rep.table()
