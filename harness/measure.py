@@ -32,12 +32,22 @@ def _sync(device: torch.device | None) -> None:
         torch.cuda.synchronize(device)
 
 
+CLOCKS = ("wall", "process")
+
+
 def time_call(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 3,
-              device: Any = None, budget_s: float | None = None) -> dict[str, Any]:
+              device: Any = None, budget_s: float | None = None, clock: str = "wall") -> dict[str, Any]:
     """Time `fn()`: `warmup` unrecorded calls, then up to `repeats` timed calls (at least one; stop
     early once `budget_s` seconds of timed calls have been spent). Returns seconds:
-    {"median", "min", "max", "spread" (max - min) / median, "times", "warmup", "repeats", "timer",
-    "last" (fn's last return value)}."""
+    {"median", "min", "max", "spread" (max - min) / median, "times", "wall_times", "warmup", "repeats",
+    "timer", "last" (fn's last return value)}.
+
+    On CPU, `clock="process"` makes "times" the CPU time of this process (`time.process_time`) instead
+    of wall time: with one torch thread that is the work done, unaffected by other processes taking the
+    cores (on a shared, oversubscribed machine wall time inflates long calls more than short ones and
+    biases exponents upward). "wall_times" are always kept. On CUDA the clock is CUDA events."""
+    if clock not in CLOCKS:
+        raise HarnessError(f"unknown clock {clock!r}; choose from {', '.join(CLOCKS)}")
     if repeats < 1 or warmup < 0:
         raise HarnessError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     dev = torch.device(device) if device is not None else None
@@ -47,6 +57,7 @@ def time_call(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 3,
         out = fn()
     _sync(dev)
     times: list[float] = []
+    walls: list[float] = []
     for _ in range(repeats):
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -56,17 +67,21 @@ def time_call(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 3,
             end.record()
             torch.cuda.synchronize(dev)
             times.append(start.elapsed_time(end) / 1e3)
+            walls.append(times[-1])
         else:
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             out = fn()
-            times.append(time.perf_counter() - t0)
-        if budget_s is not None and sum(times) >= budget_s:
+            t1, c1 = time.perf_counter(), time.process_time()
+            walls.append(t1 - t0)
+            times.append(c1 - c0 if clock == "process" else t1 - t0)
+        if budget_s is not None and sum(walls) >= budget_s:
             break
     med = statistics.median(times)
     return {"median": med, "min": min(times), "max": max(times),
             "spread": (max(times) - min(times)) / med if med > 0 else 0.0,
-            "times": times, "warmup": warmup, "repeats": len(times),
-            "timer": "cuda-events" if cuda else "perf_counter", "last": out}
+            "times": times, "wall_times": walls, "warmup": warmup, "repeats": len(times),
+            "timer": "cuda-events" if cuda else ("process_time" if clock == "process" else "perf_counter"),
+            "last": out}
 
 
 # ------------------------------------------------------------------------------------------ memory
@@ -115,7 +130,7 @@ def peak_memory(fn: Callable[[], Any], device: Any = None) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ solvers
 def measure_solver(solver, inst, *, dtype: Any = "float64", device: Any = "cpu", warmup: int = 1,
                    repeats: int = 3, budget_s: float | None = None, memory: bool = True,
-                   **options) -> dict[str, Any]:
+                   clock: str = "wall", **options) -> dict[str, Any]:
     """Time, peak memory and operation count of `solver.solve(inst, ...)`. Returns
     {"seconds": time_call summary without "last", "mem_bytes", "mem_method", "ops", "result"}."""
     def call():
@@ -126,7 +141,7 @@ def measure_solver(solver, inst, *, dtype: Any = "float64", device: Any = "cpu",
     if memory:  # the first warm-up call doubles as the memory measurement (it is not timed)
         mem = peak_memory(call, device)
         warmup = max(0, warmup - 1)
-    t = time_call(call, warmup=warmup, repeats=repeats, device=dev, budget_s=budget_s)
+    t = time_call(call, warmup=warmup, repeats=repeats, device=dev, budget_s=budget_s, clock=clock)
     res = t.pop("last")
     return {"seconds": t, "mem_bytes": mem["bytes"], "mem_method": mem["method"],
             "ops": None if res.ops is None else int(res.ops), "result": res}

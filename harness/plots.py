@@ -61,12 +61,16 @@ def plot_time(rep: dict, out: Path) -> str | None:
     for name, c in rep["scaling"]["crossover_vs_best_exact"].items():
         if c.get("x_star") and not c["extrapolated"]:
             ax.axvline(c["x_star"], color=_style(name, 0)[0], ls=":", lw=1)
-            ax.text(c["x_star"], ax.get_ylim()[0], f" L*={c['x_star']:.0f}\n ({name} vs best exact)\n",
-                    va="bottom", fontsize=8, color=_style(name, 0)[0])
+            ax.text(c["x_star"], 0.02 + 0.07 * list(rep["scaling"]["crossover_vs_best_exact"]).index(name),
+                    f" L*={c['x_star']:.0f} ({name} vs best exact)", va="bottom", fontsize=8,
+                    color=_style(name, 0)[0], transform=ax.get_xaxis_transform())
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("sequence length L")
-    ax.set_ylabel("median wall time per gradient [s]")
+    clock = {"process": "CPU (process) time", "wall": "wall time"}.get(rep["config"].get("clock"), "time")
+    if str(rep["config"].get("device", "")).startswith("cuda"):
+        clock = "GPU time (CUDA events)"
+    ax.set_ylabel(f"median {clock} per gradient [s]")
     cfg = rep["config"]
     ax.set_title(f"Time vs L (bounded family, d={cfg.get('d')}, r={cfg.get('r')}, Γ={cfg.get('gamma')}; "
                  f"lines: fitted range)", fontsize=10)
@@ -81,12 +85,17 @@ def plot_error(rep: dict, out: Path) -> str | None:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 5.0))
     allL = []
+    ref_max = 0
     for i, (name, s) in enumerate(series.items()):
         col, mk = _style(name, i)
         pts = [p for p in s["points"] if p["max_abs_error"] is not None]
         L = [p["L"] for p in s["points"]]
         allL += L
+        ranks = {p.get("rank") for p in s["points"]}
+        if len(ranks) == 1 and None not in ranks:
+            name = f"{name} (fixed rank k={ranks.pop()})"
         if pts:
+            ref_max = max(ref_max, max(p["L"] for p in pts))
             ax.plot([p["L"] for p in pts], [max(p["max_abs_error"], 1e-17) for p in pts], mk + "-", color=col,
                     label=f"{name}: measured max |error|")
         b = [(p["L"], p["error_bound"]) for p in s["points"] if isinstance(p.get("error_bound"), (int, float))]
@@ -101,7 +110,8 @@ def plot_error(rep: dict, out: Path) -> str | None:
     ax.set_yscale("log")
     ax.set_xlabel("sequence length L")
     ax.set_ylabel("max-norm error of the adapter gradients")
-    ax.set_title("Approximate solvers: error vs L (against exact float64 closed form)", fontsize=10)
+    ax.set_title("Approximate solvers: error vs L (measured against the exact float64 closed form "
+                 f"up to L={ref_max})", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     return _save(fig, out, "error_vs_L")

@@ -50,7 +50,8 @@ def _fit_or_none(x, y, samples=None, seed=0) -> dict | None:
     return fit_power(xs, ys, samples=list(ss) if samples else None, seed=seed)
 
 
-def analyse_scaling(records: list[dict], fit_min: int, approx_fit_min: int | None = None) -> dict:
+def analyse_scaling(records: list[dict], fit_min: int, approx_fit_min: int | None = None,
+                    per_series: dict | None = None) -> dict:
     """Per series: points, time fit, op-count fit, segmented fit; crossover of poly vs best exact."""
     out: dict[str, Any] = {}
     for name, recs in _series(records, "scaling").items():
@@ -66,6 +67,7 @@ def analyse_scaling(records: list[dict], fit_min: int, approx_fit_min: int | Non
                         "error_bound": (res.get("cert") or {}).get("error_bound"),
                         "eps": (res.get("cert") or {}).get("eps")})
         lo = fit_min if name in EXACT or approx_fit_min is None else approx_fit_min
+        lo = int((per_series or {}).get(name, lo))
         big = [p for p in pts if p["L"] >= 2 ** lo] or pts
         L = [p["L"] for p in big]
         errs = [_num(p["max_abs_error"]) for p in pts if p["max_abs_error"] is not None]
@@ -170,7 +172,7 @@ def analyse(table: dict) -> dict:
     fit_min = int(cfg.get("fit_min_log2L", DEFAULT_FIT_MIN))
     rep = {"config": cfg, "n_cells": len(records),
            "cell_seconds": sum(r["wall_s"] for r in records),
-           "scaling": analyse_scaling(records, fit_min, cfg.get("poly_fit_min_log2L")), "phase": analyse_phase(records),
+           "scaling": analyse_scaling(records, fit_min, cfg.get("poly_fit_min_log2L"), cfg.get("fit_min_series")), "phase": analyse_phase(records),
            **analyse_rank_dim(records)}
     rep["summary"] = summary_rows(rep)
     return rep
@@ -231,7 +233,8 @@ def markdown(rep: dict, figures: dict[str, str]) -> str:
              "(`lora-harness run`, harness/report.py).", "",
              "## Runtime exponents", "",
              "Log-log least squares of the median time over the sizes in `L fitted` (exact solvers L >= 2^%s, "
-             "approximate ones L >= 2^%s, where fixed overheads no longer dominate); bootstrap 95%% CI over "
+             "approximate ones L >= 2^%s: where the working set outgrows the L3 cache and fixed overheads "
+             "no longer dominate; per-series overrides in the config); bootstrap 95%% CI over "
              "residuals and timing repeats; `ops exp` is the same fit on the deterministic op counts."
              % (cfg.get("fit_min_log2L", DEFAULT_FIT_MIN), cfg.get("poly_fit_min_log2L", cfg.get("fit_min_log2L", DEFAULT_FIT_MIN))),
              "", "```", summary_table(rep), "```", ""]

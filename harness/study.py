@@ -52,19 +52,25 @@ class StudyConfig:
     repeats: int = 3
     warmup: int = 1
     budget_s: float = 6.0            # stop a cell's timing repeats once this many seconds are spent
+    clock: str = "process"           # CPU: process CPU time (one torch thread); "wall" for wall time
     # scaling
     d: int = 4
     r: int = 2
     gamma: float = 1.0
-    exact_L: dict = field(default_factory=lambda: {"closed-form": [9, 13], "autograd": [9, 13],
-                                                   "streaming": [9, 13]})
-    poly_L: list = field(default_factory=lambda: [9, 16])
+    exact_L: dict = field(default_factory=lambda: {"closed-form": [8, 13], "autograd": [8, 13],
+                                                   "streaming": [8, 14]})
+    poly_L: list = field(default_factory=lambda: [8, 19])
     poly_degree: int = 5
-    eps_poly_L: list = field(default_factory=lambda: [9, 14])
+    eps_poly_L: list = field(default_factory=lambda: [8, 16])
+    fit_min_series: dict = field(default_factory=lambda: {"streaming": 12, "poly@eps=1/L": 14})
+    #                                  per-series overrides: streaming keeps one 4096-key block up to
+    #                                  L = 2^12; poly@eps has larger k, so its blocks fill earlier
     ref_max_log2L: int = 13          # errors are measured against the exact reference up to here
     fit_min_log2L: int = 11          # exact-solver exponents are fitted on L >= 2^this (an L x L
     #                                  float64 matrix outgrows the 32 MiB L3 cache at L = 2^11)
-    poly_fit_min_log2L: int = 11     # approximate solvers: L >= 2^this (their fixed overhead is larger)
+    poly_fit_min_log2L: int = 16     # approximate solvers: L >= 2^this (poly works in row blocks of
+    #                                  2^22 / k+ entries, ~20k rows at k+ = 210: below a few blocks
+    #                                  the per-call fixed cost and the block transition dominate)
     # phase
     phase_c: list = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0, 1.5, 2.0])
     phase_L: list = field(default_factory=lambda: [8, 12])
@@ -92,8 +98,8 @@ class StudyConfig:
         return cls(device=device, dtype="float32" if gpu else "float64", repeats=5, budget_s=20.0,
                    exact_L={"closed-form": [9, 15 if gpu else 14], "autograd": [9, 14 if gpu else 13],
                             "streaming": [9, 15 if gpu else 13]},
-                   poly_L=[9, 18 if gpu else 17], eps_poly_L=[9, 16], ref_max_log2L=15 if gpu else 14,
-                   fit_min_log2L=11, poly_fit_min_log2L=12, phase_c=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
+                   poly_L=[9, 20 if gpu else 19], eps_poly_L=[9, 18], ref_max_log2L=15 if gpu else 14,
+                   fit_min_log2L=11, poly_fit_min_log2L=16, fit_min_series={"streaming": 12}, phase_c=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
                    phase_L=[8, 14 if gpu else 13], rank_r=[1, 2, 4, 8, 16], rank_d=16, rank_L=13,
                    dim_d=[2, 4, 6, 8, 12], dim_L=[9, 14 if gpu else 13])
 
@@ -102,7 +108,7 @@ class StudyConfig:
         """Seconds-long grid for tests."""
         return cls(repeats=1, warmup=0, budget_s=1.0, d=2, r=1,
                    exact_L={"closed-form": [5, 7], "streaming": [5, 6]}, poly_L=[5, 8], poly_degree=2,
-                   eps_poly_L=[5, 7], ref_max_log2L=7, fit_min_log2L=5, poly_fit_min_log2L=5, phase_c=[0.5, 2.0],
+                   eps_poly_L=[5, 7], fit_min_series={}, ref_max_log2L=7, fit_min_log2L=5, poly_fit_min_log2L=5, phase_c=[0.5, 2.0],
                    phase_L=[5, 6], phase_d=2, phase_budget_rank=15, phase_run_rank=28,
                    rank_r=[1, 2], rank_d=2, rank_L=6, rank_degree=2, dim_d=[2, 3], dim_L=[5, 6])
 
@@ -117,7 +123,8 @@ def make_grid(cfg: StudyConfig, groups: Iterable[str] = ("scaling", "phase", "ra
     """The list of cells for `cfg` (deterministic order). `poly=False` leaves out every cell that
     needs the polynomial solver (used when it is not installed)."""
     base = {"device": cfg.device, "dtype": cfg.dtype, "seed": cfg.seed, "repeats": cfg.repeats,
-            "warmup": cfg.warmup, "budget_s": cfg.budget_s}
+            "warmup": cfg.warmup, "budget_s": cfg.budget_s,
+            "clock": "wall" if cfg.device.startswith("cuda") else cfg.clock}
     cells: list[dict] = []
     groups = set(groups)
 
@@ -229,7 +236,8 @@ def _measure_cell(cell: dict, inst) -> dict:
 
     solver = get_solver(cell["solver"])
     m = measure_solver(solver, inst, dtype=cell["dtype"], device=cell["device"], warmup=cell["warmup"],
-                       repeats=cell["repeats"], budget_s=cell["budget_s"], **cell["options"])
+                       repeats=cell["repeats"], budget_s=cell["budget_s"], clock=cell["clock"],
+                       **cell["options"])
     res = m.pop("result")
     if cell["solver"] == REFERENCE and cell["dtype"] == "float64" and cell["device"] == "cpu":
         _REF_CACHE.setdefault(inst.sha256, res)
@@ -272,7 +280,7 @@ def _phase_cell(cell: dict, inst) -> dict:
             return poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g_b)
 
     tb = time_call(run_budget, warmup=cell["warmup"], repeats=cell["repeats"], device=dev,
-                   budget_s=cell["budget_s"])
+                   budget_s=cell["budget_s"], clock=cell["clock"])
     grads = {k: v.cpu().double().numpy() for k, v in tb.pop("last")[0].items()}
     res = Result(grads, float("nan"), "poly-budget")
     out["budget"] = {"degree": g_b, "rank": theory.feature_rank(inst.d, g_b), "seconds": tb,
@@ -283,7 +291,8 @@ def _phase_cell(cell: dict, inst) -> dict:
         solver = get_solver("poly")
         tn = time_call(lambda: solver.solve(inst, dtype=cell["dtype"], device=cell["device"],
                                             degree=cert["degree"], max_rank=cell["run_rank"]),
-                       warmup=cell["warmup"], repeats=cell["repeats"], device=dev, budget_s=cell["budget_s"])
+                       warmup=cell["warmup"], repeats=cell["repeats"], device=dev, budget_s=cell["budget_s"],
+                       clock=cell["clock"])
         res_n = tn.pop("last")
         out["needed"] = {"seconds": tn, "ops": res_n.ops, **_errors(res_n, inst)}
     else:

@@ -49,3 +49,12 @@ def test_measure_solver_reports_deterministic_ops(solver):
     assert a["ops"] == b["ops"] and a["ops"] > 0
     assert b["mem_bytes"] is None and a["mem_method"] != "off"
     assert np.isfinite(a["result"].loss)
+
+
+def test_process_clock_counts_work_not_waiting():
+    import time
+
+    t = time_call(lambda: time.sleep(0.05), warmup=0, repeats=1, clock="process")
+    assert t["wall_times"][0] >= 0.05 and t["times"][0] < 0.04 and t["timer"] == "process_time"
+    with pytest.raises(HarnessError, match="clock"):
+        time_call(lambda: None, clock="sundial")

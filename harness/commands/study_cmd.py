@@ -48,6 +48,7 @@ def _cmd_run(args) -> int:
             raise HarnessError(f"--repeats must be >= 1, got {args.repeats}")
         cfg.repeats = args.repeats
     cfg.seed = args.seed
+    cfg.clock = args.clock
     threads = args.threads if args.threads is not None else (1 if device == "cpu" else None)
     if threads is not None:
         import torch
@@ -89,6 +90,8 @@ def register(subparsers) -> None:
     p.add_argument("--groups", default=",".join(GROUPS), help=f"comma list of {', '.join(GROUPS)}")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per cell (default 3)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1 on CPU: stable timings on a shared machine)")
+    p.add_argument("--clock", choices=["process", "wall"], default="process",
+                   help="CPU timing clock: process CPU time (default; robust to other load) or wall time")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue a killed run, reusing finished cells")
     p.add_argument("--force", action="store_true", help="discard earlier results in --out")
