@@ -16,6 +16,9 @@ entry point. The suite runs these checks and prints a table:
                 any scale) and on the bounded family; approximate ones (`exact` False, the default for
                 callables) only in the bounded-entry regime (`families.bounded`, gamma <= 1.5,
                 beta = 1/d, so R = ||beta S||_inf <= 2.25), where the almost-linear claims live.
+* `invariance` - jointly permuting query rows and key/value rows leaves the solver's own gradients
+                unchanged within 2 eps (MATH.md §13 item 6); needs no reference, so it also tests
+                approximate solvers on their whole domain.
 * `certificate` - when a Result carries `certificate["error_bound"]`, the actual error is below it.
 * `chain`     - small SAT -> OV -> attention gradient -> LoRA chain instances (reductions.chain,
                 route "lora"): the SAT/UNSAT answer decoded through the solver equals python-sat's
@@ -210,7 +213,7 @@ def _finite_problem(runner: _Runner, inst) -> str | None:
     try:
         res = runner.solve(inst)
     except HarnessError as exc:
-        if runner.solver.__class__.__name__ != "CallableSolver" and _is_refusal(exc):
+        if _callable_of(runner.solver) is None and _is_refusal(exc):
             return None
         return _one_line(exc)
     except Exception as exc:  # a Solver subclass that crashed
@@ -265,6 +268,31 @@ def _accuracy_problem(runner: _Runner, inst, eps: float | None, check_cert: bool
     bound = (res.certificate or {}).get("error_bound") if check_cert else None
     if bound is not None and not err <= float(bound) * (1 + 1e-9) + 1e-300:
         return f"max-norm error {err:.3e} exceeds the certificate's error_bound {float(bound):.3e}"
+    return None
+
+
+def permuted(inst, seed: int = 0):
+    """Jointly permute query rows (X_q with Y) and key/value rows (X_k with X_v): the adapter
+    gradients do not change (MATH.md §13 item 6)."""
+    rng = np.random.default_rng(seed)
+    qp, kp = rng.permutation(inst.Lq), rng.permutation(inst.Lk)
+    x = {k: inst.x3(k) for k in ("X_q", "X_k", "X_v", "Y")}
+    return inst.replace(X_q=x["X_q"][:, qp], Y=x["Y"][:, qp], X_k=x["X_k"][:, kp], X_v=x["X_v"][:, kp])
+
+
+def _invariance_problem(runner: _Runner, inst, eps: float) -> str | None:
+    """None when the solver's gradients survive the §13 item 6 permutation within 2 eps."""
+    try:
+        a, b = runner.solve(inst), runner.solve(permuted(inst))
+    except HarnessError as exc:
+        return _one_line(exc)
+    except Exception as exc:
+        return f"raised {_one_line(exc)}"
+    scale = max((float(np.max(np.abs(g))) for g in a.grads.values() if np.size(g)), default=0.0)
+    diff = b.max_abs_error(a)
+    if not diff <= 2 * eps * max(1.0, scale):
+        return (f"permuting query and key/value rows (MATH.md §13 item 6) changed the gradients by "
+                f"{diff:.3e} > 2 x {eps:.1e} x max(1, {scale:.3g}) on {inst.describe()}")
     return None
 
 
@@ -394,7 +422,7 @@ def _chain_check(runner: _Runner, eps: float | None, out_dir) -> CheckOutcome:
             got = decode(res.grads, runner.solver)
             msg = None if got == expected else f"decoded {got}, expected {expected}"
         except HarnessError as exc:
-            if runner.solver.__class__.__name__ != "CallableSolver" and _is_refusal(exc):
+            if _callable_of(runner.solver) is None and _is_refusal(exc):
                 refused += 1
                 continue
             msg = _one_line(exc)
@@ -562,7 +590,7 @@ def run_suite(solver, claim_eps: float | None = None, claim_exponent: float | No
               budget: Budget | str = DEFAULT, checks: Iterable[str] | None = None) -> SuiteReport:
     """Run the property suite on `solver` (name, `module:attr`, Solver or callable).
 
-    `checks` limits which run (finite, accuracy, chain, scaling); all by default."""
+    `checks` limits which run (finite, accuracy, invariance, chain, scaling); all by default."""
     from harness.solvers import get_solver
 
     if isinstance(budget, str):
@@ -577,7 +605,7 @@ def run_suite(solver, claim_eps: float | None = None, claim_exponent: float | No
         raise HarnessError(f"unsupported dtype {dtype!r}; use float32 or float64")
     solver = get_solver(solver)
     runner = _Runner(solver, reference, dtype, device, opts or {})
-    wanted = set(checks or ("finite", "accuracy", "chain", "scaling"))
+    wanted = set(checks or ("finite", "accuracy", "invariance", "chain", "scaling"))
     exact = bool(getattr(solver, "exact", False))
     eps = claim_eps if claim_eps is not None else (DEFAULT_EPS[dtype] if exact else None)
     kw = dict(max_L=budget.max_L, max_d=budget.max_d, max_N=budget.max_N)
@@ -595,6 +623,13 @@ def run_suite(solver, claim_eps: float | None = None, claim_exponent: float | No
             claim = f"eps {eps:.1e}" if eps is not None else "certificates only (no --claim-eps)"
             o.detail = f"{claim} on {domain}: {o.detail}"
         outcomes.append(o)
+    if "invariance" in wanted:
+        if eps is None:
+            outcomes.append(CheckOutcome("invariance", "skip", "no accuracy claim to hold it to"))
+        else:
+            outcomes.append(_property_check("invariance", accuracy_instances(exact, **kw),
+                                            lambda inst: _invariance_problem(runner, inst, eps),
+                                            runner, budget, out_dir))
     if "chain" in wanted:
         outcomes.append(_chain_check(runner, eps, out_dir))
     if "scaling" in wanted and budget.scaling:
@@ -613,7 +648,7 @@ def assert_solver_meets(solver, eps: float | None = None, exponent: float | None
 
         out_dir = tempfile.mkdtemp(prefix="lora-harness-cex-")
     if exponent is None and "checks" not in kw:
-        kw["checks"] = ("finite", "accuracy", "chain")
+        kw["checks"] = ("finite", "accuracy", "invariance", "chain")
     report = run_suite(solver, claim_eps=eps, claim_exponent=exponent, out_dir=out_dir,
                        budget=budget, **kw)
     if not report.ok:

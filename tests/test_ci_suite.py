@@ -193,3 +193,21 @@ def test_chain_is_skipped_for_claims_looser_than_it_needs(tmp_path):
         pytest.skip("reductions package not available")
     rep = _run("tests.planted:printed_q", tmp_path, claim_eps=0.5, checks=("chain",))
     assert rep.outcome("chain").status == "skip", rep.table()
+
+
+@pytest.mark.parametrize("name", ["printed_q", "printed_p2"])
+def test_printed_orientations_break_permutation_invariance(name, tmp_path):
+    """§13 item 6 needs no reference: the printed orientations fail it on their own."""
+    rep = _run(f"tests.planted:{name}", tmp_path, claim_eps=1e-6, checks=("invariance",))
+    inv = rep.outcome("invariance")
+    assert inv.failed and "§13 item 6" in inv.detail, rep.table()
+    _assert_counterexample(inv, name)
+
+
+def test_permutation_keeps_exact_gradients():
+    from harness import families
+    from harness.check_suite import permuted
+
+    inst = families.gaussian(L=5, Lk=7, d=3, r=2, N=2, adapt=("q", "k", "v"), seed=9)
+    ref = get_solver("closed-form")
+    assert ref.solve(permuted(inst)).max_rel_error(ref.solve(inst)) <= 1e-12
