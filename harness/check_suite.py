@@ -35,6 +35,7 @@ written in the interchange format (harness.io.save_instance) to `--out-dir`, and
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -122,6 +123,20 @@ class SuiteReport:
         verdict = "all claims hold" if self.ok else "CLAIM FAILED"
         lines.append(f"{self.solver}: {verdict}")
         return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """torch on one thread for the duration: tiny instances gain nothing from threads, and on a
+    loaded machine OpenMP barriers make multi-threaded calls jump by 0.1-0.4 s."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------ strategies (lazy hypothesis)
@@ -504,14 +519,8 @@ def measure_scaling(solver, budget: Budget, dtype: str = "float64", device: str 
         res = solver.solve(inst, dtype=dtype, device=device, **opts)
         return time.perf_counter() - t0, res.ops
 
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _measure(call, budget)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _measure(call, budget: Budget) -> dict:
@@ -604,6 +613,13 @@ def run_suite(solver, claim_eps: float | None = None, claim_exponent: float | No
     if dtype not in DEFAULT_EPS:
         raise HarnessError(f"unsupported dtype {dtype!r}; use float32 or float64")
     solver = get_solver(solver)
+    with one_thread():
+        return _run_checks(solver, claim_eps, claim_exponent, out_dir, dtype, device, opts, reference,
+                           budget, checks)
+
+
+def _run_checks(solver, claim_eps, claim_exponent, out_dir, dtype, device, opts, reference, budget,
+                checks) -> SuiteReport:
     runner = _Runner(solver, reference, dtype, device, opts or {})
     wanted = set(checks or ("finite", "accuracy", "invariance", "chain", "scaling"))
     exact = bool(getattr(solver, "exact", False))

@@ -57,7 +57,7 @@ def pytest_addoption(parser):
                          "(registered name, module:attr or entry point)")
     group.addoption("--lora-claim-eps", type=float, default=None, help="claimed max-norm gradient error")
     group.addoption("--lora-claim-exponent", type=float, default=None, help="claimed runtime exponent in L")
-    group.addoption("--lora-budget", default="quick", choices=["quick", "default", "thorough"],
+    group.addoption("--lora-budget", default="quick", choices=["smoke", "quick", "default", "thorough"],
                     help="property-suite budget for lora_assert_solver_meets (default quick)")
 
 

@@ -24,19 +24,19 @@ def test_streaming_matches_reference(inst, lora_reference):
 
 
 def test_closed_form_meets_claim(lora_assert_solver_meets):
-    rep = lora_assert_solver_meets("closed-form", eps=1e-8, budget="quick", checks=("accuracy",))
+    rep = lora_assert_solver_meets("closed-form", eps=1e-8, budget="smoke", checks=("accuracy",))
     assert rep.ok
 
 
 def test_planted_bug_is_reported(tmp_path):
     import pytest
     with pytest.raises(AssertionError, match="counterexample"):
-        assert_solver_meets("tests.planted:off_by_1e3", eps=1e-8, out_dir=tmp_path,
+        assert_solver_meets("tests.planted:off_by_1e3", eps=1e-8, out_dir=tmp_path, budget="smoke",
                             checks=("accuracy",))
 
 
 def test_cli_solver(lora_solver, lora_assert_solver_meets):
-    lora_assert_solver_meets(checks=("accuracy",))
+    lora_assert_solver_meets(checks=("accuracy",), budget="smoke")
 '''
 
 
