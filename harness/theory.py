@@ -31,6 +31,8 @@ MAX_DEGREE = 400
 #: N * Lq * Lk up to which `certify` computes the exact R by default (above it: the O(L d) upper bound)
 EXACT_R_ENTRIES = 1 << 24
 _BLOCK_ENTRIES = 1 << 22
+#: largest d for which score_range reduces the rows to convex-hull vertices first
+HULL_MAX_D = 5
 
 
 # ---------------------------------------------------------------------------------------- norms
@@ -52,20 +54,41 @@ def projections(inst: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(np.asarray(inst.x3(f"X_{m}"), np.float64) @ W[m] for m in ("q", "k", "v"))  # type: ignore
 
 
+def _extreme_points(P: np.ndarray) -> np.ndarray:
+    """Rows of P that suffice for max_{p in P} <p, x> over every x: the vertices of conv(P) (qhull,
+    for 1 <= d <= HULL_MAX_D and more than 64 points); P itself otherwise or when qhull fails."""
+    n, d = P.shape
+    if n <= 64 or d > HULL_MAX_D:
+        return P
+    if d == 1:
+        return P[[int(P.argmin()), int(P.argmax())]]
+    try:
+        from scipy.spatial import ConvexHull
+
+        return P[ConvexHull(P).vertices]
+    except Exception:  # degenerate (flat) point sets, qhull errors: no reduction
+        return P
+
+
 def score_range(inst: Instance) -> float:
-    """R = max_i ||beta S_i||_inf exactly (MATH.md §11 item 6). Blocked over query rows, so memory is
-    O(L d + block); time O(N Lq Lk d). Works at L = 2^17 (a few minutes of CPU at d = 8)."""
+    """R = max_i ||beta S_i||_inf exactly (MATH.md §11 item 6), without an L x L matrix.
+
+    A bilinear form q^T k over Q x K attains its max and min at vertices of conv(Q) x conv(K), so
+    for d <= HULL_MAX_D the rows are first reduced to their convex-hull vertices (qhull; exact up to
+    qhull's floating tolerance, ~1e-13 relative) and the max is taken over the vertex pairs. Otherwise
+    (or if qhull fails) blocked over query rows: memory O(L d + 2^22), time O(N Lq Lk d)."""
     import torch
 
     Q, K, _ = projections(inst)
     best = 0.0
     with torch.no_grad():
         for i in range(inst.N):
-            q = torch.from_numpy(Q[i])
-            k = torch.from_numpy(K[i])
+            q = torch.from_numpy(np.ascontiguousarray(_extreme_points(Q[i])))
+            k = torch.from_numpy(np.ascontiguousarray(_extreme_points(K[i])))
             bq = max(1, _BLOCK_ENTRIES // max(1, k.shape[0]))
             for s in range(0, q.shape[0], bq):
-                best = max(best, float((q[s:s + bq] @ k.T).abs().max()))
+                lo, hi = torch.aminmax(q[s:s + bq] @ k.T)
+                best = max(best, float(hi), -float(lo))
     return abs(inst.beta) * best
 
 
@@ -330,9 +353,10 @@ def certify(inst: Instance, eps: float | None = None, degree: int | None = None,
     = gradient_error_bound(inst, eps_rel) >= error_bound), "eps" (the absolute target when given: g is then
     the smallest degree whose error_bound <= eps), "ops" (predicted flops of `poly`), "max_rank",
     "within_rank" (k <= max_rank), "coefficient" (gradient_error_coefficient).
-    `exact_R`: None -> exact when N Lq Lk <= 2^24, else the bound (solvers pass False: linear time)."""
+    `exact_R`: None -> exact when N Lq Lk <= 2^24 or d <= HULL_MAX_D (convex-hull reduction), else
+    the bound (the solvers pass False: they stay linear time)."""
     if exact_R is None:
-        exact_R = inst.N * inst.Lq * inst.Lk <= EXACT_R_ENTRIES
+        exact_R = inst.N * inst.Lq * inst.Lk <= EXACT_R_ENTRIES or inst.d <= HULL_MAX_D
     Rb = score_range_bound(inst)
     if R is None:
         R = score_range(inst) if exact_R else Rb

@@ -69,6 +69,25 @@ def test_score_range_blocks(monkeypatch):
     assert theory.score_range(inst) == full
 
 
+@given(st.integers(65, 400), st.integers(1, 5), st.booleans(), st.integers(0, 2**31))
+def test_score_range_hull_reduction_is_exact(L, d, cross, seed):
+    inst = families.bounded(L, d, 1, gamma=1.0, cross=cross, seed=seed)
+    fast = theory.score_range(inst)
+    old, theory.HULL_MAX_D = theory.HULL_MAX_D, 0
+    try:
+        full = theory.score_range(inst)
+    finally:
+        theory.HULL_MAX_D = old
+    assert fast == pytest.approx(full, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_score_range_at_L_2_17():
+    inst = families.bounded(2 ** 17, 4, 2, gamma=1.0, seed=0)
+    R = theory.score_range(inst)
+    assert 0 < R <= theory.score_range_bound(inst) and R <= 1.0
+
+
 @given(bounded_params(max_L=30, max_d=4, max_gamma=2.0))
 def test_paper_gammas_match_the_family(p):
     inst = families.bounded(**p)
