@@ -62,15 +62,14 @@ class StudyConfig:
     poly_L: list = field(default_factory=lambda: [8, 19])
     poly_degree: int = 5
     eps_poly_L: list = field(default_factory=lambda: [8, 16])
-    fit_min_series: dict = field(default_factory=lambda: {"streaming": 12, "poly@eps=1/L": 14})
-    #                                  per-series overrides: streaming keeps one 4096-key block up to
-    #                                  L = 2^12; poly@eps has larger k, so its blocks fill earlier
+    fit_min_series: dict = field(default_factory=lambda: {"streaming": 12})
+    #                                  per-series override: streaming keeps one 4096-key block up to
+    #                                  L = 2^12 (one pass over a single tile)
     ref_max_log2L: int = 13          # errors are measured against the exact reference up to here
     fit_min_log2L: int = 11          # exact-solver exponents are fitted on L >= 2^this (an L x L
     #                                  float64 matrix outgrows the 32 MiB L3 cache at L = 2^11)
-    poly_fit_min_log2L: int = 16     # approximate solvers: L >= 2^this (poly works in row blocks of
-    #                                  2^22 / k+ entries, ~20k rows at k+ = 210: below a few blocks
-    #                                  the per-call fixed cost and the block transition dominate)
+    poly_fit_min_log2L: int = 13     # approximate solvers: L >= 2^this (below, poly's fixed per-call
+    #                                  cost, ~3 ms, is a visible part of the time)
     # phase
     phase_c: list = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0, 1.5, 2.0])
     phase_L: list = field(default_factory=lambda: [8, 12])
@@ -99,7 +98,7 @@ class StudyConfig:
                    exact_L={"closed-form": [9, 15 if gpu else 14], "autograd": [9, 14 if gpu else 13],
                             "streaming": [9, 15 if gpu else 13]},
                    poly_L=[9, 20 if gpu else 19], eps_poly_L=[9, 18], ref_max_log2L=15 if gpu else 14,
-                   fit_min_log2L=11, poly_fit_min_log2L=16, fit_min_series={"streaming": 12}, phase_c=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
+                   fit_min_log2L=11, poly_fit_min_log2L=13, fit_min_series={"streaming": 12}, phase_c=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
                    phase_L=[8, 14 if gpu else 13], rank_r=[1, 2, 4, 8, 16], rank_d=16, rank_L=13,
                    dim_d=[2, 4, 6, 8, 12], dim_L=[9, 14 if gpu else 13])
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.io import atomic_write_text
 
 GROUPS = ("scaling", "phase", "rank", "dim")
 
@@ -25,10 +26,23 @@ def _groups(text: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _limit_blas(threads: int):
+    """Limit numpy's BLAS (OpenBLAS/MKL) threads too: the certificates do O(L d) numpy products, and a
+    2-thread OpenBLAS on a loaded 2-core machine made them dominate poly's time. Uses threadpoolctl
+    when installed (it ships with scipy's stack); otherwise set OPENBLAS_NUM_THREADS yourself."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("lora-harness: note: threadpoolctl not installed; numpy BLAS threads are not limited",
+              file=sys.stderr)
+        return None
+    return threadpool_limits(limits=threads)
+
+
 def _cmd_run(args) -> int:
     from harness.report import summary_table, write_report
     from harness.solvers.base import resolve_device
-    from harness.study import StudyConfig, config_dict, make_grid, poly_available, run_study
+    from harness.study import StudyConfig
 
     out = Path(args.out)
     if args.report_only:
@@ -50,12 +64,27 @@ def _cmd_run(args) -> int:
     cfg.seed = args.seed
     cfg.clock = args.clock
     threads = args.threads if args.threads is not None else (1 if device == "cpu" else None)
-    if threads is not None:
-        import torch
+    if threads is not None and threads < 1:
+        raise HarnessError(f"--threads must be >= 1, got {threads}")
+    import torch
 
-        if threads < 1:
-            raise HarnessError(f"--threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    blas = None
+    if threads is not None:
         torch.set_num_threads(threads)
+        blas = _limit_blas(threads)
+    try:
+        return _run(args, cfg, out)
+    finally:  # restore the process's thread settings (the CLI may be called in-process, e.g. tests)
+        torch.set_num_threads(before)
+        if blas is not None:
+            blas.restore_original_limits()
+
+
+def _run(args, cfg, out: Path) -> int:
+    from harness.report import summary_table, write_report
+    from harness.study import config_dict, make_grid, poly_available, run_study
+
     has_poly = poly_available()
     if not has_poly:
         print("lora-harness: note: the poly solver is not installed; running the exact solvers only",
@@ -71,7 +100,7 @@ def _cmd_run(args) -> int:
     total = time.perf_counter() - t0
     rep_info = {"ran": info["ran"], "reused": info["reused"], "total_cells": info["total"],
                 "seconds": round(total, 1)}
-    (out / "last_run.json").write_text(json.dumps(rep_info, indent=1))
+    atomic_write_text(out / "last_run.json", json.dumps(rep_info, indent=1))
     print(summary_table(rep))
     print(f"\n{info['ran']} cells run, {info['reused']} reused, {total:.0f} s; report: {out / 'report.md'}")
     return 0
@@ -89,7 +118,7 @@ def register(subparsers) -> None:
                    help="default float64 on CPU, float32 on CUDA with --full")
     p.add_argument("--groups", default=",".join(GROUPS), help=f"comma list of {', '.join(GROUPS)}")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per cell (default 3)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1 on CPU: stable timings on a shared machine)")
+    p.add_argument("--threads", type=int, default=None, help="torch and BLAS CPU threads (default 1 on CPU: stable timings on a shared machine)")
     p.add_argument("--clock", choices=["process", "wall"], default="process",
                    help="CPU timing clock: process CPU time (default; robust to other load) or wall time")
     p.add_argument("--seed", type=int, default=0)
