@@ -74,12 +74,12 @@ class Budget:
     n_boot: int = 400
 
 
-DEFAULT = Budget(max_examples=100)
-QUICK = Budget(max_examples=20, max_L=8, max_d=4, max_N=2, scaling_L=(256, 512, 1024, 2048, 4096),
+DEFAULT = Budget(max_examples=300, max_L=16)
+QUICK = Budget(max_examples=60, max_L=8, max_d=4, max_N=2, scaling_L=(256, 512, 1024, 2048, 4096),
                repeats=3, scaling_budget_s=15.0)
-THOROUGH = Budget(max_examples=400, max_L=24, max_d=8, max_N=3,
+THOROUGH = Budget(max_examples=2000, max_L=32, max_d=8, max_N=3,
                   scaling_L=(256, 512, 1024, 2048, 4096, 8192), repeats=9, scaling_budget_s=120.0)
-SMOKE = Budget(max_examples=15, max_L=8, max_d=4, max_N=2, scaling_L=(64, 128, 256, 512), repeats=0)
+SMOKE = Budget(max_examples=25, max_L=8, max_d=4, max_N=2, scaling_L=(64, 128, 256, 512), repeats=0)
 BUDGETS = {"smoke": SMOKE, "quick": QUICK, "default": DEFAULT, "thorough": THOROUGH}
 
 
