@@ -106,6 +106,18 @@ def test_float32_runs_and_reports_dtype():
     assert get_solver("poly").solve(inst, dtype="float32", eps=1e-9).certificate.get("warning")
 
 
+def test_rounding_breakdown_is_reported_not_raised():
+    """Large R: P_g(-R) cancels catastrophically; float32 monomials overflow. The solver still returns,
+    and the certificate says the result is not covered (valid False, a warning, non-finite names)."""
+    inst = families.bounded(64, 1, 1, gamma=8.0, beta=1.0, adapt=("q",), seed=0)   # R ~ 47
+    res = get_solver("poly").solve(inst, dtype="float32")
+    c = res.certificate
+    assert c["valid"] is False and "rounding breaks the kernel" in c["warning"]
+    assert c["nonfinite"] == ["dA_q", "dB_q"] and res.info.get("nonfinite")
+    ok = get_solver("poly").solve(families.bounded(64, 2, 1, gamma=1.0, seed=0))
+    assert ok.certificate["valid"] and "warning" not in ok.certificate
+
+
 def test_operation_count_is_linear_in_L():
     Ls = [2 ** e for e in range(8, 13)]
     ops = []

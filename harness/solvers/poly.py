@@ -78,7 +78,7 @@ def monomial_plan(d: int, g: int) -> dict:
         starts.append(len(exps))
     assert len(exps) == math.comb(d + g, g)
     e = np.array(exps, np.int64).reshape(len(exps), d)
-    w = np.array([1.0 / math.prod(math.factorial(int(v)) for v in row) for row in e])
+    w = np.exp(-np.array([sum(math.lgamma(int(v) + 1) for v in row) for row in e]))  # 1/a!, no overflow
     return {"exps": e, "weights": w, "levels": levels, "starts": starts, "d": d, "g": g}
 
 
@@ -264,7 +264,12 @@ def prepare(name: str, inst: Instance, eps, degree, max_rank) -> dict:
 
 
 def finish_certificate(cert: dict, dtype: torch.dtype, grads: dict, min_rowsum: float) -> dict:
-    """Add the floating-point facts: dtype, unit roundoff, non-finite or non-positive row sums."""
+    """Add the floating-point facts: dtype, unit roundoff u, non-finite gradients, non-positive row
+    sums, and a rounding estimate. P_g(x) for x near -R sums terms up to e^R to get e^-R, so its
+    computed relative error is about (g + 2 + log2 k) u e^(2R) ("rounding_rel_estimate", a heuristic,
+    not a bound); "rounding_error_estimate" propagates it like the truncation error (2 rel * coefficient).
+    "valid" is False when the gradients are not finite, a row sum is <= 0 or the relative rounding
+    estimate reaches 1/2 (the result is then dominated by rounding, typically float32 or large R)."""
     u = float(torch.finfo(dtype).eps)
     cert = dict(cert)
     cert["dtype"] = str(dtype).replace("torch.", "")
@@ -272,10 +277,23 @@ def finish_certificate(cert: dict, dtype: torch.dtype, grads: dict, min_rowsum: 
     cert["min_rowsum"] = min_rowsum
     bad = [k for k, v in grads.items() if not bool(torch.isfinite(v).all())]
     cert["nonfinite"] = bad
-    cert["valid"] = not bad and min_rowsum > 0
+    g, k, R = cert["degree"], cert["rank"], cert["R"]
+    rel = (g + 2 + math.log2(k)) * u * math.exp(min(2 * R, 700.0))
+    cert["rounding_rel_estimate"] = rel
+    cert["rounding_error_estimate"] = 2 * rel * cert["coefficient"]
+    cert["valid"] = bool(not bad and min_rowsum > 0 and rel < 0.5)
+    warnings = []
+    if bad or not min_rowsum > 0 or rel >= 0.5:
+        warnings.append(f"{cert['dtype']} rounding breaks the kernel (relative rounding ~ {rel:.2g}, "
+                        f"min row sum {min_rowsum:.3g}, non-finite: {', '.join(bad) or 'none'})")
+    elif rel > cert["eps_rel"]:
+        warnings.append(f"{cert['dtype']} rounding in the kernel (~{rel:.2g} relative) exceeds its truncation "
+                        f"error ({cert['eps_rel']:.2g}): error_bound holds in exact arithmetic only")
     if cert.get("eps") is not None and cert["eps"] < 1e3 * u * max(cert["coefficient"], 1e-300):
-        cert["warning"] = (f"target eps={cert['eps']:.3g} is near the {cert['dtype']} rounding level; "
-                           "the certificate covers exact arithmetic only")
+        warnings.append(f"target eps={cert['eps']:.3g} is near the {cert['dtype']} rounding level; "
+                        "the certificate covers exact arithmetic only")
+    if warnings:
+        cert["warning"] = "; ".join(warnings)
     return cert
 
 
