@@ -19,7 +19,7 @@ def test_golden_file_covers_every_family():
     assert not missing, f"no golden hash for {missing}: run `python -m ci regen-golden`"
 
 
-@pytest.mark.parametrize("name", sorted(golden.CASES))
+@pytest.mark.parametrize("name", sorted(golden.all_cases()))
 def test_golden_instance_bytes(name):
     rec = golden.load()[name]
     inst = golden.build(name)
