@@ -32,6 +32,8 @@ entry point. The suite runs these checks and prints a table:
 
 Property checks use `hypothesis.find`: a failing example is shrunk to a minimal one, which is
 written in the interchange format (harness.io.save_instance) to `--out-dir`, and its path printed.
+The solver's counterexamples already in `--out-dir` (`<solver>-<check>*.npz`) are replayed first,
+so a regression found once is checked again on every later run (add your own pins there).
 """
 from __future__ import annotations
 
@@ -355,12 +357,41 @@ def write_counterexample(inst, out_dir: str | os.PathLike, solver_name: str, che
     return str(path)
 
 
+MAX_REPLAY = 50
+
+
+def _replay(name: str, solver_name: str, problem, out_dir) -> tuple[Any, str | None, int]:
+    """This solver's saved counterexamples of this check in `out_dir` run first, like Hypothesis's
+    example database: a fixed bug stays fixed. (first still-failing instance, message, count)"""
+    from harness.io import load_instance
+
+    folder = Path(out_dir)
+    if not folder.is_dir():
+        return None, None, 0
+    n = 0
+    for path in sorted(folder.glob(f"{_slug(solver_name)}-{name}*.npz"))[:MAX_REPLAY]:
+        try:
+            inst = load_instance(path)
+        except HarnessError:
+            continue
+        n += 1
+        msg = problem(inst)
+        if msg is not None:
+            return inst, msg, n
+    return None, None, n
+
+
 def _property_check(name: str, strategy, problem, runner, budget, out_dir) -> CheckOutcome:
     t0 = time.perf_counter()
+    inst, msg, replayed = _replay(name, runner.solver.name, problem, out_dir)
+    if inst is not None:
+        path = write_counterexample(inst, out_dir, runner.solver.name, name, msg)
+        return CheckOutcome(name, "FAIL", f"{msg} (a saved counterexample, replayed)", counterexample=path)
     inst, msg, tried = _find_minimal(strategy, problem, budget)
     secs = time.perf_counter() - t0
     if inst is None:
-        return CheckOutcome(name, "pass", f"{tried} instances, no failure ({secs:.1f} s)")
+        again = f" + {replayed} saved counterexamples" if replayed else ""
+        return CheckOutcome(name, "pass", f"{tried} instances{again}, no failure ({secs:.1f} s)")
     path = write_counterexample(inst, out_dir, runner.solver.name, name, msg)
     return CheckOutcome(name, "FAIL", msg, counterexample=path)
 

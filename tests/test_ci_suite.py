@@ -211,3 +211,16 @@ def test_permutation_keeps_exact_gradients():
     inst = families.gaussian(L=5, Lk=7, d=3, r=2, N=2, adapt=("q", "k", "v"), seed=9)
     ref = get_solver("closed-form")
     assert ref.solve(permuted(inst)).max_rel_error(ref.solve(inst)) <= 1e-12
+
+
+def test_saved_counterexamples_are_replayed(tmp_path):
+    """A counterexample found once is re-run first on the solver's later runs."""
+    import shutil
+
+    rep = _run("tests.planted:off_by_1e3", tmp_path, claim_eps=1e-8, checks=("accuracy",))
+    saved = Path(rep.outcome("accuracy").counterexample)
+    again = _run("tests.planted:off_by_1e3", tmp_path, claim_eps=1e-8, checks=("accuracy",))
+    assert "replayed" in again.outcome("accuracy").detail
+    shutil.copy(saved, tmp_path / "closed-form-accuracy-pin1.npz")  # a user's own pin
+    fixed = _run("closed-form", tmp_path, claim_eps=1e-8, checks=("accuracy",))
+    assert fixed.ok and "1 saved counterexamples" in fixed.outcome("accuracy").detail
