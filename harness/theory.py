@@ -331,11 +331,9 @@ def _choose_degree(bound_at, eps: float | None, degree: int | None, max_rank: in
         eps = DEFAULT_EPS
     if not eps > 0:
         raise HarnessError(f"eps must be positive, got {eps}")
-    # smallest g with bound(g) <= eps (stop once the rank exceeds max_rank: refusal)
-    cap = DEFAULT_MAX_RANK if max_rank is None else int(max_rank)
+    # smallest g with bound(g) <= eps; the rank check (refusal) comes after, so a refusal names the
+    # degree the target really needs
     for g in range(1, MAX_DEGREE + 1):
-        if feature_rank(d, g) > cap:
-            return g
         if bound_at(g) <= eps:
             return g
     return MAX_DEGREE
@@ -389,8 +387,10 @@ def refusal_message(solver: str, cert: dict[str, Any]) -> str | None:
     or None when it can run."""
     R, lg, g, k = cert["R"], cert["log_L"], cert["degree"], cert["rank"]
     if cert["rank"] > cert["max_rank"]:
+        ks = str(k) if k < 10 ** 9 else f"{float(k):.3g}"
+        gs = f"g={g}" if g < MAX_DEGREE or cert.get("meets_eps") is not False else f"g>={g}"
         return (f"{solver} refuses: instance is in the {cert['regime']} regime (R={R:.3g} vs log L={lg:.3g}): "
-                f"degree g={g} needs rank k={k} > --max-rank {cert['max_rank']}")
+                f"degree {gs} needs rank k={ks} > --max-rank {cert['max_rank']}")
     if not cert["eps_rel"] < 1:
         return (f"{solver} refuses: degree g={g} has relative error bound {cert['eps_rel']:.3g} >= 1 on "
                 f"[-R, R] (R={R:.3g}), the kernel may turn negative; use g >= {taylor_degree(R, 0.5)}")
