@@ -714,9 +714,11 @@ def _parse_opts(items) -> dict:
 def run_from_cli(args) -> int:
     """`lora-harness check --solver S [--claim-eps E] [--claim-exponent K] [--out-dir D]`:
     exit 0 with a summary table when all claims hold, 1 when one fails (minimal counterexample
-    written and its path printed). Budget: `--thorough` when the CLI has it, else the environment
-    variable LORA_HARNESS_CHECK_BUDGET = smoke | quick | default | thorough."""
+    written and its path printed). Budget: `--thorough` / `--budget NAME` when the CLI has them,
+    else the environment variable LORA_HARNESS_CHECK_BUDGET = smoke | quick | default | thorough."""
     name = os.environ.get("LORA_HARNESS_CHECK_BUDGET", "default").strip().lower() or "default"
+    if getattr(args, "budget", None):
+        name = args.budget
     if getattr(args, "thorough", False):
         name = "thorough"
     if name not in BUDGETS:
