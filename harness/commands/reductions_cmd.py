@@ -85,6 +85,12 @@ def _source(args):
         return S.planted(args.k, args.vars, args.seed)
     if args.kind == "unsat":
         return S.unsat(args.k, args.vars, args.seed)
+    if args.kind == "tseitin":  # --vars = number of graph vertices (3-regular: 1.5 x vars variables)
+        return S.tseitin(args.vars, 3, args.seed)
+    if args.kind == "pigeonhole":  # --vars = pigeons, holes = pigeons - 1
+        return S.pigeonhole(args.vars, args.vars - 1)
+    if args.kind == "coloring":  # --vars = vertices of G(n, 1/2), 3 colours
+        return S.coloring(args.vars, 0.5, 3, args.seed)
     raise HarnessError(f"unknown kind {args.kind!r}")
 
 
@@ -179,7 +185,8 @@ def register_generate(gsub) -> None:
     p = gsub.add_parser("sat-chain", help="hardness bundle: k-CNF and every instance of the SETH chain")
     p.add_argument("--k", type=int, default=3, help="clause width")
     p.add_argument("--vars", type=int, required=True, help="number of variables v (N = 2^ceil(v/2))")
-    p.add_argument("--kind", default="planted", choices=["planted", "unsat"])
+    p.add_argument("--kind", default="planted", choices=["planted", "unsat", "tseitin", "pigeonhole", "coloring"],
+                   help="planted / unsat random k-CNF, or a CNFgen family (--vars = its size parameter)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--out", required=True, help="output folder")
