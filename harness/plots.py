@@ -149,12 +149,16 @@ def plot_phase(rep: dict, out: Path) -> str | None:
             kw = {"vmin": -lim, "vmax": lim}
         im = ax.imshow(M, origin="lower", aspect="auto", cmap=cmap, **kw)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        norm = im.norm
         for i, c in enumerate(cs):
             for j, L in enumerate(Ls):
                 p = grid.get((c, L))
-                if p is not None:
-                    ax.text(j, i, txt(p) + ("" if p["regime"] == "efficient" else f"\n{p['regime']}"),
-                            ha="center", va="center", fontsize=6.5, color="w" if key != "ops_ratio" else "k")
+                if p is None:
+                    continue
+                v = norm(M[i, j]) if np.isfinite(M[i, j]) else 0.5
+                dark = (abs(v - 0.5) > 0.3) if key == "ops_ratio" else (v < 0.6)
+                ax.text(j, i, txt(p) + ("" if p["regime"] == "efficient" else f"\n{p['regime']}"),
+                        ha="center", va="center", fontsize=6.5, color="w" if dark else "k")
         ax.set_xticks(range(len(Ls)), [f"2^{int(round(math.log2(L)))}" for L in Ls])
         ax.set_yticks(range(len(cs)), [f"{c:g}" for c in cs])
         ax.set_xlabel("L")

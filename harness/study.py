@@ -117,11 +117,31 @@ def _pow2(lo_hi: list) -> list[int]:
     return [2 ** k for k in range(int(lo), int(hi) + 1)]
 
 
+_CODE_FILES = ("families.py", "instance.py", "losses.py", "opcount.py", "theory.py", "measure.py", "solvers")
+
+
+def code_fingerprint() -> str:
+    """Hash of the source that determines a cell's numbers (solvers, theory, families, measurement).
+    It is part of every cell, so `--resume` never mixes results of different code: cells measured
+    with other code get other ids and are run again."""
+    import harness
+
+    root = Path(harness.__file__).parent
+    h = hashlib.sha256()
+    for name in _CODE_FILES:
+        p = root / name
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            if f.is_file():
+                h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
 def make_grid(cfg: StudyConfig, groups: Iterable[str] = ("scaling", "phase", "rank", "dim"),
               poly: bool = True) -> list[dict]:
     """The list of cells for `cfg` (deterministic order). `poly=False` leaves out every cell that
     needs the polynomial solver (used when it is not installed)."""
-    base = {"device": cfg.device, "dtype": cfg.dtype, "seed": cfg.seed, "repeats": cfg.repeats,
+    base = {"code": code_fingerprint(), "device": cfg.device, "dtype": cfg.dtype, "seed": cfg.seed,
+            "repeats": cfg.repeats,
             "warmup": cfg.warmup, "budget_s": cfg.budget_s,
             "clock": "wall" if cfg.device.startswith("cuda") else cfg.clock}
     cells: list[dict] = []

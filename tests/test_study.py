@@ -159,3 +159,13 @@ def test_out_is_a_file(tmp_path, capsys):
     f.write_text("x")
     assert main(["run", "--tiny", "--out", str(f), "--quiet"]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_code_change_invalidates_stored_cells(monkeypatch):
+    import harness.study as st
+
+    cfg = _tiny_cfg()
+    a = make_grid(cfg, groups=["scaling"])
+    monkeypatch.setattr(st, "code_fingerprint", lambda: "other-code")
+    b = make_grid(cfg, groups=["scaling"])
+    assert len(a) == len(b) and not {cell_id(c) for c in a} & {cell_id(c) for c in b}
