@@ -122,16 +122,25 @@ def run_chain(cnf, via: str, solver: str, dtype: str, device: str = "cpu", optio
     return row
 
 
-def cmd_chain(args) -> list[dict]:
-    rows = []
+def formulas(args):
+    """(kind, v, cnf) for every requested size and kind."""
     for v in args.v:
         for kind in args.kind:
-            cnf = formula(kind, args.k, v, args.seed)
-            for via in args.via:
-                row = run_chain(cnf, via, args.solver, args.dtype, args.device, reference=args.reference)
-                row["kind"] = kind
-                rows.append(row)
-                print(json.dumps(row, default=str), flush=True)
+            yield kind, v, formula(kind, args.k, v, args.seed)
+
+
+def emit(rows: list, row: dict) -> None:
+    rows.append(row)
+    print(json.dumps(row, default=str), flush=True)
+
+
+def cmd_chain(args) -> list[dict]:
+    rows: list[dict] = []
+    for kind, _, cnf in formulas(args):
+        for via in args.via:
+            row = run_chain(cnf, via, args.solver, args.dtype, args.device, reference=args.reference)
+            row["kind"] = kind
+            emit(rows, row)
     return rows
 
 
@@ -184,26 +193,19 @@ def cmd_as23(args) -> list[dict]:
 
 
 def cmd_fast(args) -> list[dict]:
-    rows = []
-    for v in args.v:
-        for kind in args.kind:
-            cnf = formula(kind, args.k, v, args.seed)
-            for spec in args.solvers:
-                solver, opts = parse_solver_spec(spec)
-                for via in args.via:
-                    try:
-                        row = run_chain(cnf, via, solver, args.dtype, args.device, opts)
-                    except HarnessError as exc:
-                        row = {"via": via, "solver": solver, "v": v, "outcome": f"refused: {exc}",
-                               "correct": False}
-                    except Exception as exc:  # a crash is a finding too
-                        row = {"via": via, "solver": solver, "v": v,
-                               "outcome": f"crash: {type(exc).__name__}: {exc}", "correct": False}
-                    row["kind"], row["solver"] = kind, spec
-                    if str(row["outcome"]).startswith("error: poly refuses"):
-                        row["outcome"] = "refused" + row["outcome"][len("error: poly refuses"):]
-                    rows.append(row)
-                    print(json.dumps(row, default=str), flush=True)
+    rows: list[dict] = []
+    for kind, v, cnf in formulas(args):
+        for spec in args.solvers:
+            solver, opts = parse_solver_spec(spec)
+            for via in args.via:
+                try:
+                    row = run_chain(cnf, via, solver, args.dtype, args.device, opts)
+                except Exception as exc:  # a crash is a finding too
+                    row = {"via": via, "v": v, "outcome": f"crash: {type(exc).__name__}: {exc}", "correct": False}
+                row["kind"], row["solver"] = kind, spec
+                if str(row["outcome"]).startswith("error: poly refuses"):
+                    row["outcome"] = "refused" + row["outcome"][len("error: poly refuses"):]
+                emit(rows, row)
     return rows
 
 
