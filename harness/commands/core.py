@@ -34,6 +34,15 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _solver_options(args) -> dict:
+    """--opt key=value pairs plus the named shortcuts --eps, --degree, --max-rank."""
+    out = _parse_options(args.opt)
+    for key in ("eps", "degree", "max_rank"):
+        if getattr(args, key, None) is not None:
+            out[key] = getattr(args, key)
+    return out
+
+
 def _parse_options(items: list[str] | None) -> dict:
     """--opt key=value (value parsed as JSON when it parses, else kept as a string)."""
     out = {}
@@ -53,7 +62,12 @@ def _add_solver_args(p: argparse.ArgumentParser, default: str | None = "closed-f
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
-                   help="solver option, repeatable (e.g. --opt degree=6)")
+                   help="solver option, repeatable (e.g. --opt m=1024 for random-features)")
+    p.add_argument("--eps", type=float, default=None,
+                   help="target absolute max-norm gradient error (poly, poly-chained)")
+    p.add_argument("--degree", type=int, default=None, help="polynomial degree (poly, poly-chained)")
+    p.add_argument("--max-rank", type=int, default=None, dest="max_rank",
+                   help="feature-rank budget; poly refuses above it")
 
 
 # ---------------------------------------------------------------- generate
@@ -106,7 +120,7 @@ def _register_generate(sub) -> None:
 def _cmd_solve(args) -> int:
     inst = load_instance(args.instance)
     solver = get_solver(args.solver)
-    opts = _parse_options(args.opt)
+    opts = _solver_options(args)
     rss0 = _peak_rss_mib()
     t0 = time.perf_counter()
     res = solver.solve(inst, dtype=args.dtype, device=args.device, **opts)
@@ -162,7 +176,7 @@ def _cmd_check(args) -> int:
         return suite(args)
     inst = load_instance(args.instance)
     err, rel, res, _ = check_instance(inst, args.solver, args.reference, args.dtype, args.device,
-                                      _parse_options(args.opt))
+                                      _solver_options(args))
     tol = args.tol
     if tol is None:
         cert = res.certificate or {}
