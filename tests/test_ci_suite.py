@@ -224,3 +224,20 @@ def test_saved_counterexamples_are_replayed(tmp_path):
     shutil.copy(saved, tmp_path / "closed-form-accuracy-pin1.npz")  # a user's own pin
     fixed = _run("closed-form", tmp_path, claim_eps=1e-8, checks=("accuracy",))
     assert fixed.ok and "1 saved counterexamples" in fixed.outcome("accuracy").detail
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, exponent, check", [
+    ("printed_q", "2", "accuracy"), ("printed_p2", "2", "accuracy"), ("off_by_1e3", "2", "accuracy"),
+    ("quadratic", "1.1", "ops"), ("nan_on_large", "2", "finite")])
+def test_cli_rejects_every_planted_bug_default_budget(name, exponent, check, tmp_path):
+    """`lora-harness check` (default budget) exits 1 naming the check, with loadable counterexamples."""
+    env = dict(os.environ, LORA_HARNESS_CHECK_BUDGET="default",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, "-m", "harness.cli", "check", "--solver", f"tests.planted:{name}",
+           "--claim-eps", "1e-8", "--claim-exponent", exponent, "--out-dir", str(tmp_path)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert any(line.split()[:2] == [check, "FAIL"] for line in p.stdout.splitlines()), p.stdout
+    files = sorted(tmp_path.glob("*.npz"))
+    assert files and all(load_instance(f) for f in files)
