@@ -58,3 +58,4 @@ def test_process_clock_counts_work_not_waiting():
     assert t["wall_times"][0] >= 0.05 and t["times"][0] < 0.04 and t["timer"] == "process_time"
     with pytest.raises(HarnessError, match="clock"):
         time_call(lambda: None, clock="sundial")
+
