@@ -286,7 +286,7 @@ def test_minilm_heads_reproduce_and_match_the_reported_range():
 def test_minilm_scaled_down_is_efficient_and_poly_meets_eps(tmp_path):
     from harness.cli import main
 
-    rc = main(["audit", "--model", _minilm_dir(), "--layers", "0", "--max-tokens", "48", "--scale", "1e-4",
+    rc = main(["audit", "--model", _minilm_dir(), "--layers", "0", "--max-tokens", "32", "--scale", "1e-4",
                "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
     assert rc == 0
     rep = json.loads((tmp_path / "r.json").read_text())
