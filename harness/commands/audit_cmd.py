@@ -2,7 +2,6 @@
 and run the solvers on its real heads (harness.audit, harness.audit_report; docs/audit.md)."""
 from __future__ import annotations
 
-
 from harness.errors import HarnessError
 
 
