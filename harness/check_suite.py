@@ -61,7 +61,8 @@ MIN_TIMED_S = 2e-3   # sizes whose median call is faster than this are overhead,
 @dataclass(frozen=True)
 class Budget:
     """How much work the suite does: `SMOKE` (no timing, op counts only; seconds), `QUICK` (test
-    suites, ~10 s), `DEFAULT` (~15-30 s, at most about a minute), `THOROUGH` (nightly)."""
+    suites, ~10 s), `DEFAULT` (~5-20 s for a fast solver; each property check stops drawing after
+    `property_budget_s`, so about a minute for a slow one), `THOROUGH` (nightly)."""
 
     max_examples: int = 60
     max_L: int = 12
@@ -74,12 +75,14 @@ class Budget:
     scaling_budget_s: float = 25.0  # and once the scaling part has used this much time
     scaling: bool = True
     n_boot: int = 400
+    property_budget_s: float = 15.0  # per property check: stop drawing new examples after this
+                                     # (shrinking a found failure is not cut short)
 
 
 DEFAULT = Budget(max_examples=300, max_L=16)
 QUICK = Budget(max_examples=60, max_L=8, max_d=4, max_N=2, scaling_L=(256, 512, 1024, 2048, 4096),
                repeats=3, scaling_budget_s=15.0)
-THOROUGH = Budget(max_examples=2000, max_L=32, max_d=8, max_N=3,
+THOROUGH = Budget(max_examples=2000, max_L=32, max_d=8, max_N=3, property_budget_s=300.0,
                   scaling_L=(256, 512, 1024, 2048, 4096, 8192), repeats=9, scaling_budget_s=120.0)
 SMOKE = Budget(max_examples=25, max_L=8, max_d=4, max_N=2, scaling_L=(64, 128, 256, 512), repeats=0)
 BUDGETS = {"smoke": SMOKE, "quick": QUICK, "default": DEFAULT, "thorough": THOROUGH}
@@ -326,11 +329,16 @@ def _find_minimal(strategy, problem: Callable[[Any], str | None], budget: Budget
     from hypothesis import find
     from hypothesis.errors import NoSuchExample
 
-    tried = [0]
+    tried, found = [0], [False]
+    start = time.perf_counter()
 
     def fails(inst) -> bool:
+        if not found[0] and time.perf_counter() - start > budget.property_budget_s:
+            return False  # time budget spent: the remaining draws are not run
         tried[0] += 1
-        return problem(inst) is not None
+        bad = problem(inst) is not None
+        found[0] = found[0] or bad
+        return bad
 
     try:
         inst = find(strategy, fails, settings=_hypothesis_settings(budget))
@@ -391,7 +399,8 @@ def _property_check(name: str, strategy, problem, runner, budget, out_dir) -> Ch
     secs = time.perf_counter() - t0
     if inst is None:
         again = f" + {replayed} saved counterexamples" if replayed else ""
-        return CheckOutcome(name, "pass", f"{tried} instances{again}, no failure ({secs:.1f} s)")
+        cut = ", time budget reached" if tried < budget.max_examples else ""
+        return CheckOutcome(name, "pass", f"{tried} instances{again}, no failure ({secs:.1f} s{cut})")
     path = write_counterexample(inst, out_dir, runner.solver.name, name, msg)
     return CheckOutcome(name, "FAIL", msg, counterexample=path)
 
