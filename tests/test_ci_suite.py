@@ -83,12 +83,14 @@ def test_exact_solvers_pass(name, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_poly_meets_its_certificates_when_available(tmp_path):
+@pytest.mark.parametrize("eps", [None, 1e-6])
+def test_poly_meets_its_claim_when_available(eps, tmp_path):
+    """poly in its regime: within its certificates, and within its default eps = 1e-6."""
     try:
         solver = get_solver("poly")
     except HarnessError:
         pytest.skip("poly solver not installed")
-    rep = _run(solver, tmp_path, checks=("accuracy",))
+    rep = _run(solver, tmp_path, claim_eps=eps, checks=("accuracy", "invariance"))
     assert rep.ok, rep.table()
 
 
