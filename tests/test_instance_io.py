@@ -173,3 +173,11 @@ def test_bounded_family_meets_its_norm_bound():
         gk = float((t["X_k"] @ W["k"]).abs().max())
         assert max(gq, gk) == pytest.approx(1.3, rel=1e-12)
         assert gq <= 1.3 * (1 + 1e-12) and gk <= 1.3 * (1 + 1e-12)
+
+
+def test_written_files_have_normal_permissions(tmp_path):
+    p = tmp_path / "perm.npz"
+    save_instance(families.bounded(L=4, d=2, seed=0), p)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~mask)

@@ -35,7 +35,14 @@ def _positive_int(text: str) -> int:
 
 
 def _solver_options(args) -> dict:
-    """--opt key=value pairs plus the named shortcuts --eps, --degree, --max-rank."""
+    """--opt key=value pairs plus the named shortcuts --eps, --degree, --max-rank (and --threads,
+    applied here)."""
+    if getattr(args, "threads", None):
+        import torch
+
+        if args.threads < 1:
+            raise HarnessError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     out = _parse_options(args.opt)
     for key in ("eps", "degree", "max_rank"):
         if getattr(args, key, None) is not None:
@@ -63,6 +70,7 @@ def _add_solver_args(p: argparse.ArgumentParser, default: str | None = "closed-f
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="solver option, repeatable (e.g. --opt m=1024 for random-features)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--eps", type=float, default=None,
                    help="target absolute max-norm gradient error (poly, poly-chained)")
     p.add_argument("--degree", type=int, default=None, help="polynomial degree (poly, poly-chained)")
