@@ -653,6 +653,10 @@ def run_suite(solver, claim_eps: float | None = None, claim_exponent: float | No
     if dtype not in DEFAULT_EPS:
         raise HarnessError(f"unsupported dtype {dtype!r}; use float32 or float64")
     solver = get_solver(solver)
+    unknown = sorted(set(opts or {}) - set(solver.options))
+    if unknown:  # a usage error, not a finding
+        allowed = ", ".join(sorted(solver.options)) or "none"
+        raise HarnessError(f"solver {solver.name!r} has no option {unknown[0]!r} (options: {allowed})")
     with one_thread():
         return _run_checks(solver, claim_eps, claim_exponent, out_dir, dtype, device, opts, reference,
                            budget, checks)
@@ -712,12 +716,13 @@ def assert_solver_meets(solver, eps: float | None = None, exponent: float | None
     return report
 
 
-def _parse_opts(items) -> dict:
-    try:
-        from harness.commands.core import _parse_options
-    except ImportError:  # pragma: no cover
-        return {}
-    return _parse_options(items)
+def _cli_options(args) -> dict:
+    """Solver options from the CLI: --opt key=value and the shortcuts (--eps, --degree, ...)."""
+    from harness.commands import core
+
+    if hasattr(core, "_solver_options"):
+        return core._solver_options(args)
+    return core._parse_options(getattr(args, "opt", None))
 
 
 def run_from_cli(args) -> int:
@@ -735,7 +740,7 @@ def run_from_cli(args) -> int:
     t0 = time.perf_counter()
     report = run_suite(args.solver, claim_eps=args.claim_eps, claim_exponent=args.claim_exponent,
                        out_dir=args.out_dir, dtype=args.dtype, device=args.device,
-                       opts=_parse_opts(getattr(args, "opt", None)),
+                       opts=_cli_options(args),
                        reference=getattr(args, "reference", None) or "autograd", budget=name)
     print(report.table())
     print(f"({name} budget, {time.perf_counter() - t0:.1f} s)")

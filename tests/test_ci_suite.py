@@ -243,3 +243,9 @@ def test_cli_rejects_every_planted_bug_default_budget(name, exponent, check, tmp
     assert any(line.split()[:2] == [check, "FAIL"] for line in p.stdout.splitlines()), p.stdout
     files = sorted(tmp_path.glob("*.npz"))
     assert files and all(load_instance(f) for f in files)
+
+
+def test_unknown_solver_option_is_a_usage_error(tmp_path):
+    with pytest.raises(HarnessError, match="has no option 'foo'"):
+        run_suite("closed-form", opts={"foo": 1}, out_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
