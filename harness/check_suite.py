@@ -652,6 +652,9 @@ def run_suite(solver, claim_eps: float | None = None, claim_exponent: float | No
         raise HarnessError(f"--claim-exponent must be a positive number, got {claim_exponent}")
     if dtype not in DEFAULT_EPS:
         raise HarnessError(f"unsupported dtype {dtype!r}; use float32 or float64")
+    from harness.solvers.base import resolve_device
+
+    resolve_device(device)  # an unavailable device is a usage error
     solver = get_solver(solver)
     unknown = sorted(set(opts or {}) - set(solver.options))
     if unknown:  # a usage error, not a finding
