@@ -62,6 +62,10 @@ class StudyConfig:
     poly_L: list = field(default_factory=lambda: [8, 19])
     poly_degree: int = 5
     eps_poly_L: list = field(default_factory=lambda: [8, 16])
+    chained_L: list = field(default_factory=lambda: [8, 17])   # poly-chained (fixed degree: O(L k^2 d))
+    chained_degree: int = 3
+    rf_L: list = field(default_factory=lambda: [8, 16])        # random-features, m features
+    rf_m: int = 256
     fit_min_series: dict = field(default_factory=lambda: {"streaming": 12})
     #                                  per-series override: streaming keeps one 4096-key block up to
     #                                  L = 2^12 (one pass over a single tile)
@@ -97,7 +101,8 @@ class StudyConfig:
         return cls(device=device, dtype="float32" if gpu else "float64", repeats=5, budget_s=20.0,
                    exact_L={"closed-form": [9, 15 if gpu else 14], "autograd": [9, 14 if gpu else 13],
                             "streaming": [9, 15 if gpu else 13]},
-                   poly_L=[9, 20 if gpu else 19], eps_poly_L=[9, 18], ref_max_log2L=15 if gpu else 14,
+                   poly_L=[9, 20 if gpu else 19], eps_poly_L=[9, 18],
+                   chained_L=[9, 19 if gpu else 18], rf_L=[9, 20 if gpu else 18], rf_m=1024, ref_max_log2L=15 if gpu else 14,
                    fit_min_log2L=11, poly_fit_min_log2L=13, fit_min_series={"streaming": 12}, phase_c=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
                    phase_L=[8, 14 if gpu else 13], rank_r=[1, 2, 4, 8, 16], rank_d=16, rank_L=13,
                    dim_d=[2, 4, 6, 8, 12], dim_L=[9, 14 if gpu else 13])
@@ -107,7 +112,8 @@ class StudyConfig:
         """Seconds-long grid for tests."""
         return cls(repeats=1, warmup=0, budget_s=1.0, d=2, r=1,
                    exact_L={"closed-form": [5, 7], "streaming": [5, 6]}, poly_L=[5, 8], poly_degree=2,
-                   eps_poly_L=[5, 7], fit_min_series={}, ref_max_log2L=7, fit_min_log2L=5, poly_fit_min_log2L=5, phase_c=[0.5, 2.0],
+                   eps_poly_L=[5, 7], chained_L=[5, 6], chained_degree=2, rf_L=[5, 6], rf_m=16,
+                   fit_min_series={}, ref_max_log2L=7, fit_min_log2L=5, poly_fit_min_log2L=5, phase_c=[0.5, 2.0],
                    phase_L=[5, 6], phase_d=2, phase_budget_rank=15, phase_run_rank=28,
                    rank_r=[1, 2], rank_d=2, rank_L=6, rank_degree=2, dim_d=[2, 3], dim_L=[5, 6])
 
@@ -137,9 +143,11 @@ def code_fingerprint() -> str:
 
 
 def make_grid(cfg: StudyConfig, groups: Iterable[str] = ("scaling", "phase", "rank", "dim"),
-              poly: bool = True) -> list[dict]:
+              poly: bool = True, extra: Iterable[str] = ()) -> list[dict]:
     """The list of cells for `cfg` (deterministic order). `poly=False` leaves out every cell that
-    needs the polynomial solver (used when it is not installed)."""
+    needs the polynomial solver (used when it is not installed); `extra` names the further
+    approximate solvers to scale ("poly-chained", "random-features"; see `available_extras`)."""
+    extra = set(extra)
     base = {"code": code_fingerprint(), "device": cfg.device, "dtype": cfg.dtype, "seed": cfg.seed,
             "repeats": cfg.repeats,
             "warmup": cfg.warmup, "budget_s": cfg.budget_s,
@@ -164,6 +172,11 @@ def make_grid(cfg: StudyConfig, groups: Iterable[str] = ("scaling", "phase", "ra
             for L in _pow2(cfg.eps_poly_L):
                 add(group="scaling", series="poly@eps=1/L", solver="poly", options={"eps": 1.0 / L},
                     L=L, **inst)
+        for name, rng, opts in (("poly-chained", cfg.chained_L, {"degree": cfg.chained_degree}),
+                                ("random-features", cfg.rf_L, {"m": cfg.rf_m, "seed": cfg.seed})):
+            if name in extra:
+                for L in _pow2(rng):
+                    add(group="scaling", series=name, solver=name, options=opts, L=L, **inst)
     if "phase" in groups and poly:
         for c in cfg.phase_c:
             for L in _pow2(cfg.phase_L):
@@ -191,6 +204,20 @@ def make_grid(cfg: StudyConfig, groups: Iterable[str] = ("scaling", "phase", "ra
 def cell_id(cell: dict) -> str:
     """Stable identity of a cell: a hash of its canonical JSON."""
     return hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def available_extras() -> tuple[str, ...]:
+    """The further approximate solvers that are installed."""
+    from harness.solvers import get_solver
+
+    out = []
+    for name in ("poly-chained", "random-features"):
+        try:
+            get_solver(name)
+        except HarnessError:
+            continue
+        out.append(name)
+    return tuple(out)
 
 
 def poly_available() -> bool:

@@ -10,8 +10,8 @@ import pytest
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.report import analyse, deterministic_view, load_report, summary_table, write_report
-from harness.study import (StudyConfig, cell_id, config_dict, load_cells, load_table, make_grid,
-                           poly_available, run_and_store, run_study, write_table)
+from harness.study import (StudyConfig, available_extras, cell_id, config_dict, load_cells, load_table,
+                           make_grid, poly_available, run_and_store, run_study, write_table)
 
 HAS_POLY = poly_available()
 
@@ -29,7 +29,7 @@ def full_run(tmp_path_factory):
     """One uninterrupted tiny study with its report (shared by the tests below)."""
     cfg = _tiny_cfg()
     out = tmp_path_factory.mktemp("study_full")
-    cells = make_grid(cfg, poly=HAS_POLY)
+    cells = make_grid(cfg, poly=HAS_POLY, extra=available_extras() if HAS_POLY else ())
     info = run_study(cells, out, progress=False, config=config_dict(cfg))
     rep = write_report(out)
     return cfg, cells, out, info, rep

@@ -83,13 +83,14 @@ def _cmd_run(args) -> int:
 
 def _run(args, cfg, out: Path) -> int:
     from harness.report import summary_table, write_report
-    from harness.study import config_dict, make_grid, poly_available, run_study
+    from harness.study import available_extras, config_dict, make_grid, poly_available, run_study
 
     has_poly = poly_available()
     if not has_poly:
         print("lora-harness: note: the poly solver is not installed; running the exact solvers only",
               file=sys.stderr)
-    cells = make_grid(cfg, groups=_groups(args.groups), poly=has_poly)
+    cells = make_grid(cfg, groups=_groups(args.groups), poly=has_poly,
+                      extra=available_extras() if has_poly else ())
     if out.exists() and not out.is_dir():
         raise HarnessError(f"--out {out} exists and is not a folder")
     if (out / "cells").is_dir() and any((out / "cells").glob("*.json")) and not (args.resume or args.force):
