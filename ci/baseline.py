@@ -21,6 +21,8 @@ import json
 import math
 from pathlib import Path
 
+from ci import read_section, write_section
+
 import numpy as np
 
 BASELINE_PATH = Path(__file__).resolve().parent / "baseline.json"
@@ -125,17 +127,11 @@ def _jsonable(v):
 
 
 def load() -> dict[str, dict]:
-    if not BASELINE_PATH.exists():
-        return {}
-    return json.loads(BASELINE_PATH.read_text())["figures"]
+    return read_section(BASELINE_PATH, "figures")
 
 
 def write(figs: dict[str, dict]) -> None:
-    from harness.io import atomic_write_text
-
-    doc = {"format": 1, "about": "deterministic figures; rewrite with `python -m ci update-baseline`",
-           "figures": figs}
-    atomic_write_text(BASELINE_PATH, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    write_section(BASELINE_PATH, "figures", "deterministic figures; rewrite with `python -m ci update-baseline`", figs)
 
 
 def _holds(base: dict, cur) -> bool:

@@ -11,9 +11,10 @@ pin the environment too: a different numpy major version or BLAS build can chang
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from pathlib import Path
+
+from ci import read_section, write_section
 
 GOLDEN_PATH = Path(__file__).resolve().parent / "golden.json"
 
@@ -79,17 +80,11 @@ def compute() -> dict[str, dict]:
 
 
 def load() -> dict[str, dict]:
-    if not GOLDEN_PATH.exists():
-        return {}
-    return json.loads(GOLDEN_PATH.read_text())["cases"]
+    return read_section(GOLDEN_PATH, "cases")
 
 
 def write(cases: dict[str, dict]) -> None:
-    from harness.io import atomic_write_text
-
-    doc = {"format": 1, "about": "sha256 of fixed-seed instances; rewrite with `python -m ci regen-golden`",
-           "cases": cases}
-    atomic_write_text(GOLDEN_PATH, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    write_section(GOLDEN_PATH, "cases", "sha256 of fixed-seed instances; rewrite with `python -m ci regen-golden`", cases)
 
 
 def diff(golden: dict[str, dict], current: dict[str, dict]) -> list[str]:
