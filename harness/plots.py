@@ -53,17 +53,14 @@ def plot_time(rep: dict, out: Path) -> str | None:
         hi = np.array([p["max"] for p in s["points"]]) - med
         f = s["time_fit"]
         label = name if f is None else f"{name}: slope {f['exponent']:.2f} [{f['ci'][0]:.2f}, {f['ci'][1]:.2f}]"
+        c = rep["scaling"]["crossover_vs_best_exact"].get(name)
+        if c and c.get("x_star"):
+            label += f", L*≈{c['x_star']:.0f}" + (" (extrap.)" if c["extrapolated"] else "")
         ax.errorbar(L, med, yerr=[lo, hi], fmt=mk, color=col, ms=5, capsize=2, label=label,
                     mfc="none" if not s["exact"] else col)
         if f is not None:
             xs = np.geomspace(f["x_range"][0], f["x_range"][1], 20)
             ax.plot(xs, predict(f, xs), "-", color=col, lw=1.2, alpha=0.8)
-    for name, c in rep["scaling"]["crossover_vs_best_exact"].items():
-        if c.get("x_star") and not c["extrapolated"]:
-            ax.axvline(c["x_star"], color=_style(name, 0)[0], ls=":", lw=1)
-            ax.text(c["x_star"], 0.02 + 0.07 * list(rep["scaling"]["crossover_vs_best_exact"]).index(name),
-                    f" L*={c['x_star']:.0f} ({name} vs best exact)", va="bottom", fontsize=8,
-                    color=_style(name, 0)[0], transform=ax.get_xaxis_transform())
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("sequence length L")
@@ -75,7 +72,8 @@ def plot_time(rep: dict, out: Path) -> str | None:
     ax.set_title(f"Time vs L (bounded family, d={cfg.get('d')}, r={cfg.get('r')}, Γ={cfg.get('gamma')}; "
                  f"lines: fitted range)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", title="solver: fitted exponent [95% CI]", title_fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title_fontsize=8,
+              title="solver: fitted exponent [95% CI],\ncrossover L* with the best exact solver")
     return _save(fig, out, "time_vs_L")
 
 
