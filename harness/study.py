@@ -244,15 +244,18 @@ def make_instance(cell: dict):
 _REF_CACHE: dict[str, Any] = {}
 
 
-def reference(inst) -> Any:
-    """Exact float64 gradients of the closed form (cached per instance hash, a few entries)."""
+def reference(inst, device: str = "cpu") -> Any:
+    """Exact float64 gradients of the closed form (cached per instance hash, a few entries). On a GPU
+    study the reference is computed there, in float64 (a CPU reference at L = 2^15 would need tens of
+    GiB and minutes)."""
     from harness.solvers import get_solver
 
     key = inst.sha256
     if key not in _REF_CACHE:
         if len(_REF_CACHE) >= 4:
             _REF_CACHE.pop(next(iter(_REF_CACHE)))
-        _REF_CACHE[key] = get_solver(REFERENCE).solve(inst, dtype="float64", device="cpu")
+        dev = "cuda" if str(device).startswith("cuda") else "cpu"
+        _REF_CACHE[key] = get_solver(REFERENCE).solve(inst, dtype="float64", device=dev)
     return _REF_CACHE[key]
 
 
@@ -271,8 +274,8 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def _errors(res, inst) -> dict:
-    ref = reference(inst)
+def _errors(res, inst, device: str = "cpu") -> dict:
+    ref = reference(inst, device)
     return {"max_abs_error": res.max_abs_error(ref), "max_rel_error": res.max_rel_error(ref)}
 
 
@@ -293,7 +296,7 @@ def _measure_cell(cell: dict, inst) -> dict:
         c = res.certificate
         out["cert"] = {k: c.get(k) for k in ("R", "regime", "degree", "rank", "eps_rel", "error_bound", "eps")}
     if cell["error"]:
-        out.update(_errors(res, inst))
+        out.update(_errors(res, inst, cell["device"]))
     return out
 
 
@@ -330,8 +333,8 @@ def _phase_cell(cell: dict, inst) -> dict:
     grads = {k: v.cpu().double().numpy() for k, v in tb.pop("last")[0].items()}
     res = Result(grads, float("nan"), "poly-budget")
     out["budget"] = {"degree": g_b, "rank": theory.feature_rank(inst.d, g_b), "seconds": tb,
-                     "eps_rel": theory.taylor_rel_error(cert["R"], g_b), **_errors(res, inst)}
-    out["exact_ops"] = reference(inst).ops
+                     "eps_rel": theory.taylor_rel_error(cert["R"], g_b), **_errors(res, inst, cell["device"])}
+    out["exact_ops"] = reference(inst, cell["device"]).ops
     # time at the needed degree where affordable (otherwise only the predicted op count)
     if cert["rank"] <= cell["run_rank"]:
         solver = get_solver("poly")
@@ -340,7 +343,7 @@ def _phase_cell(cell: dict, inst) -> dict:
                        warmup=cell["warmup"], repeats=cell["repeats"], device=dev, budget_s=cell["budget_s"],
                        clock=cell["clock"])
         res_n = tn.pop("last")
-        out["needed"] = {"seconds": tn, "ops": res_n.ops, **_errors(res_n, inst)}
+        out["needed"] = {"seconds": tn, "ops": res_n.ops, **_errors(res_n, inst, cell["device"])}
     else:
         out["needed"] = None
     return out
