@@ -212,6 +212,8 @@ def summary_table(rep: dict) -> str:
     """Plain-text summary: solver, exponent +- CI, op-count exponent, max error, crossover."""
     head = f"{'solver':<14} {'L fitted':<13} {'time exponent [95% CI]':<24} {'ops exp':>7} {'max |err|':>10}  crossover L* vs best exact"
     lines = [head, "-" * len(head)]
+    if not rep["summary"]:
+        lines.append("(no scaling cells in this run: see report.md for the other groups)")
     for r in rep["summary"]:
         ex = "-" if r["exponent"] is None else f"{r['exponent']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]"
         lines.append(f"{r['solver']:<14} {r['L_fit'][0]:>5}-{r['L_fit'][1]:<7} {ex:<24} "
