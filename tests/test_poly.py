@@ -106,16 +106,21 @@ def test_float32_runs_and_reports_dtype():
     assert get_solver("poly").solve(inst, dtype="float32", eps=1e-9).certificate.get("warning")
 
 
-def test_rounding_breakdown_is_reported_not_raised():
-    """Large R: P_g(-R) cancels catastrophically; float32 monomials overflow. The solver still returns,
-    and the certificate says the result is not covered (valid False, a warning, non-finite names)."""
+def test_rounding_breakdown_is_refused_not_returned_as_nan():
+    """Large R: P_g(-R) cancels catastrophically (float32 monomials overflow). The solver refuses
+    up front with a one-line error naming the regime and R, instead of returning NaN (a bug the CI
+    suite's `finite` check found); within range the certificate is valid and carries no warning."""
+    from harness.errors import HarnessError
+
     inst = families.bounded(64, 1, 1, gamma=8.0, beta=1.0, adapt=("q",), seed=0)   # R ~ 47
-    res = get_solver("poly").solve(inst, dtype="float32")
-    c = res.certificate
-    assert c["valid"] is False and "rounding breaks the kernel" in c["warning"]
-    assert c["nonfinite"] == ["dA_q", "dB_q"] and res.info.get("nonfinite")
+    for name in ("poly", "poly-chained"):
+        for dtype in ("float32", "float64"):
+            with pytest.raises(HarnessError, match=r"refuses: instance is in the \w+ regime \(R=") as e:
+                get_solver(name).solve(inst, dtype=dtype)
+            assert "\n" not in str(e.value) and "rounding" in str(e.value)
     ok = get_solver("poly").solve(families.bounded(64, 2, 1, gamma=1.0, seed=0))
     assert ok.certificate["valid"] and "warning" not in ok.certificate
+    assert ok.certificate["nonfinite"] == []
 
 
 def test_operation_count_is_linear_in_L():

@@ -225,6 +225,10 @@ def register(sub) -> None:
     p.add_argument("--claim-exponent", type=float, default=None, help="claimed runtime exponent (suite mode)")
     p.add_argument("--out-dir", default="lora-harness-counterexamples",
                    help="where the suite writes minimal counterexamples")
+    p.add_argument("--thorough", action="store_true",
+                   help="suite mode: the nightly budget (2000 examples per property, timing up to L=8192)")
+    p.add_argument("--budget", choices=["smoke", "quick", "default", "thorough"], default=None,
+                   help="suite mode: how much work (default: $LORA_HARNESS_CHECK_BUDGET or 'default')")
     p.set_defaults(func=_cmd_check_entry)
 
 

@@ -251,15 +251,30 @@ def dense_poly_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tu
 
 
 # ------------------------------------------------------------------------------------------- solver
-def prepare(name: str, inst: Instance, eps, degree, max_rank) -> dict:
+def rounding_rel_estimate(g: int, k: int, R: float, dtype: torch.dtype) -> float:
+    """P_g(x) near x = -R sums terms up to e^R to produce e^-R: relative rounding of about
+    (g + 2 + log2 k) u e^(2R) (a heuristic, not a bound; see `finish_certificate`)."""
+    u = float(torch.finfo(dtype).eps)
+    return (g + 2 + math.log2(max(k, 1))) * u * math.exp(min(2 * R, 700.0))
+
+
+def prepare(name: str, inst: Instance, eps, degree, max_rank, dtype: torch.dtype = torch.float64) -> dict:
     """Certificate for `name` (eps defaults to theory.DEFAULT_EPS when neither eps nor degree is
-    given); raises the one-line refusal when the rank exceeds max_rank or eps_rel >= 1."""
+    given); raises the one-line refusal when the rank exceeds max_rank, eps_rel >= 1, or the score
+    range is so large that cancellation in P_g makes the dtype's rounding dominate the kernel
+    (which would otherwise come back as NaN/inf or noise)."""
     if eps is None and degree is None:
         eps = theory.DEFAULT_EPS
     cert = theory.certify(inst, eps=eps, degree=degree, max_rank=max_rank, exact_R=False)
     msg = theory.refusal_message(name, cert)
     if msg:
         raise HarnessError(msg)
+    rel = rounding_rel_estimate(cert["degree"], cert["rank"], cert["R"], dtype)
+    if rel >= 0.5:
+        raise HarnessError(
+            f"{name} refuses: instance is in the {cert['regime']} regime (R={cert['R']:.3g} vs log "
+            f"L={cert['log_L']:.3g}): {str(dtype).replace('torch.', '')} cannot evaluate the degree "
+            f"g={cert['degree']} Taylor kernel on [-R, R] (relative rounding ~{rel:.2g})")
     return cert
 
 
@@ -278,7 +293,7 @@ def finish_certificate(cert: dict, dtype: torch.dtype, grads: dict, min_rowsum: 
     bad = [k for k, v in grads.items() if not bool(torch.isfinite(v).all())]
     cert["nonfinite"] = bad
     g, k, R = cert["degree"], cert["rank"], cert["R"]
-    rel = (g + 2 + math.log2(k)) * u * math.exp(min(2 * R, 700.0))
+    rel = rounding_rel_estimate(g, k, R, dtype)
     cert["rounding_rel_estimate"] = rel
     cert["rounding_error_estimate"] = 2 * rel * cert["coefficient"]
     cert["valid"] = bool(not bad and min_rowsum > 0 and rel < 0.5)
@@ -308,11 +323,14 @@ class PolySolver(Solver):
         return poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
 
     def _solve(self, inst: Instance, dtype, device, eps=None, degree=None, max_rank=None) -> Result:
-        cert = prepare(self.name, inst, eps, degree, max_rank)
+        cert = prepare(self.name, inst, eps, degree, max_rank, dtype)
         t = inst.as_torch(dtype=dtype, device=device)
         with torch.no_grad():
             grads, loss, info = self._gradients(inst, t, cert["degree"])
         cert = finish_certificate(cert, dtype, grads, info["min_rowsum"])
+        if cert["nonfinite"]:
+            raise HarnessError(f"{self.name} failed: non-finite {', '.join(cert['nonfinite'])} at degree "
+                               f"g={cert['degree']}, R={cert['R']:.3g} ({cert.get('warning', '')})")
         cert["ops"] = self._ops(inst, cert)
         out = {k: v.cpu().double().numpy() for k, v in grads.items()}
         return Result(out, loss, self.name, ops=cert["ops"], certificate=cert, info=info)
@@ -324,7 +342,7 @@ class PolySolver(Solver):
                 max_rank=None) -> np.ndarray:
         from harness.solvers.base import resolve_device, resolve_dtype
 
-        cert = prepare(self.name, inst, eps, degree, max_rank)
+        cert = prepare(self.name, inst, eps, degree, max_rank, resolve_dtype(dtype))
         t = inst.as_torch(dtype=resolve_dtype(dtype), device=resolve_device(device))
         W = effective_weights(t, inst.alpha, inst.r)
         with torch.no_grad():

@@ -49,7 +49,9 @@ def draw_directions(m: int, d: int, seed: int, orthogonal: bool = False, dtype=t
 def rf_features(x: torch.Tensor, w: torch.Tensor, per_row: bool) -> torch.Tensor:
     """phi(x) = exp(w^T x - |x|^2/2 - stab)/sqrt(m); stab per row (queries) or global (keys), detached."""
     z = x @ w.T - 0.5 * (x * x).sum(-1, keepdim=True)
-    stab = z.detach().amax(dim=-1, keepdim=True) if per_row else z.detach().amax()
+    # keys: one constant per data point (amax over rows and features), so no batch element's keys
+    # underflow because of another's
+    stab = z.detach().amax(dim=-1, keepdim=True) if per_row else z.detach().amax(dim=(-2, -1), keepdim=True)
     return torch.exp(z - stab) / math.sqrt(w.shape[0])
 
 
@@ -66,7 +68,8 @@ def rf_loss(t: dict, W: dict, beta: float, w: torch.Tensor) -> torch.Tensor:
     pk = rf_features(sk * K, w, per_row=False)
     ones = torch.ones(*V.shape[:-1], 1, dtype=V.dtype, device=V.device)
     num = pq @ (pk.transpose(-1, -2) @ torch.cat([V, ones], dim=-1))
-    O = num[..., :-1] / num[..., -1:]
+    # a row whose estimated normaliser underflowed to 0 gives output 0 (not 0/0 = NaN)
+    O = num[..., :-1] / num[..., -1:].clamp_min(torch.finfo(num.dtype).tiny)
     N = O.shape[0]
     return ((O - t["Y"]) ** 2).sum() / (2 * N)
 
@@ -76,7 +79,7 @@ def dense_rf_loss(t: dict, W: dict, beta: float, w: torch.Tensor) -> torch.Tenso
     sq, sk = _scales(beta)
     Q, K, V = t["X_q"] @ W["q"], t["X_k"] @ W["k"], t["X_v"] @ W["v"]
     A = rf_features(sq * Q, w, True) @ rf_features(sk * K, w, False).transpose(-1, -2)
-    O = (A / A.sum(-1, keepdim=True)) @ V
+    O = (A / A.sum(-1, keepdim=True).clamp_min(torch.finfo(A.dtype).tiny)) @ V
     return ((O - t["Y"]) ** 2).sum() / (2 * O.shape[0])
 
 
