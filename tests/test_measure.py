@@ -59,3 +59,10 @@ def test_process_clock_counts_work_not_waiting():
     with pytest.raises(HarnessError, match="clock"):
         time_call(lambda: None, clock="sundial")
 
+
+
+def test_long_first_call_is_reused_as_the_sample():
+    inst = bounded(32, 2, 1, gamma=1.0, seed=0)
+    m = measure_solver(get_solver("closed-form"), inst, warmup=1, repeats=3, budget_s=0.0)
+    assert m["seconds"]["repeats"] == 1 and m["seconds"].get("reused_warmup") and m["ops"] > 0
+    assert m["mem_method"] != "off"
