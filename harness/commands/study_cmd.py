@@ -150,11 +150,11 @@ def register(subparsers) -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="the bigger grid (minutes to hours)")
     size.add_argument("--tiny", action="store_true", help="a seconds-long grid (smoke test)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu; on cuda the --full grid in float32)")
     p.add_argument("--dtype", choices=["float64", "float32"], default=None,
                    help="default float64 on CPU, float32 on CUDA with --full")
     p.add_argument("--groups", default=",".join(GROUPS), help=f"comma list of {', '.join(GROUPS)}")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats per cell (default 3)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per cell (default 5; a cell stops once 6 s are spent)")
     p.add_argument("--threads", type=int, default=None, help="torch and BLAS CPU threads (default 1 on CPU: stable timings on a shared machine)")
     p.add_argument("--clock", choices=["process", "wall"], default="process",
                    help="CPU timing clock: process CPU time (default; robust to other load) or wall time")
