@@ -32,6 +32,7 @@ class _OpenBlasLimit:
 
     _NAMES = (("openblas_set_num_threads", "openblas_get_num_threads"),
               ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+              ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),  # scipy's 32-bit build
               ("openblas_set_num_threads64_", "openblas_get_num_threads64_"))
 
     def __init__(self, threads: int):
