@@ -49,14 +49,16 @@ def main() -> int:
     ap.add_argument("--d", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mem-gib", type=float, default=12.0)
+    ap.add_argument("--solvers", default="autograd,closed-form,streaming")
+    ap.add_argument("--dtypes", default="float64,float32")
     ap.add_argument("--out", default="benchmarks/results/exact_solvers.json")
     args = ap.parse_args()
     rows = []
-    for dtype in ("float64", "float32"):
+    for dtype in args.dtypes.split(","):
         size = 8 if dtype == "float64" else 4
         for k in range(args.min_log2, args.max_log2 + 1):
             L = 2 ** k
-            for name in ("autograd", "closed-form", "streaming"):
+            for name in args.solvers.split(","):
                 need = LL_BUFFERS[name] * L * L * size / 2**30
                 if need > args.mem_gib:
                     rows.append(dict(solver=name, dtype=dtype, L=L, d=args.d, seconds=None,
