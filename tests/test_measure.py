@@ -51,14 +51,23 @@ def test_measure_solver_reports_deterministic_ops(solver):
     assert np.isfinite(a["result"].loss)
 
 
-def test_process_clock_counts_work_not_waiting():
-    import time
+def test_process_clock_counts_work_not_waiting(monkeypatch):
+    """clock="process" reports process CPU time and keeps wall time beside it. Deterministic: both
+    clocks are replaced by counters (wall advances 1.0 per reading, CPU 0.25), no real timing."""
+    import itertools
 
-    t = time_call(lambda: time.sleep(0.05), warmup=0, repeats=1, clock="process")
-    assert t["wall_times"][0] >= 0.05 and t["times"][0] < 0.04 and t["timer"] == "process_time"
+    import harness.measure as measure
+
+    wall, cpu = itertools.count(0.0, 1.0), itertools.count(0.0, 0.25)
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: next(wall))
+    monkeypatch.setattr(measure.time, "process_time", lambda: next(cpu))
+    t = time_call(lambda: None, warmup=0, repeats=2, clock="process")
+    assert t["timer"] == "process_time"
+    assert t["wall_times"] == [1.0, 1.0] and t["times"] == [0.25, 0.25]
+    t = time_call(lambda: None, warmup=0, repeats=1, clock="wall")
+    assert t["timer"] == "perf_counter" and t["times"] == t["wall_times"] == [1.0]
     with pytest.raises(HarnessError, match="clock"):
         time_call(lambda: None, clock="sundial")
-
 
 
 def test_long_first_call_is_reused_as_the_sample():
