@@ -20,22 +20,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness import audit
+from harness import audit, theory
 from harness.errors import HarnessError
 from harness.io import atomic_write_bytes, atomic_write_text, save_instance
 
 REGIMES = ("efficient", "threshold", "hard")
 REGIME_COLOURS = {"efficient": "tab:green", "threshold": "tab:orange", "hard": "tab:red"}
 UNBOUNDED_RANK = 10 ** 300
-
-
-def _theory():
-    """harness.theory, or None while it is not installed (the audit then reports norms only)."""
-    try:
-        from harness import theory
-    except ImportError:
-        return None
-    return theory
 
 
 def _log10_int(n: int) -> float:
@@ -97,7 +88,6 @@ def analyse_head(cap: audit.LayerCapture, h: int, *, eps: float = 1e-6, max_rank
                  perturb: float = 0.01, gradients: bool = True, rf_m: int = 256,
                  save_dir: Path | None = None, scale: float = 1.0) -> dict[str, Any]:
     """One row of the audit (module doc)."""
-    th = _theory()
     R = audit.score_range_masked(cap, h)
     rec: dict[str, Any] = {"layer": cap.index, "head": h, "module": cap.name, "causal": cap.causal,
                            "L": cap.L, "log_L": math.log(max(cap.L, 2)), "d_head": cap.d_head,
@@ -105,24 +95,20 @@ def analyse_head(cap: audit.LayerCapture, h: int, *, eps: float = 1e-6, max_rank
     inst = audit.head_instance(cap, h, construction=construction, r=r, seed=seed, lora_scale=lora_scale,
                                perturb=perturb, meta={"scale": scale})
     rec["d"] = inst.d
-    if th is not None:
-        rec["regime"] = th.regime(R, cap.L)
-        rec["gammas"] = th.paper_gammas(inst)
-        g_rel = th.taylor_degree(R, eps)
-        rec["kernel_degree"] = g_rel
-        rec["kernel_rank_log10"] = _log10_int(th.feature_rank(inst.d, g_rel))
-        # certified need for an absolute gradient error eps on the LoRA instance (no rank cap)
-        cert = th.certify(inst, eps=eps, max_rank=UNBOUNDED_RANK,
-                          R=(R if cap.causal else None))
-        rec["R_lora"] = cert["R"]
-        rec["degree"] = int(cert["degree"])
-        rec["rank_log10"] = _log10_int(int(cert["rank"]))
-        rec["rank"] = int(cert["rank"]) if cert["rank"] < 2 ** 63 else None
-        rec["error_bound"] = cert["error_bound"]
-        rec["ops_poly"] = float(cert["ops"])
-        rec["within_max_rank"] = int(cert["rank"]) <= max_rank
-    else:
-        rec["regime"] = None
+    rec["regime"] = theory.regime(R, cap.L)
+    rec["gammas"] = theory.paper_gammas(inst)
+    g_rel = theory.taylor_degree(R, eps)
+    rec["kernel_degree"] = g_rel
+    rec["kernel_rank_log10"] = _log10_int(theory.feature_rank(inst.d, g_rel))
+    # certified need for an absolute gradient error eps on the LoRA instance (no rank cap)
+    cert = theory.certify(inst, eps=eps, max_rank=UNBOUNDED_RANK, R=(R if cap.causal else None))
+    rec["R_lora"] = cert["R"]
+    rec["degree"] = int(cert["degree"])
+    rec["rank_log10"] = _log10_int(int(cert["rank"]))
+    rec["rank"] = int(cert["rank"]) if cert["rank"] < 2 ** 63 else None
+    rec["error_bound"] = cert["error_bound"]
+    rec["ops_poly"] = float(cert["ops"])
+    rec["within_max_rank"] = int(cert["rank"]) <= max_rank
     from harness.solvers import get_solver
 
     if gradients and not cap.causal:
@@ -133,7 +119,7 @@ def analyse_head(cap: audit.LayerCapture, h: int, *, eps: float = 1e-6, max_rank
         rec["grad"] = None
         if cap.causal:
             rec["grad_skipped"] = "causal head: the harness loss has no mask (norms only)"
-    if rec.get("ops_poly") is not None and rec["ops_exact"]:
+    if rec["ops_exact"]:
         rec["cost_ratio"] = rec["ops_poly"] / rec["ops_exact"]
         # exact is O(L^2 d), poly O(L k d) at fixed degree: the ratio falls like 1/L, so poly would
         # break even at about L * cost_ratio tokens (same R, d and degree)
@@ -147,14 +133,13 @@ def analyse_head(cap: audit.LayerCapture, h: int, *, eps: float = 1e-6, max_rank
 
 def length_sweep(model, ids: Sequence[int], lengths: Sequence[int], layers, specs) -> list[dict]:
     """R of every head on prefixes of the text (norms only): the data of the R-against-log L plot."""
-    th = _theory()
     rows = []
     for n in sorted(set(int(x) for x in lengths if 2 <= int(x) < len(ids))):
         for cap in audit.capture(model, list(ids[:n]), layers=layers, specs=specs):
             for h in range(cap.n_heads):
                 R = audit.score_range_masked(cap, h)
                 rows.append({"L": n, "log_L": math.log(n), "layer": cap.index, "head": h, "R": R,
-                             "regime": th.regime(R, n) if th else None})
+                             "regime": theory.regime(R, n)})
     return rows
 
 
@@ -235,7 +220,7 @@ def run_audit(model_dir, text: str | None = None, *, layers=None, max_tokens: in
         "max_rank": max_rank, "construction": construction, "lora_rank": r, "seed": seed, "rf_m": rf_m,
         "layers": sorted({c.index for c in caps}), "attention_layers": len(specs),
         "causal": any(c.causal for c in caps), "reproduction_max_err": repro,
-        "theory": _theory() is not None, "heads": heads, "sweep": sweep,
+        "heads": heads, "sweep": sweep,
     }
     report["summary"] = summarise(heads, eps)
     return report
@@ -282,8 +267,6 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(f"{name}: {v['status']}{extra}{meets}")
     if report["causal"]:
         lines.append("causal heads: norms only (the harness loss has no mask); gradient errors skipped")
-    if not report["theory"]:
-        lines.append("harness.theory is not installed: regime, degree and rank are not reported")
     return "\n".join(lines)
 
 
@@ -311,20 +294,18 @@ def plot(report: dict[str, Any], path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    th = _theory()
-    c_eff = th.EFFICIENT_C if th else 0.5
-    c_thr = th.THRESHOLD_C if th else 2.0
+    c_eff, c_thr = theory.EFFICIENT_C, theory.THRESHOLD_C
     heads = report["heads"]
     pts = list(report.get("sweep") or []) + [
         {"log_L": h["log_L"], "R": h["R"], "regime": h.get("regime")} for h in heads]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
     rng = np.random.default_rng(0)
-    for reg in REGIMES + (None,):
+    for reg in REGIMES:
         sel = [p for p in pts if p.get("regime") == reg]
         if sel:
             x = np.array([p["log_L"] for p in sel]) + rng.uniform(-0.04, 0.04, len(sel))
             ax1.scatter(x, [p["R"] for p in sel], s=12, alpha=0.7, c=REGIME_COLOURS.get(reg, "tab:gray"),
-                        label=reg or "no theory")
+                        label=reg)
     xs = np.linspace(min(p["log_L"] for p in pts) - 0.2, max(p["log_L"] for p in pts) + 0.2, 50)
     for c, ls in ((c_eff, "--"), (c_thr, ":")):
         for ax in (ax1,):
@@ -336,11 +317,11 @@ def plot(report: dict[str, Any], path) -> None:
     ax1.legend(fontsize=8)
     nh = max(h["head"] for h in heads) + 1
     lg = heads[0]["log_L"]
-    for reg in REGIMES + (None,):
+    for reg in REGIMES:
         sel = [h for h in heads if h.get("regime") == reg]
         if sel:
             ax2.scatter([h["layer"] + (h["head"] + 0.5) / nh - 0.5 for h in sel], [h["R"] for h in sel], s=18,
-                        c=REGIME_COLOURS.get(reg, "tab:gray"), label=reg or "no theory")
+                        c=REGIME_COLOURS.get(reg, "tab:gray"), label=reg)
     ax2.axhline(c_eff * lg, color="k", ls="--", lw=1, label=f"{c_eff:g} log L")
     ax2.axhline(c_thr * lg, color="k", ls=":", lw=1, label=f"{c_thr:g} log L")
     ax2.axhline(lg, color="gray", ls="-", lw=0.8, label=f"log L = {lg:.2f}")

@@ -22,10 +22,10 @@ entry point. The suite runs these checks and prints a table:
 * `certificate` - when a Result carries `certificate["error_bound"]`, the actual error is below it.
 * `chain`     - small SAT -> OV -> attention gradient -> LoRA chain instances (reductions.chain,
                 route "lora"): the SAT/UNSAT answer decoded through the solver equals python-sat's
-                (skipped without the reductions package or an accuracy claim; refusals allowed).
+                (skipped without an accuracy claim; refusals allowed).
 * `scaling`   - times the solver over geometric L (bounded family, d = 4), single-threaded (work,
                 not parallelism; OpenMP barriers under a loaded machine make multi-threaded times
-                jump by 0.1-0.4 s), median of interleaved repeats, log-log least squares with a bootstrap CI (harness.fit when present). The
+                jump by 0.1-0.4 s), median of interleaved repeats, log-log least squares with a bootstrap CI (harness.fit). The
                 exponent claim fails when the CI's lower end exceeds the claim by `MARGIN`.
 * `ops`       - the same fit on the solver's deterministic operation counts (Result.ops, or an
                 `ops` entry in a callable's returned mapping); fails when above claim + `OPS_MARGIN`.
@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from harness import theory
 from harness.errors import HarnessError
 
 MARGIN = 0.5         # timing exponent: fail when CI low end > claim + MARGIN (cache effects
@@ -254,18 +255,6 @@ def _finite_problem(runner: _Runner, inst) -> str | None:
     return None
 
 
-def _score_range(inst) -> float:
-    """R = ||beta S||_inf (MATH.md §11 item 6), for the failure message."""
-    import torch
-
-    from harness.losses import effective_weights
-
-    t = inst.as_torch()
-    W = effective_weights(t, inst.alpha, inst.r)
-    S = inst.beta * (t["X_q"] @ W["q"]) @ (t["X_k"] @ W["k"]).transpose(-1, -2)
-    return float(torch.max(torch.abs(S)))
-
-
 def _accuracy_problem(runner: _Runner, inst, eps: float | None, check_cert: bool) -> str | None:
     """None when the claim holds on `inst` (Problem-1 criterion, MATH.md §4.4); else a message."""
     try:
@@ -284,7 +273,7 @@ def _accuracy_problem(runner: _Runner, inst, eps: float | None, check_cert: bool
     scale = max((float(np.max(np.abs(g))) for g in ref.grads.values() if g.size), default=0.0)
     if eps is not None and err > eps * max(1.0, scale):
         return (f"max-norm error {err:.3e} > claimed {eps:.1e} x max(1, |grad|_inf = {scale:.3g}) "
-                f"on {inst.describe()} R={_score_range(inst):.3g}")
+                f"on {inst.describe()} R={theory.score_range(inst):.3g}")
     bound = (res.certificate or {}).get("error_bound") if check_cert else None
     if bound is not None and not err <= float(bound) * (1 + 1e-9) + 1e-300:
         return f"max-norm error {err:.3e} exceeds the certificate's error_bound {float(bound):.3e}"
@@ -409,36 +398,28 @@ def _property_check(name: str, strategy, problem, runner, budget, out_dir) -> Ch
 CHAIN_SOURCES = (("planted", 3, 4, 1), ("unsat", 3, 4, 1))  # (sat_sources family, k, v, seed)
 
 
-def chain_cases() -> list | None:
+def chain_cases() -> list:
     """Small SAT -> OV -> attention gradient -> LoRA chain instances (REDUCTIONS.md; the route
-    `reductions.chain.route("lora")`) with known answers, or None without the reductions package.
+    `reductions.chain.route("lora")`) with known answers.
 
     Each case is `(label, Instance, decode, expected)`: `Instance` is the LoRA instance the first
     oracle call sees; `decode(grads, solver)` finishes the chain's decode from that call's gradients
     (calling `solver` for the follow-up queries of a yes instance) and returns "SAT", "UNSAT" or a
     one-line description of a wrong model, and carries `decode.required_accuracy` (the max-norm
     accuracy the chain needs; cases needing less than the claimed eps are skipped); `expected`
-    comes from python-sat. A module
-    `reductions.ci_cases` with `small_chain_cases()` returning the same tuples adds further cases."""
-    import importlib
+    comes from python-sat."""
+    from reductions import sat_sources
+    from reductions.arrows.base import Composite
+    from reductions.chain import route
+    from reductions.problems.lora import lora_oracle
 
-    try:
-        from reductions import sat_sources
-        from reductions.arrows.base import Composite
-        from reductions.chain import route
-        from reductions.problems.lora import lora_oracle
-    except ImportError:
-        return None
     cases = []
     for family, k, v, seed in CHAIN_SOURCES:
-        try:
-            cnf = getattr(sat_sources, family)(k, v, seed=seed)
-            arrows = route("lora")
-            x = cnf
-            for a in arrows:
-                x = a.reduce(x)
-        except Exception:  # the reductions package changed shape: report as unavailable
-            return None
+        cnf = getattr(sat_sources, family)(k, v, seed=seed)
+        arrows = route("lora")
+        x = cnf
+        for a in arrows:
+            x = a.reduce(x)
 
         def decode(grads, solver, arrows=arrows, x=x, cnf=cnf):
             model = Composite(arrows).decode(x, dict(grads), lora_oracle(solver))
@@ -449,11 +430,6 @@ def chain_cases() -> list | None:
         decode.required_accuracy = float(arrows[-1].required_accuracy(x))
         expected = "SAT" if cnf.solve() is not None else "UNSAT"
         cases.append((f"{family}-k{k}-v{v}-s{seed}", x.inst, decode, expected))
-    try:
-        extra = importlib.import_module("reductions.ci_cases").small_chain_cases()
-        cases.extend(tuple(c) for c in extra)
-    except Exception:
-        pass
     return cases
 
 
@@ -462,8 +438,6 @@ def _chain_check(runner: _Runner, eps: float | None, out_dir) -> CheckOutcome:
     Only for claims at least as tight as the chain's required accuracy; a solver's deliberate
     refusal (hard regime) is not a failure."""
     cases = chain_cases()
-    if not cases:
-        return CheckOutcome("chain", "skip", "no reduction-chain instances available")
     if eps is None:
         return CheckOutcome("chain", "skip", "no accuracy claim to hold the chain to")
     done, refused, loose = 0, 0, 0
@@ -497,34 +471,15 @@ def _chain_check(runner: _Runner, eps: float | None, out_dir) -> CheckOutcome:
 # ------------------------------------------------------------------ scaling fit
 def fit_exponent(xs: Iterable[float], samples: Iterable[Iterable[float]], n_boot: int = 400,
                  seed: int = 0) -> dict:
-    """Log-log least-squares slope of median(samples) against xs with a 95% bootstrap CI:
-    `harness.fit.fit_power` when present (resamples residuals and repeats), else a plain fit whose
-    bootstrap resamples the repeats at each x."""
+    """Log-log least-squares slope of median(samples) against xs with a 95% bootstrap CI
+    (`harness.fit.fit_power`: resamples residuals and, with several repeats, the repeats)."""
+    from harness.fit import fit_power
+
     xs = np.asarray(list(xs), dtype=float)
     samples = [np.asarray(list(s), dtype=float) for s in samples]
     med = [float(np.median(s)) for s in samples]
-    try:  # the scaling study's fit (residual + repeat bootstrap), when present
-        from harness.fit import fit_power
-    except ImportError:
-        fit_power = None
-    if fit_power is not None:
-        out = fit_power(xs, med, samples=samples if len(samples[0]) > 1 else None, n_boot=n_boot, seed=seed)
-        return {"exponent": float(out["exponent"]), "ci_low": float(out["ci"][0]),
-                "ci_high": float(out["ci"][1])}
-    lx = np.log(xs)
-
-    def slope(ys):
-        return float(np.polyfit(lx, np.log(ys), 1)[0])
-
-    med = np.array([np.median(s) for s in samples])
-    est = slope(med)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        ys = np.array([np.median(rng.choice(s, size=len(s), replace=True)) for s in samples])
-        boots.append(slope(ys))
-    lo, hi = np.percentile(boots, [2.5, 97.5]) if len(samples[0]) > 1 else (est, est)
-    return {"exponent": est, "ci_low": float(lo), "ci_high": float(hi)}
+    out = fit_power(xs, med, samples=samples if len(samples[0]) > 1 else None, n_boot=n_boot, seed=seed)
+    return {"exponent": float(out["exponent"]), "ci_low": float(out["ci"][0]), "ci_high": float(out["ci"][1])}
 
 
 def _scaling_instance(L: int, d: int):

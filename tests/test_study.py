@@ -169,18 +169,3 @@ def test_code_change_invalidates_stored_cells(monkeypatch):
     monkeypatch.setattr(st, "code_fingerprint", lambda: "other-code")
     b = make_grid(cfg, groups=["scaling"])
     assert len(a) == len(b) and not {cell_id(c) for c in a} & {cell_id(c) for c in b}
-
-
-def test_openblas_fallback_limits_and_restores():
-    tpc = pytest.importorskip("threadpoolctl")
-    from harness.commands.study_cmd import _OpenBlasLimit
-
-    blas = [i for i in tpc.threadpool_info() if i["internal_api"] == "openblas"]
-    if not blas:
-        pytest.skip("numpy is not linked to OpenBLAS here")
-    before = [i["num_threads"] for i in blas]
-    lim = _OpenBlasLimit(1)
-    assert lim.saved
-    assert all(i["num_threads"] == 1 for i in tpc.threadpool_info() if i["internal_api"] == "openblas")
-    lim.restore_original_limits()
-    assert [i["num_threads"] for i in tpc.threadpool_info() if i["internal_api"] == "openblas"] == before

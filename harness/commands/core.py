@@ -178,10 +178,9 @@ def check_instance(inst, solver_spec: str, reference: str = "autograd", dtype: s
 
 def _cmd_check(args) -> int:
     if args.instance is None:
-        suite = _suite_runner()
-        if suite is None:
-            raise HarnessError("give an instance file to check (the property suite is not installed)")
-        return suite(args)
+        from harness.check_suite import run_from_cli
+
+        return run_from_cli(args)
     inst = load_instance(args.instance)
     err, rel, res, _ = check_instance(inst, args.solver, args.reference, args.dtype, args.device,
                                       _solver_options(args))
@@ -193,14 +192,6 @@ def _cmd_check(args) -> int:
     print(f"{args.solver} vs {args.reference} on {inst.describe()}")
     print(f"max-norm error {err:.3e} (relative {rel:.3e}); tolerance {tol:.3e}: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
-
-
-def _suite_runner():
-    try:
-        mod = importlib.import_module("harness.check_suite")
-    except ImportError:
-        return None
-    return getattr(mod, "run_from_cli", None)
 
 
 def register(sub) -> None:

@@ -26,53 +26,11 @@ def _groups(text: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-class _OpenBlasLimit:
-    """Fallback without threadpoolctl: set the thread count of every OpenBLAS loaded in this process
-    (found in /proc/self/maps; numpy's wheels bundle one with prefixed symbol names)."""
-
-    _NAMES = (("openblas_set_num_threads", "openblas_get_num_threads"),
-              ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-              ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),  # scipy's 32-bit build
-              ("openblas_set_num_threads64_", "openblas_get_num_threads64_"))
-
-    def __init__(self, threads: int):
-        import ctypes
-
-        self.saved = []
-        try:
-            with open("/proc/self/maps") as fh:
-                paths = sorted({line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line})
-        except OSError:
-            paths = []
-        for path in paths:
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for set_name, get_name in self._NAMES:
-                if hasattr(lib, set_name) and hasattr(lib, get_name):
-                    old = int(getattr(lib, get_name)())
-                    getattr(lib, set_name)(int(threads))
-                    self.saved.append((getattr(lib, set_name), old))
-                    break
-
-    def restore_original_limits(self) -> None:
-        for setter, old in self.saved:
-            setter(old)
-
-
 def _limit_blas(threads: int):
-    """Limit numpy's BLAS threads too: the certificates do O(L d) numpy products, and a 2-thread
-    OpenBLAS on a loaded 2-core machine made them dominate poly's time. threadpoolctl when installed,
-    else the OpenBLAS entry points directly (`_OpenBlasLimit`)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        lim = _OpenBlasLimit(threads)
-        if not lim.saved:
-            print("lora-harness: note: could not limit numpy's BLAS threads (no threadpoolctl, no OpenBLAS "
-                  "found); set OPENBLAS_NUM_THREADS=1 for stable timings", file=sys.stderr)
-        return lim
+    """Limit numpy's BLAS threads too (threadpoolctl): the certificates do O(L d) numpy products, and a
+    2-thread OpenBLAS on a loaded 2-core machine made them dominate poly's time."""
+    from threadpoolctl import threadpool_limits
+
     return threadpool_limits(limits=threads)
 
 
