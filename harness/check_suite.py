@@ -25,7 +25,7 @@ entry point. The suite runs these checks and prints a table:
                 (skipped without an accuracy claim; refusals allowed).
 * `scaling`   - times the solver over geometric L (bounded family, d = 4), single-threaded (work,
                 not parallelism; OpenMP barriers under a loaded machine make multi-threaded times
-                jump by 0.1-0.4 s), median of interleaved repeats, log-log least squares with a bootstrap CI (harness.fit). The
+                jump by 0.1-0.4 s), median of interleaved repeats, log-log least squares with a bootstrap CI (harness.measure.fit). The
                 exponent claim fails when the CI's lower end exceeds the claim by `MARGIN`.
 * `ops`       - the same fit on the solver's deterministic operation counts (Result.ops, or an
                 `ops` entry in a callable's returned mapping); fails when above claim + `OPS_MARGIN`.
@@ -472,8 +472,8 @@ def _chain_check(runner: _Runner, eps: float | None, out_dir) -> CheckOutcome:
 def fit_exponent(xs: Iterable[float], samples: Iterable[Iterable[float]], n_boot: int = 400,
                  seed: int = 0) -> dict:
     """Log-log least-squares slope of median(samples) against xs with a 95% bootstrap CI
-    (`harness.fit.fit_power`: resamples residuals and, with several repeats, the repeats)."""
-    from harness.fit import fit_power
+    (`harness.measure.fit.fit_power`: resamples residuals and, with several repeats, the repeats)."""
+    from harness.measure.fit import fit_power
 
     xs = np.asarray(list(xs), dtype=float)
     samples = [np.asarray(list(s), dtype=float) for s in samples]

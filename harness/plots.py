@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from harness.fit import predict  # noqa: E402
+from harness.measure.fit import predict  # noqa: E402
 
 _STYLE = {"closed-form": ("C0", "o"), "streaming": ("C1", "s"), "autograd": ("C2", "^"),
           "poly": ("C3", "D"), "poly@eps=1/L": ("C4", "v"), "poly-chained": ("C5", "P"),

@@ -1,7 +1,7 @@
 """The study report: analysis of the stored table (<out>/table.json, nothing else) into
 <out>/report.json and <out>/report.md (Markdown embedding the figures of `harness.plots`).
 
-Fits (harness.fit): time exponents on the median timings of L >= 2^fit_min_log2L with their timing
+Fits (harness.measure.fit): time exponents on the median timings of L >= 2^fit_min_log2L with their timing
 repeats in the bootstrap; the same fit on the deterministic op counts; crossover L* of poly against
 the best exact solver (per L the fastest exact median), and per head dimension d in the "dim" group.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.fit import crossover, fit_power, fit_segmented
+from harness.measure.fit import crossover, fit_power, fit_segmented
 from harness.io import atomic_write_text
 from harness.study import EXACT, load_table
 

@@ -295,7 +295,7 @@ def poly_op_count(N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tup
     """Deterministic flop count of the `poly` solver (harness/solvers/poly.py), OpCounter convention:
     monomials of degree g+1 for queries and keys (1 op per entry, twice for keys: two key passes),
     the factored products and the feature back-propagation. Linear in L at fixed (d, g)."""
-    from harness.opcount import OpCounter
+    from harness.measure.opcount import OpCounter
 
     k, kp = feature_rank(d, g), feature_rank(d, g + 1)
     ops = OpCounter()

@@ -114,9 +114,9 @@ def test_op_counts_are_quadratic_in_L():
 
 
 def test_streaming_never_allocates_L_by_L():
-    """Deterministic memory check (harness.memtrack): the largest tensor streaming creates is one
+    """Deterministic memory check (harness.measure.memtrack): the largest tensor streaming creates is one
     score tile, far below L^2, while closed-form creates L x L matrices."""
-    from harness.memtrack import LargestTensor
+    from harness.measure.memtrack import LargestTensor
 
     inst = families.bounded(L=4096, d=4, r=2, adapt=("q", "k", "v"), seed=0)
     with LargestTensor() as m:
@@ -131,7 +131,7 @@ def test_streaming_never_allocates_L_by_L():
 @pytest.mark.slow
 def test_streaming_at_L_2_17():
     """L = 2^17 fits on a 24 GiB machine with streaming (an L x L float32 matrix alone is 64 GiB)."""
-    from harness.memtrack import LargestTensor
+    from harness.measure.memtrack import LargestTensor
 
     inst = families.bounded(L=2**17, d=4, r=2, adapt=("q",), seed=0, dtype="float32")
     with LargestTensor() as m:

@@ -1,11 +1,11 @@
-"""Fits on synthetic data with known exponents and noise, and the edge cases (harness/fit.py)."""
+"""Fits on synthetic data with known exponents and noise, and the edge cases (harness/measure/fit.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from harness.errors import HarnessError
-from harness.fit import crossover, fit_power, fit_segmented, predict
+from harness.measure.fit import crossover, fit_power, fit_segmented, predict
 
 L = 2.0 ** np.arange(8, 16)
 

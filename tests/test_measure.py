@@ -1,4 +1,4 @@
-"""Timer, peak memory and op counts (harness/measure.py). No wall-time assertions."""
+"""Timer, peak memory and op counts (harness/measure/). No wall-time assertions."""
 from __future__ import annotations
 
 import numpy as np
@@ -56,7 +56,7 @@ def test_process_clock_counts_work_not_waiting(monkeypatch):
     clocks are replaced by counters (wall advances 1.0 per reading, CPU 0.25), no real timing."""
     import itertools
 
-    import harness.measure as measure
+    import harness.measure.timing as measure
 
     wall, cpu = itertools.count(0.0, 1.0), itertools.count(0.0, 0.25)
     monkeypatch.setattr(measure.time, "perf_counter", lambda: next(wall))

@@ -8,7 +8,7 @@ import torch
 
 from harness.instance import Instance
 from harness.losses import lora_loss
-from harness.opcount import OpCounter
+from harness.measure.opcount import OpCounter
 from harness.solvers.base import Result, Solver
 
 

@@ -20,7 +20,7 @@ import torch
 
 from harness.instance import Instance
 from harness.losses import effective_weights
-from harness.opcount import OpCounter
+from harness.measure.opcount import OpCounter
 from harness.solvers.base import Result, Solver
 
 

@@ -136,7 +136,7 @@ class PolyChainedSolver(PolySolver):
 
 def chained_op_count(inst: Instance, g: int) -> int:
     """Flops of `chained_gradients` (OpCounter convention): O(N L k1 k2 d) for the p1 products."""
-    from harness.opcount import OpCounter
+    from harness.measure.opcount import OpCounter
 
     N, Lq, Lk, d, r = inst.N, inst.Lq, inst.Lk, inst.d, inst.r
     k1 = theory.feature_rank(d, g)

@@ -26,7 +26,7 @@ from harness import theory
 from harness.errors import HarnessError
 from harness.instance import Instance
 from harness.losses import effective_weights
-from harness.opcount import OpCounter
+from harness.measure.opcount import OpCounter
 from harness.solvers.base import Result, Solver
 
 
