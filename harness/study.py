@@ -124,7 +124,7 @@ def _pow2(lo_hi: list) -> list[int]:
     return [2 ** k for k in range(int(lo), int(hi) + 1)]
 
 
-_CODE_FILES = ("families.py", "instance.py", "losses.py", "theory.py", "measure/opcount.py",
+_CODE_FILES = ("families.py", "instance.py", "losses.py", "theory", "measure/opcount.py",
                "measure/timing.py", "measure/memory.py", "measure/solver.py", "solvers")
 
 

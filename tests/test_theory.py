@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import families, theory
+from harness.theory import norms
 from harness.solvers import get_solver
 from harness.solvers.poly import dense_poly_gradients, monomial_plan, taylor_poly
 from harness.strategies import bounded_params
@@ -65,7 +66,7 @@ def test_score_range_exact_and_bound(p, cross, beta):
 def test_score_range_blocks(monkeypatch):
     inst = families.bounded(300, 3, 1, gamma=1.3, N=2, seed=5)
     full = theory.score_range(inst)
-    monkeypatch.setattr(theory, "_BLOCK_ENTRIES", 700)
+    monkeypatch.setattr(norms, "_BLOCK_ENTRIES", 700)
     assert theory.score_range(inst) == full
 
 
@@ -73,11 +74,11 @@ def test_score_range_blocks(monkeypatch):
 def test_score_range_hull_reduction_is_exact(L, d, cross, seed):
     inst = families.bounded(L, d, 1, gamma=1.0, cross=cross, seed=seed)
     fast = theory.score_range(inst)
-    old, theory.HULL_MAX_D = theory.HULL_MAX_D, 0
+    old, norms.HULL_MAX_D = norms.HULL_MAX_D, 0
     try:
         full = theory.score_range(inst)
     finally:
-        theory.HULL_MAX_D = old
+        norms.HULL_MAX_D = old
     assert fast == pytest.approx(full, rel=1e-12)
 
 

@@ -1,0 +1,107 @@
+"""Norms of an instance: effective weights, projections, the score range R = max_i ||beta S_i||_inf
+(exact, and the rigorous O(N L d) row bounds), and the LoRA paper's literal Gamma quantities.
+
+Pure functions of an Instance (nothing is mutated). MATH.md §11 item 6: classify by R, keep beta explicit.
+"""
+from __future__ import annotations
+import numpy as np
+
+from harness.instance import Instance
+
+_BLOCK_ENTRIES = 1 << 22
+
+#: largest d for which score_range reduces the rows to convex-hull vertices first
+HULL_MAX_D = 5
+
+
+def effective_np(inst: Instance) -> dict[str, np.ndarray]:
+    """Effective weights W_m = W*_m + (alpha/r) B_m A_m in float64 numpy (MATH.md §4.2 Def. 1.1)."""
+    a = inst.arrays
+    out = {}
+    for m in ("q", "k", "v"):
+        W = np.asarray(a[f"W_{m}"], np.float64)
+        if f"A_{m}" in a:
+            W = W + (inst.alpha / inst.r) * (np.asarray(a[f"B_{m}"], np.float64) @ np.asarray(a[f"A_{m}"], np.float64))
+        out[m] = W
+    return out
+
+
+def projections(inst: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Q = X_q W_q, K = X_k W_k, V = X_v W_v, each (N, L, d) float64 (effective weights)."""
+    W = effective_np(inst)
+    return tuple(np.asarray(inst.x3(f"X_{m}"), np.float64) @ W[m] for m in ("q", "k", "v"))  # type: ignore
+
+
+def _extreme_points(P: np.ndarray) -> np.ndarray:
+    """Rows of P that suffice for max_{p in P} <p, x> over every x: the vertices of conv(P) (qhull,
+    for 1 <= d <= HULL_MAX_D and more than 64 points); P itself otherwise or when qhull fails."""
+    n, d = P.shape
+    if n <= 64 or d > HULL_MAX_D:
+        return P
+    if d == 1:
+        return P[[int(P.argmin()), int(P.argmax())]]
+    try:
+        from scipy.spatial import ConvexHull
+
+        return P[ConvexHull(P).vertices]
+    except Exception:  # degenerate (flat) point sets, qhull errors: no reduction
+        return P
+
+
+def score_range(inst: Instance) -> float:
+    """R = max_i ||beta S_i||_inf exactly (MATH.md §11 item 6), without an L x L matrix.
+
+    A bilinear form q^T k over Q x K attains its max and min at vertices of conv(Q) x conv(K), so
+    for d <= HULL_MAX_D the rows are first reduced to their convex-hull vertices (qhull; exact up to
+    qhull's floating tolerance, ~1e-13 relative) and the max is taken over the vertex pairs. Otherwise
+    (or if qhull fails) blocked over query rows: memory O(L d + 2^22), time O(N Lq Lk d)."""
+    import torch
+
+    Q, K, _ = projections(inst)
+    best = 0.0
+    with torch.no_grad():
+        for i in range(inst.N):
+            q = torch.from_numpy(np.ascontiguousarray(_extreme_points(Q[i])))
+            k = torch.from_numpy(np.ascontiguousarray(_extreme_points(K[i])))
+            bq = max(1, _BLOCK_ENTRIES // max(1, k.shape[0]))
+            for s in range(0, q.shape[0], bq):
+                lo, hi = torch.aminmax(q[s:s + bq] @ k.T)
+                best = max(best, float(hi), -float(lo))
+    return abs(inst.beta) * best
+
+
+def score_range_bound(inst: Instance) -> float:
+    """Rigorous O(N L d) upper bound on R: per query row j the smaller of Cauchy-Schwarz
+    ||q_j||_2 max_k ||k_k||_2 and Hoelder sum_l |q_jl| max_k |k_kl|, then the max over rows and data
+    points, times |beta|. R <= score_range_bound(inst) always."""
+    return float(row_score_bounds(inst).max())
+
+
+def row_score_bounds(inst: Instance) -> np.ndarray:
+    """(N, Lq) rigorous bounds R_ij >= max_k |beta S_i,jk| (Cauchy-Schwarz / Hoelder per query row,
+    O(N L d)); `score_range_bound` is their max."""
+    Q, K, _ = projections(inst)
+    kn = np.sqrt((K ** 2).sum(-1)).max(-1)
+    kmax = np.abs(K).max(-2)
+    cs = np.sqrt((Q ** 2).sum(-1)) * kn[:, None]
+    ho = (np.abs(Q) * kmax[:, None, :]).sum(-1)
+    return abs(inst.beta) * np.minimum(cs, ho)
+
+
+def paper_gammas(inst: Instance) -> dict[str, float]:
+    """The LoRA paper's literal Gamma quantities (MATH.md §5.7 Thm 3.1, §6.5 Thm 4.1, §11 item 5):
+
+    * "q_C1W": ||C_Q^(1) W_Q||_inf = ||X_q W_q||_inf  (Q view, the variable times its left constant)
+    * "q_C2":  ||C_Q^(2)||_inf   = ||X_k W_k||_inf  (Q view, right constant)
+    * "k_C1W": ||C_K^(1) W_K^T||_inf read with the corrected K-view variable W_K^T, i.e. the K view's
+               variable-side factor ||X_k W_k||_inf (§11 item 5: the K-view variable is W_K^T)
+    * "k_C2":  the K view's constant side ||X_q W_q||_inf
+    * "gamma": the max of the four (the Gamma the theorems need, max over data points).
+    Effective (adapted) weights throughout; beta is NOT included (the paper sets beta = 1, §11 item 6).
+    """
+    Q, K, _ = projections(inst)
+    nq = float(np.abs(Q).max())
+    nk = float(np.abs(K).max())
+    out = {"q_C1W": nq, "q_C2": nk, "k_C1W": nk, "k_C2": nq}
+    out["gamma"] = max(out.values())
+    return out
