@@ -310,7 +310,7 @@ def _phase_cell(cell: dict, inst) -> dict:
     from harness.measure import time_call
     from harness.solvers import get_solver
     from harness.solvers.base import Result, resolve_device, resolve_dtype
-    from harness.solvers.poly import poly_gradients
+    from harness.solvers.poly.fused import poly_gradients
 
     eps = cell["options"]["eps"]
     cert = theory.certify(inst, eps=eps, max_rank=10 ** 12)

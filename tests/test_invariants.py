@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from harness import families
 from harness.losses import effective_weights
 from harness.solvers import get_solver
-from harness.solvers.exact_closed_form import (closed_form_gradients, naive_p, p_matrix, printed_q,
-                                               softmax_rows)
+from harness.solvers.exact.closed_form import closed_form_gradients, p_matrix, softmax_rows
+from harness.solvers.exact.naive import naive_p, printed_q
 from harness.strategies import instances
 
 CF = get_solver("closed-form")

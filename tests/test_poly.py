@@ -13,7 +13,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from harness import families, theory
 from harness.errors import HarnessError
 from harness.solvers import get_solver
-from harness.solvers.poly import dense_poly_gradients, poly_gradients, poly_kernel_factors, taylor_poly
+from harness.solvers.poly.features import poly_kernel_factors
+from harness.solvers.poly.fused import poly_gradients
+from harness.solvers.poly.naive import dense_poly_gradients, taylor_poly
 from harness.strategies import bounded_params, instances
 
 

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from harness import families
 from harness.errors import HarnessError
 from harness.solvers import get_solver
-from harness.solvers.poly import poly_gradients
-from harness.solvers.poly_chained import (chained_factors, chained_gradients, dense_chained_reference,
-                                          row_kron)
+from harness.solvers.poly.chained import chained_factors, chained_gradients, row_kron
+from harness.solvers.poly.fused import poly_gradients
+from harness.solvers.poly.naive import dense_chained_reference
 from harness.strategies import instances
 
 
@@ -50,7 +50,7 @@ def test_lemma_factors_reproduce_their_dense_objects():
     W = effective_weights(t, inst.alpha, inst.r)
     Q, K, V, Y = t["X_q"][0] @ W["q"], t["X_k"][0] @ W["k"], t["X_v"][0] @ W["v"], t["Y"][0]
     F = chained_factors(Q, K, V, Y, inst.beta, 3, 1)
-    from harness.solvers.poly import taylor_poly
+    from harness.solvers.poly.naive import taylor_poly
     A = taylor_poly(inst.beta * Q @ K.T, 3)
     f = A / A.sum(1, keepdim=True)
     c = f @ V - Y

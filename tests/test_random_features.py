@@ -7,7 +7,9 @@ import torch
 from harness import families
 from harness.errors import HarnessError
 from harness.solvers import get_solver
-from harness.solvers.random_features import dense_rf_loss, draw_directions, rf_gradients
+from harness.solvers.random_features.features import draw_directions
+from harness.solvers.random_features.naive import dense_rf_loss
+from harness.solvers.random_features.solver import rf_gradients
 
 
 @pytest.fixture(scope="module")

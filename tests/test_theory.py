@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from harness import families, theory
 from harness.theory import norms
 from harness.solvers import get_solver
-from harness.solvers.poly import dense_poly_gradients, monomial_plan, taylor_poly
+from harness.solvers.poly.features import monomial_plan
+from harness.solvers.poly.naive import dense_poly_gradients, taylor_poly
 from harness.strategies import bounded_params
 
 

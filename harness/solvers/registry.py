@@ -24,12 +24,12 @@ from harness.solvers.base import Result, Solver, gradient_names
 ENTRY_POINT_GROUP = "lora_harness.solvers"
 
 BUILTINS: dict[str, str] = {
-    "autograd": "harness.solvers.exact_autograd:AutogradSolver",
-    "closed-form": "harness.solvers.exact_closed_form:ClosedFormSolver",
-    "streaming": "harness.solvers.exact_streaming:StreamingSolver",
-    "poly": "harness.solvers.poly:PolySolver",
-    "poly-chained": "harness.solvers.poly_chained:PolyChainedSolver",
-    "random-features": "harness.solvers.random_features:RandomFeaturesSolver",
+    "autograd": "harness.solvers.exact.autograd:AutogradSolver",
+    "closed-form": "harness.solvers.exact.closed_form:ClosedFormSolver",
+    "streaming": "harness.solvers.exact.streaming:StreamingSolver",
+    "poly": "harness.solvers.poly.solver:PolySolver",
+    "poly-chained": "harness.solvers.poly.chained:PolyChainedSolver",
+    "random-features": "harness.solvers.random_features.solver:RandomFeaturesSolver",
 }
 
 _registered: dict[str, Solver] = {}

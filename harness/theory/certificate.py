@@ -24,7 +24,7 @@ EXACT_R_ENTRIES = 1 << 24
 
 
 def poly_op_count(N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tuple[str, ...]) -> int:
-    """Deterministic flop count of the `poly` solver (harness/solvers/poly.py), OpCounter convention:
+    """Deterministic flop count of the `poly` solver (harness/solvers/poly/fused.py), OpCounter convention:
     monomials of degree g+1 for queries and keys (1 op per entry, twice for keys: two key passes),
     the factored products and the feature back-propagation. Linear in L at fixed (d, g)."""
     from harness.measure.opcount import OpCounter

@@ -10,8 +10,7 @@ Per data point i (MATH.md §10):
     dL/dA_m = (alpha/r) B_m^T G_Wm,  dL/dB_m = (alpha/r) G_Wm A_m^T
 Two L x L buffers at a time (f and p); O(L^2 d) time.
 
-`naive_p` (beside it) forms p row by row from the (diag - rank-one) definition of MATH.md §5.5 and
-`printed_q` shows the published, uncorrected orientation q = C3 c^T used row-wise (§11 item 1).
+Its naive twins are in `harness.solvers.exact.naive` (p row by row; the printed orientation of q).
 """
 from __future__ import annotations
 
@@ -41,16 +40,8 @@ def p_matrix(f: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return q
 
 
-def naive_p(f: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Reference: p_j = (diag(f_j) - f_j f_j^T) q_j, one row at a time (MATH.md §5.5, Lemma 3.2)."""
-    rows = [(torch.diag(f[j]) - torch.outer(f[j], f[j])) @ q[j] for j in range(f.shape[0])]
-    return torch.stack(rows)
 
 
-def printed_q(c: torch.Tensor, C3: torch.Tensor) -> torch.Tensor:
-    """The published q(W) := C3 c^T read row-wise (LoRA Lemma 3.2 as printed; WRONG, §11 item 1).
-    Only square when Lq == Lk; kept so the suite can show that it gives a wrong gradient."""
-    return C3 @ c.transpose(-1, -2)
 
 
 def closed_form_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...],

@@ -19,7 +19,7 @@ prints, p~2 = f~ diag(r~) (U4 = U1, V4 = diag(r~) V1; only defined when Lq = Lk)
 the paper's construction, far slower than `poly` (same polynomial, same gradients up to rounding).
 U3 and V3 are built block by block (memory O(B k3 + k3 d)); no L x L matrix is formed.
 
-`dense_chained_reference` (beside it) forms f~, q~, p~1, p~2 densely from the same definitions.
+`harness.solvers.poly.naive.dense_chained_reference` forms f~, q~, p~1, p~2 densely from the same definitions.
 """
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ import torch
 from harness.errors import HarnessError
 from harness.instance import Instance
 from harness.losses import effective_weights
-from harness.solvers.poly import (PolySolver, _TorchPlan, _split, adapter_grads, dense_poly_gradients,
-                                  features)
 from harness import theory
+from harness.solvers.poly.features import split_beta, TorchPlan, features
+from harness.solvers.poly.fused import adapter_grads
+from harness.solvers.poly.solver import PolySolver
 
 BLOCK_ENTRIES = 1 << 21
 MAX_K3 = 1 << 22
@@ -53,8 +54,8 @@ def _blocks(n: int, size: int):
 
 def chained_factors(Q, K, V, Y, beta: float, g: int, N: int, printed_p2: bool = False) -> dict:
     """U1, V1, U2, V2, U4, V4 and r~ for one data point (Lemmas 3.3-3.7, corrected unless printed_p2)."""
-    sq, sk = _split(beta)
-    plan = _TorchPlan(Q.shape[-1], g, Q.dtype, Q.device)
+    sq, sk = split_beta(beta)
+    plan = TorchPlan(Q.shape[-1], g, Q.dtype, Q.device)
     Mq = features(sq * Q, plan).T                                  # (Lq, k1)
     V1 = features(sk * K, plan).T * plan.w.T                       # (Lk, k1)
     D = Mq @ V1.sum(0)                                             # Lemma 3.3: row sums of A~
@@ -107,13 +108,6 @@ def chained_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple
     return adapter_grads(t, G, alpha, r), loss, {"min_rowsum": min_rowsum, "k1": k1, "k2": k1 + d, "k3": k3, "k4": k1, "block": B}
 
 
-def dense_chained_reference(t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...],
-                            g: int, printed_p2: bool = False) -> dict:
-    """Reference, O(L^2): the same objects formed densely from their definitions (MATH.md §5.5 table,
-    with f -> f~ = D~^-1 P_g(beta S)): q = c V^T, p1 = f.q, r_j = <f_j, q_j>, p2 = diag(r) f (or the
-    printed f diag(r)), p = p1 - p2, G_Wq = beta X_q^T p K, G_Wk = beta X_k^T p^T Q, G_Wv = X_v^T f^T c
-    (this is `poly.dense_poly_gradients`)."""
-    return dense_poly_gradients(t, alpha, beta, r, adapted, g, printed_p2=printed_p2)[0]
 
 
 class PolyChainedSolver(PolySolver):

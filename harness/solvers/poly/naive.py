@@ -1,0 +1,53 @@
+"""The obviously-correct O(L^2) twins of the polynomial-method solvers: P_g(beta S) formed densely,
+then the MATH.md §10 closed form (`dense_poly_gradients`; `poly` and `poly-chained` must match it).
+"""
+from __future__ import annotations
+import torch
+
+from harness.losses import effective_weights
+from harness.solvers.poly.fused import adapter_grads
+
+
+def taylor_poly(x: torch.Tensor, g: int) -> torch.Tensor:
+    """P_g(x) = sum_{t<=g} x^t/t! entrywise (Horner)."""
+    out = torch.ones_like(x)
+    for t in range(g, 0, -1):
+        out = 1.0 + out * x / t
+    return out
+
+
+def dense_poly_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...],
+                         g: int, printed_p2: bool = False) -> tuple[dict, float]:
+    """Reference (O(L^2), obviously correct): form A~ = P_g(beta Q K^T) densely, f~ = D~^-1 A~, and
+    apply the MATH.md §10 closed form (c, q = c V^T, p = f.q - diag(<f,q>) f, G_W, chain rule).
+    `printed_p2`: use the paper's printed p2 = f diag(r) instead (WRONG, MATH.md §11 item 2)."""
+    W = effective_weights(t, alpha, r)
+    N = t["X_q"].shape[0]
+    d = t["W_q"].shape[0]
+    G = {m: torch.zeros(d, d, dtype=t["X_q"].dtype, device=t["X_q"].device) for m in adapted}
+    loss = 0.0
+    for i in range(N):
+        Q, K, V = t["X_q"][i] @ W["q"], t["X_k"][i] @ W["k"], t["X_v"][i] @ W["v"]
+        A = taylor_poly(beta * (Q @ K.T), g)
+        f = A / A.sum(-1, keepdim=True)
+        out = f @ V
+        loss += float((out - t["Y"][i]).square().sum()) / (2 * N)
+        c = (out - t["Y"][i]) / N
+        q = c @ V.T
+        rr = (f * q).sum(-1)
+        p = f * q - (f * rr[None, :] if printed_p2 else rr[:, None] * f)
+        if "q" in G:
+            G["q"] += beta * t["X_q"][i].T @ p @ K
+        if "k" in G:
+            G["k"] += beta * t["X_k"][i].T @ p.T @ Q
+        if "v" in G:
+            G["v"] += t["X_v"][i].T @ f.T @ c
+    return adapter_grads(t, G, alpha, r), loss
+
+def dense_chained_reference(t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...],
+                            g: int, printed_p2: bool = False) -> dict:
+    """Reference, O(L^2): the same objects formed densely from their definitions (MATH.md §5.5 table,
+    with f -> f~ = D~^-1 P_g(beta S)): q = c V^T, p1 = f.q, r_j = <f_j, q_j>, p2 = diag(r) f (or the
+    printed f diag(r)), p = p1 - p2, G_Wq = beta X_q^T p K, G_Wk = beta X_k^T p^T Q, G_Wv = X_v^T f^T c
+    (this is `poly.dense_poly_gradients`)."""
+    return dense_poly_gradients(t, alpha, beta, r, adapted, g, printed_p2=printed_p2)[0]
