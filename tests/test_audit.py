@@ -14,7 +14,11 @@ import pytest
 transformers = pytest.importorskip("transformers", reason="the 'models' extra (transformers) is not installed")
 torch = pytest.importorskip("torch")
 
-from harness import audit, audit_report  # noqa: E402
+from harness.audit.analysis import run_audit  # noqa: E402
+from harness.audit.capture import CONSTRUCTIONS, capture, find_attention, scale_queries  # noqa: E402
+from harness.audit.heads import direct_gammas, head_forward, head_instance, score_range_masked  # noqa: E402
+from harness.audit.loading import load_model, read_text, require_transformers, tokenize  # noqa: E402
+from harness.audit.report import REGIMES, format_table, plot, write_json  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.io import load_instance  # noqa: E402
 from harness.solvers import get_solver  # noqa: E402
@@ -65,17 +69,17 @@ IDS = list(np.random.default_rng(0).integers(3, 60, size=24))
 @pytest.mark.parametrize("kind", ["bert", "gpt2", "opt"])
 def test_capture_reproduces_each_head(kind):
     model = tiny(kind, init=0.2)
-    caps = audit.capture(model, IDS)
+    caps = capture(model, IDS)
     assert len(caps) == 2
     for cap in caps:
         assert cap.causal == (kind != "bert")
         assert cap.X.shape == (len(IDS), 32) and cap.Wq.shape == (4, 33, 8)
         for h in range(cap.n_heads):
             own = cap.head_output(h)
-            assert np.abs(audit.head_forward(cap, h) - own).max() <= 1e-5
+            assert np.abs(head_forward(cap, h) - own).max() <= 1e-5
             if not cap.causal:  # the harness loss has no mask: instances reproduce encoder heads
-                for construction in audit.CONSTRUCTIONS:
-                    inst = audit.head_instance(cap, h, construction=construction, r=None, perturb=0.0)
+                for construction in CONSTRUCTIONS:
+                    inst = head_instance(cap, h, construction=construction, r=None, perturb=0.0)
                     out = get_solver("closed-form").forward(inst)[0]
                     assert np.abs(out[:, :8] - own).max() <= 1e-5
                     assert np.abs(out[:, 8:]).max(initial=0.0) == 0.0
@@ -84,7 +88,7 @@ def test_capture_reproduces_each_head(kind):
 
 def _direct_scores(model, kind, cap, h):
     """beta Q K^T of head h from the module's own projection layers (independent of harness.audit)."""
-    spec = audit.find_attention(model)[cap.index]
+    spec = find_attention(model)[cap.index]
     m = spec.module
     X = torch.as_tensor(cap.X, dtype=torch.float64)
     with torch.no_grad():
@@ -104,17 +108,17 @@ def _direct_scores(model, kind, cap, h):
 @pytest.mark.parametrize("kind", ["bert", "gpt2"])
 def test_R_and_gamma_match_direct_computation(kind):
     model = tiny(kind, init=0.2)
-    cap = audit.capture(model, IDS, layers=[1])[0]
+    cap = capture(model, IDS, layers=[1])[0]
     for h in range(cap.n_heads):
         S, q, k = _direct_scores(model, kind, cap, h)
         R = float(np.abs(S).max())
-        assert audit.score_range_masked(cap, h) == pytest.approx(R, rel=1e-6)
-        g = audit.direct_gammas(cap, h)
+        assert score_range_masked(cap, h) == pytest.approx(R, rel=1e-6)
+        g = direct_gammas(cap, h)
         assert g["gamma_QK"] == pytest.approx(max(np.abs(q).max(), np.abs(k).max()), rel=1e-6)
         if not cap.causal:
             from harness import theory
 
-            inst = audit.head_instance(cap, h, r=None)
+            inst = head_instance(cap, h, r=None)
             assert theory.score_range(inst) == pytest.approx(R, rel=1e-6)
             pg = theory.paper_gammas(inst)
             assert pg["q_C1W"] == pytest.approx(np.abs(q).max(), rel=1e-6)
@@ -124,25 +128,25 @@ def test_R_and_gamma_match_direct_computation(kind):
 @pytest.mark.parametrize("kind,on", [("bert", "q"), ("bert", "qk"), ("gpt2", "qk"), ("opt", "q")])
 def test_scale_multiplies_scores_of_first_layer(kind, on):
     m1, m2 = tiny(kind, init=0.2), tiny(kind, init=0.2)
-    audit.scale_queries(audit.find_attention(m2), 0.125, on=on)
-    c1 = audit.capture(m1, IDS, layers=[0])[0]
-    c2 = audit.capture(m2, IDS, layers=[0])[0]
+    scale_queries(find_attention(m2), 0.125, on=on)
+    c1 = capture(m1, IDS, layers=[0])[0]
+    c2 = capture(m2, IDS, layers=[0])[0]
     for h in range(4):
-        assert audit.score_range_masked(c2, h) == pytest.approx(0.125 * audit.score_range_masked(c1, h), rel=1e-5)
-        k1, k2 = audit.direct_gammas(c1, h)["K_inf"], audit.direct_gammas(c2, h)["K_inf"]
+        assert score_range_masked(c2, h) == pytest.approx(0.125 * score_range_masked(c1, h), rel=1e-5)
+        k1, k2 = direct_gammas(c1, h)["K_inf"], direct_gammas(c2, h)["K_inf"]
         assert k2 == pytest.approx(k1 * (0.125 ** 0.5 if on == "qk" else 1.0), rel=1e-5)
 
 
 def test_saved_instances_round_trip(tmp_path):
     model = tiny("bert", init=0.2)
-    rep = audit_report.run_audit(None, model=model, input_ids=IDS, layers=[0], gradients=False,
+    rep = run_audit(None, model=model, input_ids=IDS, layers=[0], gradients=False,
                                  save_dir=tmp_path, lengths=[8, 16])
     files = sorted(tmp_path.glob("*.npz"))
     assert len(files) == 4 and len(rep["heads"]) == 4
-    cap = audit.capture(model, IDS, layers=[0])[0]
+    cap = capture(model, IDS, layers=[0])[0]
     for h, f in enumerate(files):
         inst = load_instance(f)
-        again = audit.head_instance(cap, h, r=2, seed=0, meta={"scale": 1.0})
+        again = head_instance(cap, h, r=2, seed=0, meta={"scale": 1.0})
         assert inst.sha256 == again.sha256
         assert inst.meta["layer"] == 0 and inst.meta["head"] == h and inst.adapted == ("q", "v")
         assert inst.r == 2 and inst.d == 8 and inst.L == len(IDS)
@@ -154,20 +158,20 @@ def test_saved_instances_round_trip(tmp_path):
 
 def test_causal_heads_are_norms_only(tmp_path):
     model = tiny("opt", init=0.2)
-    rep = audit_report.run_audit(None, model=model, input_ids=IDS, layers=[1], save_dir=tmp_path)
+    rep = run_audit(None, model=model, input_ids=IDS, layers=[1], save_dir=tmp_path)
     assert rep["causal"] and all(h["grad"] is None for h in rep["heads"])
     assert all("norms only" in h["grad_skipped"] for h in rep["heads"])
     inst = load_instance(sorted(tmp_path.glob("*.npz"))[0])
     assert inst.meta["causal"] is True
-    text = audit_report.format_table(rep)
+    text = format_table(rep)
     assert "causal heads: norms only" in text
 
 
 def test_scaling_down_moves_heads_to_efficient_and_poly_meets_eps():
     eps = 1e-6
-    hot = audit_report.run_audit(None, model=tiny("bert", init=0.3), input_ids=IDS, gradients=False)
+    hot = run_audit(None, model=tiny("bert", init=0.3), input_ids=IDS, gradients=False)
     assert any(h["regime"] != "efficient" for h in hot["heads"])
-    cold = audit_report.run_audit(None, model=tiny("bert", init=0.3), input_ids=IDS, scale=0.01, eps=eps)
+    cold = run_audit(None, model=tiny("bert", init=0.3), input_ids=IDS, scale=0.01, eps=eps)
     assert all(h["regime"] == "efficient" for h in cold["heads"])
     for h in cold["heads"]:
         p = h["grad"]["poly"]
@@ -178,16 +182,16 @@ def test_scaling_down_moves_heads_to_efficient_and_poly_meets_eps():
 
 def test_report_json_table_and_plot(tmp_path):
     model = tiny("bert", init=0.3)
-    rep = audit_report.run_audit(None, model=model, input_ids=IDS, layers=[0], lengths=[8])
-    audit_report.write_json(rep, tmp_path / "a.json")
-    audit_report.plot(rep, tmp_path / "a.png")
+    rep = run_audit(None, model=model, input_ids=IDS, layers=[0], lengths=[8])
+    write_json(rep, tmp_path / "a.json")
+    plot(rep, tmp_path / "a.png")
     back = json.loads((tmp_path / "a.json").read_text())
     assert back["summary"]["heads"] == 4 and sum(back["summary"]["regimes"].values()) == 4
     for h in back["heads"]:
-        assert h["regime"] in audit_report.REGIMES and h["degree"] >= 1 and h["cost_ratio"] > 0
+        assert h["regime"] in REGIMES and h["degree"] >= 1 and h["cost_ratio"] > 0
         assert h["regime"] == __import__("harness.theory").theory.regime(h["R"], len(IDS))
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "regimes:" in audit_report.format_table(rep)
+    assert "regimes:" in format_table(rep)
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -195,12 +199,12 @@ def test_errors_are_one_line(tmp_path, monkeypatch, capsys):
     from harness.cli import main
 
     with pytest.raises(HarnessError, match="does not exist"):
-        audit.load_model(tmp_path / "nope")
+        load_model(tmp_path / "nope")
     with pytest.raises(HarnessError, match="not a Hugging Face model folder"):
-        audit.load_model(tmp_path)
+        load_model(tmp_path)
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(HarnessError, match="no \\*.safetensors"):
-        audit.load_model(tmp_path)
+        load_model(tmp_path)
     assert main(["audit", "--model", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("lora-harness: error:") and "\n" not in err
@@ -209,18 +213,18 @@ def test_errors_are_one_line(tmp_path, monkeypatch, capsys):
         parse_layers("a-b")
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(HarnessError, match="models' extra"):
-        audit.require_transformers()
+        require_transformers()
 
 
 def test_unrecognised_architectures_are_refused():
     cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                    num_attention_heads=4, num_key_value_heads=4)
     with pytest.raises(HarnessError, match="rotary"):
-        audit.find_attention(transformers.LlamaModel(cfg))
+        find_attention(transformers.LlamaModel(cfg))
     with pytest.raises(HarnessError, match="no recognisable attention modules"):
-        audit.find_attention(torch.nn.Sequential(torch.nn.Linear(4, 4)))
+        find_attention(torch.nn.Sequential(torch.nn.Linear(4, 4)))
     with pytest.raises(HarnessError, match="layer 7 does not exist"):
-        audit.capture(tiny("bert"), IDS, layers=[7])
+        capture(tiny("bert"), IDS, layers=[7])
 
 
 def test_cli_on_saved_tiny_model(tmp_path, capsys):
@@ -242,18 +246,18 @@ def test_cli_on_saved_tiny_model(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------- real weights
 @pytest.mark.models
 def test_minilm_heads_reproduce_and_match_the_reported_range():
-    model, tok = audit.load_model(_minilm_dir())
-    ids, kind = audit.tokenize(audit.read_text(None), tok, model.config.vocab_size, 64)
+    model, tok = load_model(_minilm_dir())
+    ids, kind = tokenize(read_text(None), tok, model.config.vocab_size, 64)
     assert kind != "bytes" and len(ids) == 64
-    caps = audit.capture(model, ids, layers=[0, 5])
+    caps = capture(model, ids, layers=[0, 5])
     Rs = []
     for cap in caps:
         assert not cap.causal and cap.n_heads == 12 and cap.d_head == 32
         for h in range(12):
-            assert np.abs(audit.head_forward(cap, h) - cap.head_output(h)).max() <= 1e-5
-            inst = audit.head_instance(cap, h, r=None, perturb=0.0)
+            assert np.abs(head_forward(cap, h) - cap.head_output(h)).max() <= 1e-5
+            inst = head_instance(cap, h, r=None, perturb=0.0)
             assert np.abs(get_solver("closed-form").forward(inst)[0] - cap.head_output(h)).max() <= 1e-5
-            Rs.append(audit.score_range_masked(cap, h))
+            Rs.append(score_range_masked(cap, h))
     assert max(Rs) > 2 * math.log(64)  # layer 0 has a head far outside the efficient regime
 
 

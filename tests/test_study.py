@@ -9,7 +9,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.report import analyse, deterministic_view, load_report, summary_table, write_report
+from harness.study.report import analyse, deterministic_view, load_report, summary_table, write_report
 from harness.study import (StudyConfig, available_extras, cell_id, config_dict, load_cells, load_table,
                            make_grid, poly_available, run_and_store, run_study, write_table)
 
@@ -162,7 +162,7 @@ def test_out_is_a_file(tmp_path, capsys):
 
 
 def test_code_change_invalidates_stored_cells(monkeypatch):
-    import harness.study as st
+    import harness.study.grid as st
 
     cfg = _tiny_cfg()
     a = make_grid(cfg, groups=["scaling"])

@@ -1,5 +1,5 @@
 """`lora-harness audit`: audit a pretrained transformer's attention heads against the theory's regimes
-and run the solvers on its real heads (harness.audit, harness.audit_report; docs/audit.md)."""
+and run the solvers on its real heads (harness.audit; docs/audit.md)."""
 from __future__ import annotations
 
 from harness.errors import HarnessError
@@ -37,7 +37,9 @@ def parse_lengths(text: str | None) -> list[int]:
 
 
 def _cmd_audit(args) -> int:
-    from harness import audit, audit_report
+    from harness.audit.analysis import run_audit
+    from harness.audit.loading import read_text
+    from harness.audit.report import format_table, plot, write_json
 
     if args.max_tokens is not None and args.max_tokens < 2:
         raise HarnessError("--max-tokens must be >= 2")
@@ -45,19 +47,19 @@ def _cmd_audit(args) -> int:
         raise HarnessError("--eps must be positive")
     if args.r < 1:
         raise HarnessError("--r must be >= 1")
-    text = audit.read_text(args.text)
-    report = audit_report.run_audit(
+    text = read_text(args.text)
+    report = run_audit(
         args.model, text, layers=parse_layers(args.layers), max_tokens=args.max_tokens, scale=args.scale, scale_on=args.scale_on,
         eps=args.eps, max_rank=args.max_rank, construction=args.construction, r=args.r, seed=args.seed,
         rf_m=args.rf_m, gradients=not args.no_gradients, lengths=parse_lengths(args.lengths),
         save_dir=args.save_instances)
     report["text"] = str(args.text) if args.text else "builtin:sample_text.txt"
-    print(audit_report.format_table(report))
+    print(format_table(report))
     if args.json:
-        audit_report.write_json(report, args.json)
+        write_json(report, args.json)
         print(f"wrote {args.json}")
     if args.plot:
-        audit_report.plot(report, args.plot)
+        plot(report, args.plot)
         print(f"wrote {args.plot}")
     if args.save_instances:
         print(f"wrote {len(report['heads'])} instances to {args.save_instances}")

@@ -35,12 +35,13 @@ def _limit_blas(threads: int):
 
 
 def _cmd_run(args) -> int:
-    from harness.report import summary_table, write_report
     from harness.solvers.base import resolve_device
     from harness.study import StudyConfig
 
     out = Path(args.out)
     if args.report_only:
+        from harness.study.report import summary_table, write_report
+
         rep = write_report(out, plots=not args.no_plots)
         print(summary_table(rep))
         print(f"report: {out / 'report.md'}")
@@ -77,8 +78,8 @@ def _cmd_run(args) -> int:
 
 
 def _run(args, cfg, out: Path) -> int:
-    from harness.report import summary_table, write_report
     from harness.study import available_extras, config_dict, make_grid, poly_available, run_study
+    from harness.study.report import summary_table, write_report
 
     has_poly = poly_available()
     if not has_poly:

@@ -18,7 +18,8 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.measure.fit import crossover, fit_power, fit_segmented
 from harness.io import atomic_write_text
-from harness.study import EXACT, load_table
+from harness.study.config import EXACT
+from harness.study.store import load_table
 
 DEFAULT_FIT_MIN = 10
 _DET_KEYS = ("ops", "max_abs_error", "max_rel_error")
@@ -283,7 +284,7 @@ def write_report(out: str | Path, *, plots: bool = True) -> dict:
     rep = analyse(load_table(out))
     figures = {}
     if plots:
-        from harness.plots import draw_all
+        from harness.study.plots import draw_all
 
         figures = draw_all(rep, out)
     rep["figures"] = figures

@@ -10,8 +10,6 @@ predicted cost of `poly` against the exact closed form (op counts), and - for no
 measured max-norm gradient error of `poly` and `random-features` against `closed-form`.
 """
 from __future__ import annotations
-
-import json
 import math
 import time
 from collections import Counter
@@ -20,12 +18,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness import audit, theory
+from harness import theory
+from harness.audit.capture import LayerCapture, capture, find_attention, scale_queries
+from harness.audit.heads import direct_gammas, head_forward, head_instance, score_range_masked
+from harness.audit.loading import load_model, read_text, tokenize
 from harness.errors import HarnessError
-from harness.io import atomic_write_bytes, atomic_write_text, save_instance
+from harness.io import save_instance
 
-REGIMES = ("efficient", "threshold", "hard")
-REGIME_COLOURS = {"efficient": "tab:green", "threshold": "tab:orange", "hard": "tab:red"}
 UNBOUNDED_RANK = 10 ** 300
 
 
@@ -83,16 +82,16 @@ def measure_gradients(inst, eps: float, max_rank: int, rf_m: int, seed: int,
     return out
 
 
-def analyse_head(cap: audit.LayerCapture, h: int, *, eps: float = 1e-6, max_rank: int = 20000,
+def analyse_head(cap: LayerCapture, h: int, *, eps: float = 1e-6, max_rank: int = 20000,
                  construction: str = "projected", r: int = 2, seed: int = 0, lora_scale: float = 0.05,
                  perturb: float = 0.01, gradients: bool = True, rf_m: int = 256,
                  save_dir: Path | None = None, scale: float = 1.0) -> dict[str, Any]:
     """One row of the audit (module doc)."""
-    R = audit.score_range_masked(cap, h)
+    R = score_range_masked(cap, h)
     rec: dict[str, Any] = {"layer": cap.index, "head": h, "module": cap.name, "causal": cap.causal,
                            "L": cap.L, "log_L": math.log(max(cap.L, 2)), "d_head": cap.d_head,
-                           "beta": cap.beta, "R": R, "direct": audit.direct_gammas(cap, h)}
-    inst = audit.head_instance(cap, h, construction=construction, r=r, seed=seed, lora_scale=lora_scale,
+                           "beta": cap.beta, "R": R, "direct": direct_gammas(cap, h)}
+    inst = head_instance(cap, h, construction=construction, r=r, seed=seed, lora_scale=lora_scale,
                                perturb=perturb, meta={"scale": scale})
     rec["d"] = inst.d
     rec["regime"] = theory.regime(R, cap.L)
@@ -135,9 +134,9 @@ def length_sweep(model, ids: Sequence[int], lengths: Sequence[int], layers, spec
     """R of every head on prefixes of the text (norms only): the data of the R-against-log L plot."""
     rows = []
     for n in sorted(set(int(x) for x in lengths if 2 <= int(x) < len(ids))):
-        for cap in audit.capture(model, list(ids[:n]), layers=layers, specs=specs):
+        for cap in capture(model, list(ids[:n]), layers=layers, specs=specs):
             for h in range(cap.n_heads):
-                R = audit.score_range_masked(cap, h)
+                R = score_range_masked(cap, h)
                 rows.append({"L": n, "log_L": math.log(n), "layer": cap.index, "head": h, "R": R,
                              "regime": theory.regime(R, n)})
     return rows
@@ -189,22 +188,22 @@ def run_audit(model_dir, text: str | None = None, *, layers=None, max_tokens: in
               input_ids: Sequence[int] | None = None, check_tol: float = 1e-5) -> dict[str, Any]:
     """The whole audit: load (or take `model`), tokenize, scale the queries, capture, analyse, sweep."""
     if model is None:
-        model, tokenizer = audit.load_model(model_dir)
-    specs = audit.find_attention(model)
-    audit.scale_queries(specs, scale, on=scale_on)
+        model, tokenizer = load_model(model_dir)
+    specs = find_attention(model)
+    scale_queries(specs, scale, on=scale_on)
     if input_ids is None:
-        text = audit.read_text(None) if text is None else text
-        input_ids, tok_kind = audit.tokenize(text, tokenizer, int(model.config.vocab_size), max_tokens)
+        text = read_text(None) if text is None else text
+        input_ids, tok_kind = tokenize(text, tokenizer, int(model.config.vocab_size), max_tokens)
     else:
         input_ids, tok_kind = list(input_ids)[:max_tokens or None], "ids"
     if save_dir is not None:
         save_dir = Path(save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
-    caps = audit.capture(model, input_ids, layers=layers, specs=specs)
+    caps = capture(model, input_ids, layers=layers, specs=specs)
     heads, repro = [], 0.0
     for cap in caps:
         for h in range(cap.n_heads):
-            repro = max(repro, float(np.abs(audit.head_forward(cap, h) - cap.head_output(h)).max()))
+            repro = max(repro, float(np.abs(head_forward(cap, h) - cap.head_output(h)).max()))
             heads.append(analyse_head(cap, h, eps=eps, max_rank=max_rank, construction=construction, r=r,
                                       seed=seed, gradients=gradients, rf_m=rf_m, save_dir=save_dir,
                                       scale=scale))
@@ -224,115 +223,3 @@ def run_audit(model_dir, text: str | None = None, *, layers=None, max_tokens: in
     }
     report["summary"] = summarise(heads, eps)
     return report
-
-
-# ---------------------------------------------------------------------------------------------- output
-def _fmt_err(g: dict | None, name: str) -> str:
-    if not g:
-        return "-"
-    rec = g.get(name)
-    if rec is None:
-        return "-"
-    if rec["status"] == "ok":
-        return f"{rec['abs_err']:.1e}"
-    return {"refused": "refused", "unavailable": "n/a"}.get(rec["status"], rec["status"])
-
-
-def format_table(report: dict[str, Any]) -> str:
-    """The terminal table (one row per head) and a summary."""
-    lines = [f"model {report['model']} ({report['model_type']}), L={report['L']} tokens, "
-             f"log L={report['log_L']:.2f}, scale={report['scale']:g} (on {report.get('scale_on', 'q')}), eps={report['eps']:g}, "
-             f"construction={report['construction']} (d={report['heads'][0]['d']})",
-             f"captured heads reproduce the model's attention output to {report['reproduction_max_err']:.1e}"]
-    hdr = (f"{'layer':>5} {'head':>4} {'R':>8} {'R/logL':>6} {'Rc':>6} {'Gamma':>6} {'|X|':>6} {'regime':>9} "
-           f"{'g':>4} {'log10 k':>7} {'poly/exact':>10} {'poly err':>9} {'rf err':>8}")
-    lines += [hdr, "-" * len(hdr)]
-    for h in report["heads"]:
-        ratio = h.get("cost_ratio")
-        lines.append(
-            f"{h['layer']:>5} {h['head']:>4} {h['R']:>8.3g} {h['R'] / h['log_L']:>6.3g} {h['direct']['R_centred']:>6.3g} "
-            f"{h['direct']['gamma_QK']:>6.2f} {h['direct']['X_inf']:>6.2f} {str(h.get('regime') or '-'):>9} "
-            f"{h.get('degree', '-'):>4} {h.get('rank_log10', float('nan')):>7.1f} "
-            f"{(f'{ratio:.1e}' if ratio is not None else '-'):>10} {_fmt_err(h.get('grad'), 'poly'):>9} "
-            f"{_fmt_err(h.get('grad'), 'random-features'):>8}")
-    s = report["summary"]
-    lines.append(f"regimes: {s['regimes']}; R from {s['R_min']:.2f} to {s['R_max']:.2f} "
-                 f"(median {s['R_median']:.2f}) against log L = {s['log_L']:.2f}; largest |score| negative "
-                 f"in {s['largest_score_negative']} heads; row-centred Rc up to {s['R_centred_max']:.2f}")
-    for name in ("poly", "random-features"):
-        if name in s:
-            v = s[name]
-            extra = f", max abs err {v['abs_err_max']:.2e}, max rel err {v['rel_err_max']:.2e}" if "abs_err_max" in v else ""
-            meets = f", meets eps on {v['meets_eps']}" if "meets_eps" in v else ""
-            lines.append(f"{name}: {v['status']}{extra}{meets}")
-    if report["causal"]:
-        lines.append("causal heads: norms only (the harness loss has no mask); gradient errors skipped")
-    return "\n".join(lines)
-
-
-def write_json(report: dict[str, Any], path) -> None:
-    atomic_write_text(path, json.dumps(report, indent=1, sort_keys=True, default=_json_default) + "\n")
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
-
-
-def plot(report: dict[str, Any], path) -> None:
-    """Left: R of every head against log L (length sweep plus the full text), coloured by regime, with
-    the regime boundaries R = c log L. Right: R per head at the full length, by layer."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    c_eff, c_thr = theory.EFFICIENT_C, theory.THRESHOLD_C
-    heads = report["heads"]
-    pts = list(report.get("sweep") or []) + [
-        {"log_L": h["log_L"], "R": h["R"], "regime": h.get("regime")} for h in heads]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
-    rng = np.random.default_rng(0)
-    for reg in REGIMES:
-        sel = [p for p in pts if p.get("regime") == reg]
-        if sel:
-            x = np.array([p["log_L"] for p in sel]) + rng.uniform(-0.04, 0.04, len(sel))
-            ax1.scatter(x, [p["R"] for p in sel], s=12, alpha=0.7, c=REGIME_COLOURS.get(reg, "tab:gray"),
-                        label=reg)
-    xs = np.linspace(min(p["log_L"] for p in pts) - 0.2, max(p["log_L"] for p in pts) + 0.2, 50)
-    for c, ls in ((c_eff, "--"), (c_thr, ":")):
-        for ax in (ax1,):
-            ax.plot(xs, c * xs, "k" + ls, lw=1, label=f"R = {c:g} log L")
-    ax1.set_yscale("log")
-    ax1.set_xlabel("log L (natural)")
-    ax1.set_ylabel("R = ||beta Q K^T||_inf per head")
-    ax1.set_title("score range against log L")
-    ax1.legend(fontsize=8)
-    nh = max(h["head"] for h in heads) + 1
-    lg = heads[0]["log_L"]
-    for reg in REGIMES:
-        sel = [h for h in heads if h.get("regime") == reg]
-        if sel:
-            ax2.scatter([h["layer"] + (h["head"] + 0.5) / nh - 0.5 for h in sel], [h["R"] for h in sel], s=18,
-                        c=REGIME_COLOURS.get(reg, "tab:gray"), label=reg)
-    ax2.axhline(c_eff * lg, color="k", ls="--", lw=1, label=f"{c_eff:g} log L")
-    ax2.axhline(c_thr * lg, color="k", ls=":", lw=1, label=f"{c_thr:g} log L")
-    ax2.axhline(lg, color="gray", ls="-", lw=0.8, label=f"log L = {lg:.2f}")
-    ax2.set_yscale("log")
-    ax2.set_xticks(sorted({h["layer"] for h in heads}))
-    ax2.set_xlabel("layer (heads spread within each layer)")
-    ax2.set_ylabel("R")
-    ax2.set_title(f"{report['model_type']} L={report['L']} scale={report['scale']:g}")
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())

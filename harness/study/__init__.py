@@ -1,0 +1,38 @@
+"""The scaling study: a grid of independent cells, each measured and stored atomically as it finishes
+(one JSON file per cell under <out>/cells/, written with `harness.io.atomic_write_text`), so a killed
+run resumes without redoing finished cells, and the report is a function of the stored cells only.
+
+Groups (docs/study.md):
+* "scaling": time, memory, op count and error of each solver against L on the bounded family
+  (gamma fixed, so R = O(1): the almost-linear regime of MATH.md §2.3 / §7.2). `poly` runs at a fixed
+  Taylor degree (fixed rank, so its time exponent is the L-exponent of the algorithm) and as
+  "poly@eps" with the target eps = 1/L (the 1/poly(L) accuracy of Problem 1, MATH.md §4.4).
+* "phase": the threshold family gamma = c sqrt(log L) (MATH.md §7.2, Thm 5.1 / 4.1) on a (c, L) grid;
+  per cell `theory.certify` for eps = 1/L gives the degree and rank needed, the measured error of the
+  polynomial method at a fixed rank budget, and the time (measured where the rank is affordable,
+  predicted op count always).
+* "rank": poly against the best exact solver while the LoRA rank r varies.
+* "dim": poly and the exact solver against L for several head dimensions d (crossover L* vs d).
+
+A cell is a plain dict (its JSON is its identity, `cell_id`). `run_study(cells, out, executor=...)`
+runs the missing ones through any object with `.map(fn, iterable)` (in-process by default; a
+`concurrent.futures` executor works, as `run_cell` is a module-level function of picklable args).
+
+* `config`     `StudyConfig` (default, full, tiny grids)
+* `grid`       `make_grid`, `cell_id`, the code fingerprint
+* `cells`      `run_cell`: one cell measured
+* `store`      the cell store under <out>/cells/ and <out>/table.json
+* `executors`  how cells are run (in-process by default)
+* `runner`     `run_study`
+* `report`     the analysis of the stored table (fits, crossovers) into report.json / report.md
+* `plots`      its figures
+"""
+from harness.study.cells import run_cell
+from harness.study.config import EXACT, FORMAT, REFERENCE, StudyConfig, config_dict
+from harness.study.grid import available_extras, cell_id, code_fingerprint, make_grid, poly_available
+from harness.study.runner import run_study
+from harness.study.store import cells_dir, load_cells, load_table, run_and_store, write_table
+
+__all__ = ["EXACT", "FORMAT", "REFERENCE", "StudyConfig", "available_extras", "cell_id", "cells_dir",
+           "code_fingerprint", "config_dict", "load_cells", "load_table", "make_grid", "poly_available",
+           "run_and_store", "run_cell", "run_study", "write_table"]

@@ -1,0 +1,139 @@
+"""One cell of the grid, measured: time, peak memory, op count and error of a solver on one instance
+("scaling", "rank", "dim" groups), or the phase-transition facts of one (c, L) point ("phase")."""
+from __future__ import annotations
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from harness.study.config import FORMAT, REFERENCE
+from harness.study.grid import cell_id
+
+
+def make_instance(cell: dict):
+    from harness import families
+
+    kw = dict(L=cell["L"], d=cell["d"], r=cell["r"], seed=cell["seed"])
+    if cell["family"] == "threshold":
+        return families.threshold(c=cell["c"], **kw)
+    return families.bounded(gamma=cell["gamma"], **kw)
+
+_REF_CACHE: dict[str, Any] = {}
+
+
+def reference(inst, device: str = "cpu") -> Any:
+    """Exact float64 gradients of the closed form (cached per instance hash, a few entries). On a GPU
+    study the reference is computed there, in float64 (a CPU reference at L = 2^15 would need tens of
+    GiB and minutes)."""
+    from harness.solvers import get_solver
+
+    key = inst.sha256
+    if key not in _REF_CACHE:
+        if len(_REF_CACHE) >= 4:
+            _REF_CACHE.pop(next(iter(_REF_CACHE)))
+        dev = "cuda" if str(device).startswith("cuda") else "cpu"
+        _REF_CACHE[key] = get_solver(REFERENCE).solve(inst, dtype="float64", device=dev)
+    return _REF_CACHE[key]
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return v if math.isfinite(v) else (None if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    return x
+
+
+def _errors(res, inst, device: str = "cpu") -> dict:
+    ref = reference(inst, device)
+    return {"max_abs_error": res.max_abs_error(ref), "max_rel_error": res.max_rel_error(ref)}
+
+
+def _measure_cell(cell: dict, inst) -> dict:
+    from harness.measure import measure_solver
+    from harness.solvers import get_solver
+
+    solver = get_solver(cell["solver"])
+    m = measure_solver(solver, inst, dtype=cell["dtype"], device=cell["device"], warmup=cell["warmup"],
+                       repeats=cell["repeats"], budget_s=cell["budget_s"], clock=cell["clock"],
+                       **cell["options"])
+    res = m.pop("result")
+    if cell["solver"] == REFERENCE and cell["dtype"] == "float64" and cell["device"] == "cpu":
+        _REF_CACHE.setdefault(inst.sha256, res)
+    out = {"seconds": m["seconds"], "mem_bytes": m["mem_bytes"], "mem_method": m["mem_method"],
+           "ops": m["ops"]}
+    if res.certificate:
+        c = res.certificate
+        out["cert"] = {k: c.get(k) for k in ("R", "regime", "degree", "rank", "eps_rel", "error_bound", "eps")}
+    if cell["error"]:
+        out.update(_errors(res, inst, cell["device"]))
+    return out
+
+
+def _phase_cell(cell: dict, inst) -> dict:
+    """Thm 5.1 / 4.1 cell: needed degree/rank for eps = 1/L, error at the fixed rank budget, time."""
+    import torch
+
+    from harness import theory
+    from harness.measure import time_call
+    from harness.solvers import get_solver
+    from harness.solvers.base import Result, resolve_device, resolve_dtype
+    from harness.solvers.poly.fused import poly_gradients
+
+    eps = cell["options"]["eps"]
+    cert = theory.certify(inst, eps=eps, max_rank=10 ** 12)
+    out: dict[str, Any] = {"cert": {k: cert.get(k) for k in
+                                    ("R", "R_bound", "log_L", "regime", "degree", "rank", "eps_rel",
+                                     "error_bound", "eps", "meets_eps", "ops", "coefficient")}}
+    out["gamma"] = cert["gammas"]["gamma"]
+    # error of the polynomial method at the largest degree whose rank fits the budget (no refusal:
+    # the kernel is used as is, so above the threshold the error shows what the budget buys)
+    g_b = 1
+    while theory.feature_rank(inst.d, g_b + 1) <= cell["budget_rank"]:
+        g_b += 1
+    dt, dev = resolve_dtype(cell["dtype"]), resolve_device(cell["device"])
+    t = inst.as_torch(dtype=dt, device=dev)
+
+    def run_budget():
+        with torch.no_grad():
+            return poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g_b)
+
+    tb = time_call(run_budget, warmup=cell["warmup"], repeats=cell["repeats"], device=dev,
+                   budget_s=cell["budget_s"], clock=cell["clock"])
+    grads = {k: v.cpu().double().numpy() for k, v in tb.pop("last")[0].items()}
+    res = Result(grads, float("nan"), "poly-budget")
+    out["budget"] = {"degree": g_b, "rank": theory.feature_rank(inst.d, g_b), "seconds": tb,
+                     "eps_rel": theory.taylor_rel_error(cert["R"], g_b), **_errors(res, inst, cell["device"])}
+    out["exact_ops"] = reference(inst, cell["device"]).ops
+    # time at the needed degree where affordable (otherwise only the predicted op count)
+    if cert["rank"] <= cell["run_rank"]:
+        solver = get_solver("poly")
+        tn = time_call(lambda: solver.solve(inst, dtype=cell["dtype"], device=cell["device"],
+                                            degree=cert["degree"], max_rank=cell["run_rank"]),
+                       warmup=cell["warmup"], repeats=cell["repeats"], device=dev, budget_s=cell["budget_s"],
+                       clock=cell["clock"])
+        res_n = tn.pop("last")
+        out["needed"] = {"seconds": tn, "ops": res_n.ops, **_errors(res_n, inst, cell["device"])}
+    else:
+        out["needed"] = None
+    return out
+
+
+def run_cell(cell: dict) -> dict:
+    """Measure one cell; returns the stored record {"id", "cell", "result", "wall_s"}."""
+    t0 = time.perf_counter()
+    inst = make_instance(cell)
+    if cell["group"] == "phase":
+        result = _phase_cell(cell, inst)
+    else:
+        result = _measure_cell(cell, inst)
+    return {"format": FORMAT, "id": cell_id(cell), "cell": cell, "result": _jsonable(result),
+            "wall_s": time.perf_counter() - t0}
