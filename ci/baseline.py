@@ -69,15 +69,15 @@ def solvers_in(figs: dict[str, dict]) -> set[str]:
 def compute(only=None) -> dict[str, dict]:
     """Every figure of this run for the solvers this installation has (or only those in `only`,
     e.g. `solvers_in(load())` when checking). Single-threaded (the figures do not depend on it)."""
-    from harness.check_suite import one_thread
+    from harness.measure.threads import limit_threads
 
-    with one_thread():
+    with limit_threads(1):
         return _compute(only)
 
 
 def _compute(only) -> dict[str, dict]:
     from harness import families
-    from harness.check_suite import chain_cases
+    from harness.checks.chain import chain_cases
     from harness.errors import HarnessError
     from harness.solvers import get_solver
 

@@ -62,7 +62,7 @@ def build(name: str):
 
 def chain_instances() -> dict:
     """Small reduction-chain instances, when the reductions package provides them."""
-    from harness.check_suite import chain_cases
+    from harness.checks.chain import chain_cases
 
     return {f"chain/{case[0]}": case[1] for case in (chain_cases() or [])}
 

@@ -8,7 +8,7 @@ Fixtures (see docs/ci.md for an example):
     lora_reference            session-scoped `ref(instance) -> Result`: float64 autograd gradients, cached
     lora_solver               the Solver named by `--lora-solver SPEC` (test skipped when not given)
     lora_assert_solver_meets  `check(solver=None, eps=None, exponent=None, budget=None)`: runs the
-                              property suite (harness.check_suite), counterexamples go to tmp_path;
+                              property suite (harness.checks), counterexamples go to tmp_path;
                               defaults come from --lora-solver / --lora-claim-eps /
                               --lora-claim-exponent / --lora-budget
 Importable from here (lazily, so loading the plugin stays cheap): `assert_solver_meets`, `run_suite`,
@@ -29,10 +29,10 @@ settings.register_profile("nightly", max_examples=300, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 _LAZY = {
-    "assert_solver_meets": "harness.check_suite",
-    "run_suite": "harness.check_suite",
-    "stress_instances": "harness.check_suite",
-    "accuracy_instances": "harness.check_suite",
+    "assert_solver_meets": "harness.checks.suite",
+    "run_suite": "harness.checks.suite",
+    "stress_instances": "harness.strategies",
+    "accuracy_instances": "harness.strategies",
     "instances": "harness.strategies",
     "instance_params": "harness.strategies",
     "bounded_instances": "harness.strategies",
@@ -94,7 +94,7 @@ def lora_solver(request):
 def lora_assert_solver_meets(request, tmp_path):
     """`check(solver=None, eps=None, exponent=None, budget=None, **kw) -> SuiteReport`; raises
     AssertionError with the summary table and the counterexample path when a claim fails."""
-    from harness.check_suite import assert_solver_meets
+    from harness.checks.suite import assert_solver_meets
 
     cfg = request.config
 

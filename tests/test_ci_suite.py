@@ -1,4 +1,4 @@
-"""The third-party property suite (harness.check_suite): it rejects every planted bug (tests/planted.py)
+"""The third-party property suite (harness.checks): it rejects every planted bug (tests/planted.py)
 with a minimal counterexample on disk, and passes the project's exact solvers."""
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.check_suite import QUICK, SMOKE, fit_exponent, run_suite
+from harness.checks.budgets import QUICK, SMOKE
+from harness.checks.chain import chain_cases
+from harness.checks.properties import permuted
+from harness.checks.scaling import fit_exponent
+from harness.checks.suite import run_suite
 from harness.errors import HarnessError
 from harness.io import load_instance
 from harness.solvers import get_solver
@@ -178,8 +182,6 @@ def test_exact_solvers_pass_timing_claim(name, tmp_path):
 
 
 def test_printed_q_fails_the_reduction_chain(tmp_path):
-    from harness.check_suite import chain_cases
-
     if not chain_cases():
         pytest.skip("reductions package not available")
     rep = _run("tests.planted:printed_q", tmp_path, claim_eps=1e-8, checks=("chain",))
@@ -189,8 +191,6 @@ def test_printed_q_fails_the_reduction_chain(tmp_path):
 
 
 def test_chain_is_skipped_for_claims_looser_than_it_needs(tmp_path):
-    from harness.check_suite import chain_cases
-
     if not chain_cases():
         pytest.skip("reductions package not available")
     rep = _run("tests.planted:printed_q", tmp_path, claim_eps=0.5, checks=("chain",))
@@ -208,7 +208,6 @@ def test_printed_orientations_break_permutation_invariance(name, tmp_path):
 
 def test_permutation_keeps_exact_gradients():
     from harness import families
-    from harness.check_suite import permuted
 
     inst = families.gaussian(L=5, Lk=7, d=3, r=2, N=2, adapt=("q", "k", "v"), seed=9)
     ref = get_solver("closed-form")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import pkgutil
 import resource
 import sys
@@ -164,34 +165,54 @@ def _cmd_solvers(args) -> int:
 
 
 # ---------------------------------------------------------------- check
-def check_instance(inst, solver_spec: str, reference: str = "autograd", dtype: str = "float64",
-                   device: str = "cpu", opts: dict | None = None):
-    """Max-norm error of a solver against the reference on one instance: (abs, rel, result, ref)."""
-    solver = get_solver(solver_spec)
-    res = solver.solve(inst, dtype=dtype, device=device, **(opts or {}))
-    ref = get_solver(reference).solve(inst, dtype="float64", device="cpu")
-    for k, g in res.grads.items():
-        if not np.all(np.isfinite(g)):
-            return float("inf"), float("inf"), res, ref
-    return res.max_abs_error(ref), res.max_rel_error(ref), res, ref
-
-
 def _cmd_check(args) -> int:
     if args.instance is None:
-        from harness.check_suite import run_from_cli
+        return _cmd_check_suite(args)
+    from harness.checks import check_instance, instance_tolerance
 
-        return run_from_cli(args)
     inst = load_instance(args.instance)
     err, rel, res, _ = check_instance(inst, args.solver, args.reference, args.dtype, args.device,
                                       _solver_options(args))
-    tol = args.tol
-    if tol is None:
-        cert = res.certificate or {}
-        tol = cert.get("error_bound") or (1e-8 if args.dtype == "float64" else 1e-3)
+    tol = instance_tolerance(res, args.dtype, args.tol)
     ok = err <= tol
     print(f"{args.solver} vs {args.reference} on {inst.describe()}")
     print(f"max-norm error {err:.3e} (relative {rel:.3e}); tolerance {tol:.3e}: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
+
+
+def _suite_budget(args) -> str:
+    """--thorough / --budget NAME, else $LORA_HARNESS_CHECK_BUDGET = smoke | quick | default | thorough."""
+    from harness.checks import BUDGETS
+
+    name = os.environ.get("LORA_HARNESS_CHECK_BUDGET", "default").strip().lower() or "default"
+    if getattr(args, "budget", None):
+        name = args.budget
+    if getattr(args, "thorough", False):
+        name = "thorough"
+    if name not in BUDGETS:
+        raise HarnessError(f"LORA_HARNESS_CHECK_BUDGET={name!r}; choose from {', '.join(BUDGETS)}")
+    return name
+
+
+def _cmd_check_suite(args) -> int:
+    """`lora-harness check --solver S [--claim-eps E] [--claim-exponent K] [--out-dir D] [--checks a,b]`:
+    exit 0 with a summary table when all claims hold, 1 when one fails (minimal counterexample
+    written and its path printed)."""
+    from harness.checks import resolve_checks, run_suite
+
+    name = _suite_budget(args)
+    checks = resolve_checks(args.checks)
+    t0 = time.perf_counter()
+    report = run_suite(args.solver, claim_eps=args.claim_eps, claim_exponent=args.claim_exponent,
+                       out_dir=args.out_dir, dtype=args.dtype, device=args.device,
+                       opts=_solver_options(args), reference=args.reference or "autograd", budget=name,
+                       checks=checks)
+    print(report.table())
+    print(f"({name} budget, {time.perf_counter() - t0:.1f} s)")
+    for o in report.outcomes:
+        if o.failed and o.counterexample:
+            print(f"counterexample ({o.check}): {o.counterexample}")
+    return 0 if report.ok else 1
 
 
 def register(sub) -> None:
@@ -220,10 +241,18 @@ def register(sub) -> None:
                    help="suite mode: the nightly budget (2000 examples per property, timing up to L=8192)")
     p.add_argument("--budget", choices=["smoke", "quick", "default", "thorough"], default=None,
                    help="suite mode: how much work (default: $LORA_HARNESS_CHECK_BUDGET or 'default')")
+    p.add_argument("--checks", default=None, metavar="A,B",
+                   help="suite mode: run only these checks (see --list-checks; default: all default ones)")
+    p.add_argument("--list-checks", action="store_true", help="list the suite's named checks and exit")
     p.set_defaults(func=_cmd_check_entry)
 
 
 def _cmd_check_entry(args) -> int:
+    if args.list_checks:
+        from harness.checks import describe_checks
+
+        print(describe_checks())
+        return 0
     if not args.solver:
         raise HarnessError("check needs --solver NAME (or module:attr)")
     return _cmd_check(args)

@@ -15,6 +15,7 @@ import importlib
 
 _LAZY = {
     "time_call": "harness.measure.timing",
+    "time_interleaved": "harness.measure.timing",
     "peak_memory": "harness.measure.memory",
     "peak_rss_mib": "harness.measure.memory",
     "measure_solver": "harness.measure.solver",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -70,3 +70,21 @@ def time_call(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 3,
             "times": times, "wall_times": walls, "warmup": warmup, "repeats": len(times),
             "timer": "cuda-events" if cuda else ("process_time" if clock == "process" else "perf_counter"),
             "last": out}
+
+
+def time_interleaved(fns: Sequence[Callable[[], Any]], *, rounds: int, budget_s: float | None = None,
+                     device: Any = None, clock: str = "wall") -> list[list[float]]:
+    """Round-robin timing of several calls: each round times every fn once (A B C A B C ...), with
+    `time_call`, so a slow drift of a shared machine hits every fn alike. Returns one list of seconds
+    per fn. Stops after `rounds` rounds, or after the first round that brings the wall time spent to
+    `budget_s`; at least one round when `rounds` >= 1."""
+    samples: list[list[float]] = [[] for _ in fns]
+    spent = 0.0
+    for _ in range(rounds):
+        for fn, out in zip(fns, samples):
+            t = time_call(fn, warmup=0, repeats=1, device=device, clock=clock)
+            out.append(t["times"][0])
+            spent += t["wall_times"][0]
+        if budget_s is not None and spent > budget_s:
+            break
+    return samples

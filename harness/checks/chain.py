@@ -1,0 +1,85 @@
+"""The reduction-chain check: small SAT -> OV -> attention gradient -> LoRA instances with known
+answers, decoded through the solver under test (REDUCTIONS.md; the route `reductions.chain.route("lora")`)."""
+from __future__ import annotations
+
+from harness.checks.context import CheckContext
+from harness.checks.outcome import CheckOutcome
+from harness.checks.runner import one_line, refused
+from harness.checks.search import write_counterexample
+from harness.errors import HarnessError
+
+CHAIN_SOURCES = (("planted", 3, 4, 1), ("unsat", 3, 4, 1))  # (sat_sources family, k, v, seed)
+
+
+def chain_cases() -> list:
+    """Small SAT -> OV -> attention gradient -> LoRA chain instances (REDUCTIONS.md; the route
+    `reductions.chain.route("lora")`) with known answers.
+
+    Each case is `(label, Instance, decode, expected)`: `Instance` is the LoRA instance the first
+    oracle call sees; `decode(grads, solver)` finishes the chain's decode from that call's gradients
+    (calling `solver` for the follow-up queries of a yes instance) and returns "SAT", "UNSAT" or a
+    one-line description of a wrong model, and carries `decode.required_accuracy` (the max-norm
+    accuracy the chain needs; cases needing less than the claimed eps are skipped); `expected`
+    comes from python-sat."""
+    from reductions import sat_sources
+    from reductions.arrows.base import Composite
+    from reductions.chain import route
+    from reductions.problems.lora import lora_oracle
+
+    cases = []
+    for family, k, v, seed in CHAIN_SOURCES:
+        cnf = getattr(sat_sources, family)(k, v, seed=seed)
+        arrows = route("lora")
+        x = cnf
+        for a in arrows:
+            x = a.reduce(x)
+
+        def decode(grads, solver, arrows=arrows, x=x, cnf=cnf):
+            model = Composite(arrows).decode(x, dict(grads), lora_oracle(solver))
+            if model is None:
+                return "UNSAT"
+            return "SAT" if cnf.satisfies(model) else "a model that does not satisfy the formula"
+
+        decode.required_accuracy = float(arrows[-1].required_accuracy(x))
+        expected = "SAT" if cnf.solve() is not None else "UNSAT"
+        cases.append((f"{family}-k{k}-v{v}-s{seed}", x.inst, decode, expected))
+    return cases
+
+
+def chain(ctx: CheckContext) -> CheckOutcome:
+    """Small SAT -> LoRA chain instances decode, through the solver, to python-sat's answer.
+
+    SAT -> OV -> attention gradient -> LoRA instances (reductions.chain, route "lora"): the SAT/UNSAT
+    answer decoded through the solver equals python-sat's. Only for claims at least as tight as the
+    chain's required accuracy (skipped without an accuracy claim); a solver's deliberate refusal (hard
+    regime) is not a failure."""
+    runner, eps, out_dir = ctx.runner, ctx.eps, ctx.out_dir
+    cases = chain_cases()
+    if eps is None:
+        return CheckOutcome("chain", "skip", "no accuracy claim to hold the chain to")
+    done, n_refused, loose = 0, 0, 0
+    for label, inst, decode, expected in cases:
+        req = getattr(decode, "required_accuracy", None)
+        if req is not None and eps > req:
+            loose += 1
+            continue
+        try:
+            res = runner.solve(inst)
+            got = decode(res.grads, runner.solver)
+            msg = None if got == expected else f"decoded {got}, expected {expected}"
+        except HarnessError as exc:
+            if refused(runner.solver, exc):
+                n_refused += 1
+                continue
+            msg = one_line(exc)
+        except Exception as exc:
+            msg = one_line(exc)
+        if msg:
+            path = write_counterexample(inst, out_dir, runner.solver.name, "chain", f"{label}: {msg}")
+            return CheckOutcome("chain", "FAIL", f"{label} ({inst.describe()}): {msg}", counterexample=path)
+        done += 1
+    if not done:
+        why = f"{n_refused} refused (hard regime), {loose} need accuracy below the claimed eps"
+        return CheckOutcome("chain", "skip", f"no chain instance decoded: {why}")
+    extra = (f", {n_refused} refused" if n_refused else "") + (f", {loose} beyond the claim" if loose else "")
+    return CheckOutcome("chain", "pass", f"{done} SAT/UNSAT chain instances decoded correctly{extra}")

@@ -1,0 +1,35 @@
+"""`CheckContext`: what every named check receives: the solver runner (solver, dtype, device, options,
+the reference cache), the claims, the budget, the counterexample folder and the selected checks."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.checks.budgets import Budget
+from harness.checks.runner import SolverRunner
+
+
+@dataclass
+class CheckContext:
+    runner: SolverRunner
+    eps: float | None              # the accuracy the checks hold the solver to (claim, or the exact default)
+    claim_exponent: float | None
+    budget: Budget
+    out_dir: str | os.PathLike
+    selected: frozenset[str] = frozenset()
+    cache: dict[str, Any] = field(default_factory=dict)   # results shared by checks (the scaling measurement)
+
+    @property
+    def solver(self):
+        return self.runner.solver
+
+    @property
+    def exact(self) -> bool:
+        return bool(getattr(self.solver, "exact", False))
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Instance sizes for the property strategies."""
+        b = self.budget
+        return dict(max_L=b.max_L, max_d=b.max_d, max_N=b.max_N)

@@ -1,0 +1,28 @@
+"""Instance mode (`lora-harness check inst.npz --solver S`): the max-norm error of one solver against
+the float64 reference on one instance, and the tolerance it is held to."""
+from __future__ import annotations
+
+import numpy as np
+
+from harness.checks.budgets import DEFAULT_EPS
+
+
+def check_instance(inst, solver_spec, reference: str = "autograd", dtype: str = "float64",
+                   device: str = "cpu", opts: dict | None = None):
+    """Max-norm error of a solver against the reference on one instance: (abs, rel, result, ref)."""
+    from harness.solvers import get_solver
+
+    solver = get_solver(solver_spec)
+    res = solver.solve(inst, dtype=dtype, device=device, **(opts or {}))
+    ref = get_solver(reference).solve(inst, dtype="float64", device="cpu")
+    for g in res.grads.values():
+        if not np.all(np.isfinite(g)):
+            return float("inf"), float("inf"), res, ref
+    return res.max_abs_error(ref), res.max_rel_error(ref), res, ref
+
+
+def instance_tolerance(result, dtype: str, tol: float | None = None) -> float:
+    """`tol` when given; else the certificate's error_bound; else 1e-8 (float64) / 1e-3 (float32)."""
+    if tol is not None:
+        return tol
+    return (result.certificate or {}).get("error_bound") or DEFAULT_EPS[dtype]

@@ -1,0 +1,85 @@
+"""The third-party property suite behind `lora-harness check --solver S` (no instance file).
+
+A solver is anything `harness.solvers.get_solver` resolves: a built-in name, `module:attr` naming a
+callable `f(mapping of interchange-format tensors) -> mapping of gradients`, or a `lora_harness.solvers`
+entry point. The suite runs the named checks of `harness.checks.registry` (`finite`, `accuracy`,
+`invariance`, `chain`, `scaling`, `ops` by default; `certificate` on request) and returns a
+`SuiteReport` whose table the CLI prints.
+
+Property checks use `hypothesis.find`: a failing example is shrunk to a minimal one, which is
+written in the interchange format (harness.io.save_instance) to `out_dir`, and its path reported.
+The solver's counterexamples already in `out_dir` (`<solver>-<check>*.npz`) are replayed first,
+so a regression found once is checked again on every later run (add your own pins there).
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Iterable
+
+from harness.checks.budgets import DEFAULT, DEFAULT_EPS, QUICK, Budget, resolve_budget
+from harness.checks.context import CheckContext
+from harness.checks.outcome import SuiteReport
+from harness.checks.registry import CHECKS, resolve_checks
+from harness.checks.runner import SolverRunner
+from harness.errors import HarnessError
+from harness.measure.threads import limit_threads
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise HarnessError(f"--{name} must be a positive number, got {value}")
+
+
+def run_suite(solver, claim_eps: float | None = None, claim_exponent: float | None = None,
+              out_dir: str | os.PathLike = "lora-harness-counterexamples", dtype: str = "float64",
+              device: str = "cpu", opts: dict | None = None, reference: str = "autograd",
+              budget: Budget | str = DEFAULT, checks: Iterable[str] | str | None = None) -> SuiteReport:
+    """Run the property suite on `solver` (name, `module:attr`, Solver or callable).
+
+    `checks` names the checks to run (registry order; see `harness.checks.CHECKS`); the default ones
+    when None. Bad arguments are one-line HarnessErrors raised before anything runs."""
+    from harness.solvers import get_solver
+    from harness.solvers.base import resolve_device
+    from harness.solvers.reference import ReferenceCache
+
+    budget = resolve_budget(budget)
+    _positive("claim-eps", claim_eps)
+    _positive("claim-exponent", claim_exponent)
+    if dtype not in DEFAULT_EPS:
+        raise HarnessError(f"unsupported dtype {dtype!r}; use float32 or float64")
+    resolve_device(device)  # an unavailable device is a usage error
+    names = resolve_checks(checks)
+    solver = get_solver(solver)
+    unknown = sorted(set(opts or {}) - set(solver.options))
+    if unknown:  # a usage error, not a finding
+        allowed = ", ".join(sorted(solver.options)) or "none"
+        raise HarnessError(f"solver {solver.name!r} has no option {unknown[0]!r} (options: {allowed})")
+    if not budget.scaling:
+        names = tuple(n for n in names if n not in ("scaling", "ops"))
+    runner = SolverRunner(solver, ReferenceCache(reference), dtype, device, opts or {})
+    exact = bool(getattr(solver, "exact", False))
+    eps = claim_eps if claim_eps is not None else (DEFAULT_EPS[dtype] if exact else None)
+    ctx = CheckContext(runner, eps, claim_exponent, budget, out_dir, frozenset(names))
+    with limit_threads(1):
+        outcomes = [CHECKS[name](ctx) for name in names]
+    return SuiteReport(solver.name, [o for o in outcomes if o is not None])
+
+
+def assert_solver_meets(solver, eps: float | None = None, exponent: float | None = None,
+                        budget: Budget | str = QUICK, out_dir: str | os.PathLike | None = None,
+                        **kw) -> SuiteReport:
+    """Run the suite and raise AssertionError (with the table and the counterexample path) when a
+    claim fails; for use in a user's own tests (also exported by the pytest plugin). Without an
+    exponent claim the timing checks are left out."""
+    if out_dir is None:
+        import tempfile
+
+        out_dir = tempfile.mkdtemp(prefix="lora-harness-cex-")
+    if exponent is None and "checks" not in kw:
+        kw["checks"] = tuple(n for n in resolve_checks(None) if n not in ("scaling", "ops"))
+    report = run_suite(solver, claim_eps=eps, claim_exponent=exponent, out_dir=out_dir,
+                       budget=budget, **kw)
+    if not report.ok:
+        raise AssertionError("solver does not meet its claims:\n" + report.table())
+    return report
