@@ -190,3 +190,22 @@ def dimacs_text(cnf: CNF, comments: list[str] | None = None) -> str:
 
 def write_dimacs(cnf: CNF, path: str | os.PathLike, comments: list[str] | None = None) -> None:
     atomic_write_text(path, dimacs_text(cnf, comments))
+
+
+KINDS = ("planted", "unsat", "tseitin", "pigeonhole", "coloring")
+
+
+def from_kind(kind: str, k: int, v: int, seed: int = 0):
+    """A formula by kind name (`generate sat-chain --kind`): planted / unsat random k-CNF over v
+    variables, or a CNFgen family whose size parameter is v."""
+    if kind == "planted":
+        return planted(k, v, seed)
+    if kind == "unsat":
+        return unsat(k, v, seed)
+    if kind == "tseitin":  # --vars = number of graph vertices (3-regular: 1.5 x vars variables)
+        return tseitin(v, 3, seed)
+    if kind == "pigeonhole":  # --vars = pigeons, holes = pigeons - 1
+        return pigeonhole(v, v - 1)
+    if kind == "coloring":  # --vars = vertices of G(n, 1/2), 3 colours
+        return coloring(v, 0.5, 3, seed)
+    raise HarnessError(f"unknown kind {kind!r}")

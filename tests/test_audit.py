@@ -209,7 +209,7 @@ def test_errors_are_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("lora-harness: error:") and "\n" not in err
     with pytest.raises(HarnessError, match="--layers"):
-        from harness.commands.audit_cmd import parse_layers
+        from harness.cli.audit import parse_layers
         parse_layers("a-b")
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(HarnessError, match="models' extra"):

@@ -1,97 +1,13 @@
-"""Reduction-chain subcommands (REDUCTIONS.md; docs/reductions.md):
-
-* `lora-harness solve-sat FORMULA.cnf --via lora|attention|attention-gradient --solver NAME`:
-  decide satisfiability only through calls to the named solver (plus O(N m) decode work and
-  ceil(log2 N) extra calls); prints `SAT` and a DIMACS `v ... 0` line, or `UNSAT`.
-* `lora-harness generate sat-chain --k 3 --vars 20 --seed 1 --out DIR`: a hardness bundle (the
-  DIMACS file, every intermediate instance, metadata JSON).
-* `lora-harness reductions [--png PATH]`: the graph of problems and reductions.
-"""
+"""The hardness bundle of one formula: the DIMACS file, every intermediate instance of the SETH chain
+(OV, the Max-IP / Gap-Hamming gadgets, attention by P1 and AS23, the attention gradient by G1 and its
+E = 0 variant, the LoRA embeddings) and metadata.json with the known answer (`lora-harness generate
+sat-chain`)."""
 from __future__ import annotations
 
 import json
 import math
 import os
-import time
 from pathlib import Path
-
-from harness.errors import HarnessError
-
-
-def _cmd_solve_sat(args) -> int:
-    from reductions.chain import solve_sat
-    from reductions.problems.cnf import model_to_dimacs
-    from reductions.sat_sources import read_dimacs
-
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    cnf = read_dimacs(args.formula)
-    t0 = time.perf_counter()
-    run = solve_sat(cnf, args.via, args.solver, dtype=args.dtype, device=args.device,
-                    variant=args.variant, form=args.form, adapt=args.adapt, tau=args.tau)
-    elapsed = time.perf_counter() - t0
-    print(f"c formula {args.formula}: v={cnf.nvars} m={cnf.m}; OV N={run.sizes['N']}; "
-          f"route {args.via} via solver {args.solver} ({args.dtype})")
-    print(f"c oracle calls {run.calls}; time {elapsed:.3f} s "
-          f"(oracle {run.seconds.get('oracle', 0.0):.3f} s); required accuracy "
-          f"{run.margins.get('required_accuracy', float('nan')):.3g}")
-    if run.model is None:
-        print("UNSAT")
-    else:
-        print("SAT")
-        print(model_to_dimacs(run.model))
-    return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("solve-sat", help="decide a DIMACS CNF through the reduction chain and a solver")
-    p.add_argument("formula", help="DIMACS .cnf file")
-    p.add_argument("--via", default="lora", choices=["lora", "attention", "attention-gradient"])
-    p.add_argument("--solver", default="closed-form", help="solver name or module:attr (the oracle)")
-    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--variant", default="g1", choices=["g1", "g1-e0"],
-                   help="gradient read-out: G1 (E = -e0) or its E = 0 variant")
-    p.add_argument("--form", default="cross", choices=["cross", "self"], help="LoRA embedding form")
-    p.add_argument("--adapt", default="C1", help="LoRA adapters: C1 (q,v), C1-q (q), C2 (q,k,v)")
-    p.add_argument("--tau", default="1", choices=["1", "sqrt-d", "d"],
-                   help="attention temperature the P1 layout is realised under")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave the default)")
-    p.set_defaults(func=_cmd_solve_sat)
-
-    p = sub.add_parser("reductions", help="show the graph of problems and reductions")
-    p.add_argument("--png", help="also write the graph as a PNG")
-    p.set_defaults(func=_cmd_reductions)
-
-
-def _cmd_reductions(args) -> int:
-    from reductions.graph import build_graph, describe, draw_png
-
-    G = build_graph()
-    print(describe(G))
-    if args.png:
-        draw_png(G, args.png)
-        print(f"wrote {args.png}")
-    return 0
-
-
-# ---------------------------------------------------------------- generate sat-chain
-def _source(args):
-    from reductions import sat_sources as S
-
-    if args.kind == "planted":
-        return S.planted(args.k, args.vars, args.seed)
-    if args.kind == "unsat":
-        return S.unsat(args.k, args.vars, args.seed)
-    if args.kind == "tseitin":  # --vars = number of graph vertices (3-regular: 1.5 x vars variables)
-        return S.tseitin(args.vars, 3, args.seed)
-    if args.kind == "pigeonhole":  # --vars = pigeons, holes = pigeons - 1
-        return S.pigeonhole(args.vars, args.vars - 1)
-    if args.kind == "coloring":  # --vars = vertices of G(n, 1/2), 3 colours
-        return S.coloring(args.vars, 0.5, 3, args.seed)
-    raise HarnessError(f"unknown kind {args.kind!r}")
 
 
 def write_bundle(cnf, out: str | os.PathLike, dtype: str = "float64", as23: bool | None = None) -> dict:
@@ -171,23 +87,3 @@ def write_bundle(cnf, out: str | os.PathLike, dtype: str = "float64", as23: bool
             "dtype": dtype, "files": files}
     atomic_write_text(out / "metadata.json", json.dumps(json.loads(meta_json(meta)), indent=2, sort_keys=True) + "\n")
     return meta
-
-
-def _cmd_generate_sat_chain(args) -> int:
-    cnf = _source(args)
-    meta = write_bundle(cnf, args.out, args.dtype)
-    print(f"wrote {args.out}: {len(meta['files'])} files; v={cnf.nvars} m={cnf.m} N={meta['N']} "
-          f"answer={meta['answer']}")
-    return 0
-
-
-def register_generate(gsub) -> None:
-    p = gsub.add_parser("sat-chain", help="hardness bundle: k-CNF and every instance of the SETH chain")
-    p.add_argument("--k", type=int, default=3, help="clause width")
-    p.add_argument("--vars", type=int, required=True, help="number of variables v (N = 2^ceil(v/2))")
-    p.add_argument("--kind", default="planted", choices=["planted", "unsat", "tseitin", "pigeonhole", "coloring"],
-                   help="planted / unsat random k-CNF, or a CNFgen family (--vars = its size parameter)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=_cmd_generate_sat_chain)

@@ -1,4 +1,4 @@
-"""`lora-harness run`: the scaling study (harness/study.py), its report and figures.
+"""`lora-harness run`: the scaling study (harness/study/), its report and figures.
 
     lora-harness run                      # default study on CPU, < 5 minutes on 2 cores -> runs/default
     lora-harness run --full --device cuda # bigger grid
@@ -12,8 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+from harness.cli.progress import Progress
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
+from harness.measure.threads import limit_threads
 
 GROUPS = ("scaling", "phase", "rank", "dim")
 
@@ -24,14 +26,6 @@ def _groups(text: str) -> tuple[str, ...]:
     if bad or not items:
         raise HarnessError(f"unknown study group {bad[0] if bad else text!r}; choose from {', '.join(GROUPS)}")
     return tuple(items)
-
-
-def _limit_blas(threads: int):
-    """Limit numpy's BLAS threads too (threadpoolctl): the certificates do O(L d) numpy products, and a
-    2-thread OpenBLAS on a loaded 2-core machine made them dominate poly's time."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=threads)
 
 
 def _cmd_run(args) -> int:
@@ -60,21 +54,10 @@ def _cmd_run(args) -> int:
     cfg.seed = args.seed
     cfg.clock = args.clock
     threads = args.threads if args.threads is not None else (1 if device == "cpu" else None)
-    if threads is not None and threads < 1:
-        raise HarnessError(f"--threads must be >= 1, got {threads}")
-    import torch
-
-    before = torch.get_num_threads()
-    blas = None
-    if threads is not None:
-        torch.set_num_threads(threads)
-        blas = _limit_blas(threads)
-    try:
+    # BLAS too: the certificates do O(L d) numpy products, and a 2-thread OpenBLAS on a loaded
+    # 2-core machine made them dominate poly's time; restored afterwards (the CLI may run in-process)
+    with limit_threads(threads, blas=True):
         return _run(args, cfg, out)
-    finally:  # restore the process's thread settings (the CLI may be called in-process, e.g. tests)
-        torch.set_num_threads(before)
-        if blas is not None:
-            blas.restore_original_limits()
 
 
 def _run(args, cfg, out: Path) -> int:
@@ -92,7 +75,8 @@ def _run(args, cfg, out: Path) -> int:
     if (out / "cells").is_dir() and any((out / "cells").glob("*.json")) and not (args.resume or args.force):
         raise HarnessError(f"{out} already holds study results; pass --resume to continue or --force to start over")
     t0 = time.perf_counter()
-    info = run_study(cells, out, resume=args.resume, progress=not args.quiet, config=config_dict(cfg))
+    info = run_study(cells, out, resume=args.resume, progress=None if args.quiet else Progress(),
+                     config=config_dict(cfg))
     rep = write_report(out, plots=not args.no_plots)
     total = time.perf_counter() - t0
     rep_info = {"ran": info["ran"], "reused": info["reused"], "total_cells": info["total"],

@@ -1,34 +1,33 @@
 """`lora-harness`: a thin layer that parses arguments, calls the library, prints, and turns the
-library's HarnessError into a one-line message and a non-zero exit (never a traceback).
+library's HarnessError into a one-line message and a non-zero exit (never a traceback). The CLI is
+the only layer that prints and exits; nothing under harness/ or reductions/ imports it.
 
-Subcommands live in `harness.commands.*` (one module per group) and are discovered here.
+One module per subcommand (each defines `register(subparsers)`, whose parsers carry
+`func=callable(args) -> int`); `args` holds the argument helpers they share.
 Set LORA_HARNESS_DEBUG=1 to see tracebacks of unexpected errors.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import pkgutil
 import sys
 
+from harness.cli import audit, check, generate, reductions, run, solve, solve_sat, solvers
 from harness.errors import HarnessError
 
 EXIT_ERROR = 2
 EXIT_INTERNAL = 3
+#: subcommand modules in the order `lora-harness --help` lists them
+COMMANDS = (audit, generate, solve, solvers, check, solve_sat, reductions, run)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import harness.commands as pkg
-
     parser = argparse.ArgumentParser(
         prog="lora-harness",
         description="Test and reduction harness for the complexity of attention and LoRA gradients.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        mod = importlib.import_module(f"harness.commands.{info.name}")
-        if hasattr(mod, "register"):
-            mod.register(sub)
+    for mod in COMMANDS:
+        mod.register(sub)
     return parser
 
 
@@ -58,7 +57,3 @@ def main(argv: list[str] | None = None) -> int:
               f"(set LORA_HARNESS_DEBUG=1 for a traceback)", file=sys.stderr)
         return EXIT_INTERNAL
     return int(code or 0)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,95 @@
+"""`lora-harness check`: one instance against the reference (`check inst.npz --solver S`), or the
+property suite of named checks on a solver (`check --solver S [--claim-eps E] [--claim-exponent K]
+[--checks a,b]`; `--list-checks`). Exit 0 when every claim holds, 1 when one fails."""
+from __future__ import annotations
+
+import os
+import time
+
+from harness.cli.args import add_solver_args, solver_options, threads
+from harness.errors import HarnessError
+from harness.io import load_instance
+from harness.measure.threads import limit_threads
+
+
+def _cmd_check(args) -> int:
+    if args.instance is None:
+        return _cmd_check_suite(args)
+    from harness.checks import check_instance, instance_tolerance
+
+    inst = load_instance(args.instance)
+    with limit_threads(threads(args)):
+        err, rel, res, _ = check_instance(inst, args.solver, args.reference, args.dtype, args.device,
+                                          solver_options(args))
+    tol = instance_tolerance(res, args.dtype, args.tol)
+    ok = err <= tol
+    print(f"{args.solver} vs {args.reference} on {inst.describe()}")
+    print(f"max-norm error {err:.3e} (relative {rel:.3e}); tolerance {tol:.3e}: {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+def _suite_budget(args) -> str:
+    """--thorough / --budget NAME, else $LORA_HARNESS_CHECK_BUDGET = smoke | quick | default | thorough."""
+    from harness.checks import BUDGETS
+
+    name = os.environ.get("LORA_HARNESS_CHECK_BUDGET", "default").strip().lower() or "default"
+    if getattr(args, "budget", None):
+        name = args.budget
+    if getattr(args, "thorough", False):
+        name = "thorough"
+    if name not in BUDGETS:
+        raise HarnessError(f"LORA_HARNESS_CHECK_BUDGET={name!r}; choose from {', '.join(BUDGETS)}")
+    return name
+
+
+def _cmd_check_suite(args) -> int:
+    """`lora-harness check --solver S [--claim-eps E] [--claim-exponent K] [--out-dir D] [--checks a,b]`:
+    exit 0 with a summary table when all claims hold, 1 when one fails (minimal counterexample
+    written and its path printed)."""
+    from harness.checks import resolve_checks, run_suite
+
+    name = _suite_budget(args)
+    checks = resolve_checks(args.checks)
+    t0 = time.perf_counter()
+    report = run_suite(args.solver, claim_eps=args.claim_eps, claim_exponent=args.claim_exponent,
+                       out_dir=args.out_dir, dtype=args.dtype, device=args.device,
+                       opts=solver_options(args), reference=args.reference or "autograd", budget=name,
+                       checks=checks)
+    print(report.table())
+    print(f"({name} budget, {time.perf_counter() - t0:.1f} s)")
+    for o in report.outcomes:
+        if o.failed and o.counterexample:
+            print(f"counterexample ({o.check}): {o.counterexample}")
+    return 0 if report.ok else 1
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check", help="max-norm error of a solver against the reference (or the full suite)")
+    p.add_argument("instance", nargs="?", help="instance .npz (omit to run the property suite)")
+    add_solver_args(p, default=None)
+    p.add_argument("--reference", default="autograd")
+    p.add_argument("--tol", type=float, default=None,
+                   help="max-norm tolerance (default: the certificate's bound, else 1e-8 / 1e-3 in float32)")
+    p.add_argument("--claim-eps", type=float, default=None, help="claimed max-norm error (suite mode)")
+    p.add_argument("--claim-exponent", type=float, default=None, help="claimed runtime exponent (suite mode)")
+    p.add_argument("--out-dir", default="lora-harness-counterexamples",
+                   help="where the suite writes minimal counterexamples")
+    p.add_argument("--thorough", action="store_true",
+                   help="suite mode: the nightly budget (2000 examples per property, timing up to L=8192)")
+    p.add_argument("--budget", choices=["smoke", "quick", "default", "thorough"], default=None,
+                   help="suite mode: how much work (default: $LORA_HARNESS_CHECK_BUDGET or 'default')")
+    p.add_argument("--checks", default=None, metavar="A,B",
+                   help="suite mode: run only these checks (see --list-checks; default: all default ones)")
+    p.add_argument("--list-checks", action="store_true", help="list the suite's named checks and exit")
+    p.set_defaults(func=_cmd_check_entry)
+
+
+def _cmd_check_entry(args) -> int:
+    if args.list_checks:
+        from harness.checks import describe_checks
+
+        print(describe_checks())
+        return 0
+    if not args.solver:
+        raise HarnessError("check needs --solver NAME (or module:attr)")
+    return _cmd_check(args)
