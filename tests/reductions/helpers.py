@@ -1,9 +1,8 @@
-"""Helpers for the reduction-chain tests: random CNFs from a few drawn integers (a Hypothesis strategy), and a
-fixture that keeps torch on one thread (tiny instances; a loaded 2-core machine)."""
+"""Helpers for the reduction-chain tests: random CNFs from a few drawn integers (a Hypothesis strategy)
+and the agreement check with python-sat."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import strategies as st
 
 from reductions.problems.cnf import CNF
@@ -37,13 +36,3 @@ def assert_agrees(cnf: CNF, model) -> None:
     assert (model is None) == (truth is None), f"decoded {model is not None}, python-sat {truth is not None}"
     if model is not None:
         assert cnf.satisfies(model)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)

@@ -10,7 +10,7 @@ from reductions import sat_sources as S
 from reductions.arrows.sat_to_ov import SatToOV
 from reductions.problems.cnf import CNF, model_to_dimacs
 from reductions.problems.ov import count_orthogonal, solve_ov
-from reductions.testing import cnfs, one_torch_thread  # noqa: F401
+from tests.reductions.helpers import cnfs
 
 
 @given(cnfs())

@@ -19,7 +19,7 @@ from harness.errors import HarnessError
 from harness.io import load_instance
 from harness.solvers import get_solver
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

@@ -25,7 +25,7 @@ from reductions.problems import attention_gradient as agr
 from reductions.problems.gadgets import solve_gap_hamming, solve_maxip
 from reductions.problems.lora import lora_oracle
 from reductions.problems.ov import solve_ov, yes_rows
-from reductions.testing import assert_agrees, cnfs, one_torch_thread  # noqa: F401
+from tests.reductions.helpers import assert_agrees, cnfs
 
 
 def _ov(cnf):
