@@ -4,6 +4,7 @@ the cell's own; cells predicted not to fit in memory are skipped and say so.
 
     python benchmarks/bench_exact.py [--max-log2 15] [--out benchmarks/results/exact_solvers.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,21 +58,42 @@ def main() -> int:
     for dtype in args.dtypes.split(","):
         size = 8 if dtype == "float64" else 4
         for k in range(args.min_log2, args.max_log2 + 1):
-            L = 2 ** k
+            L = 2**k
             for name in args.solvers.split(","):
                 need = LL_BUFFERS[name] * L * L * size / 2**30
                 if need > args.mem_gib:
-                    rows.append(dict(solver=name, dtype=dtype, L=L, d=args.d, seconds=None,
-                                     peak_extra_mib=None, skipped=f"needs ~{need:.0f} GiB"))
+                    rows.append(
+                        dict(
+                            solver=name,
+                            dtype=dtype,
+                            L=L,
+                            d=args.d,
+                            seconds=None,
+                            peak_extra_mib=None,
+                            skipped=f"needs ~{need:.0f} GiB",
+                        )
+                    )
                     print(json.dumps(rows[-1]), flush=True)
                     continue
                 t0 = time.time()
-                proc = subprocess.run([sys.executable, "-c", CHILD, name, dtype, str(L), str(args.d),
-                                       str(args.threads)], capture_output=True, text=True,
-                                      env={**os.environ, "PYTHONPATH": os.getcwd()})
+                proc = subprocess.run(
+                    [sys.executable, "-c", CHILD, name, dtype, str(L), str(args.d), str(args.threads)],
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "PYTHONPATH": os.getcwd()},
+                )
                 if proc.returncode != 0:
-                    rows.append(dict(solver=name, dtype=dtype, L=L, d=args.d, seconds=None,
-                                     peak_extra_mib=None, skipped=proc.stderr.strip().splitlines()[-1:]))
+                    rows.append(
+                        dict(
+                            solver=name,
+                            dtype=dtype,
+                            L=L,
+                            d=args.d,
+                            seconds=None,
+                            peak_extra_mib=None,
+                            skipped=proc.stderr.strip().splitlines()[-1:],
+                        )
+                    )
                 else:
                     rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
                 print(json.dumps(rows[-1]), f"({time.time() - t0:.0f}s wall)", flush=True)

@@ -1,7 +1,8 @@
 """Benchmark of the fast solvers (issue 3): `poly` against the exact `streaming` solver in the bounded
 regime (families.bounded, beta = 1/d so R <= gamma^2), float64, adapters q,k,v, N = 1.
 
-    python benchmarks/bench_fast.py scaling  [--d 4] [--gamma 1] [--eps 1e-6] [--max-log2 17] [--exact-max-log2 15]
+    python benchmarks/bench_fast.py scaling  [--d 4] [--gamma 1] [--eps 1e-6] [--max-log2 17]
+                                             [--exact-max-log2 15]
     python benchmarks/bench_fast.py table    [--L0 4096]
     python benchmarks/bench_fast.py tightness  (certified bound vs measured error, low degrees)
     python benchmarks/bench_fast.py all      (all three; JSON to benchmarks/results/fast_solvers.json)
@@ -14,6 +15,7 @@ crossover estimate L* = L0 * t_poly(L0)/t_stream(L0) (poly ~ L, streaming ~ L^2)
 Times are process CPU seconds (single thread, torch.set_num_threads(1)) and wall seconds; the fits use
 CPU seconds, which the other users of a shared machine disturb less than wall time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,15 +70,24 @@ def scaling(d=4, gamma=1.0, eps=1e-6, max_log2=17, exact_max_log2=15, exact16=Tr
     rows = []
     g_fixed = None
     for e in range(10, max_log2 + 1):
-        L = 2 ** e
+        L = 2**e
         inst = inst_for(L, d, gamma)
         cpu, wall, res = timed(lambda: poly.solve(inst, eps=eps), 3 if e <= 13 else 1)
         g_fixed = g_fixed or res.certificate["degree"]
         cpu_f, _, res_f = timed(lambda: poly.solve(inst, degree=g_fixed), 3 if e <= 13 else 1)
-        row = {"L": L, "poly_cpu": cpu, "poly_wall": wall, "degree": res.certificate["degree"],
-               "rank": res.certificate["rank"], "R_bound": res.certificate["R"],
-               "error_bound": res.certificate["error_bound"], "ops": res.ops,
-               "fixed_degree": g_fixed, "poly_cpu_fixed_degree": cpu_f, "ops_fixed_degree": res_f.ops}
+        row = {
+            "L": L,
+            "poly_cpu": cpu,
+            "poly_wall": wall,
+            "degree": res.certificate["degree"],
+            "rank": res.certificate["rank"],
+            "R_bound": res.certificate["R"],
+            "error_bound": res.certificate["error_bound"],
+            "ops": res.ops,
+            "fixed_degree": g_fixed,
+            "poly_cpu_fixed_degree": cpu_f,
+            "ops_fixed_degree": res_f.ops,
+        }
         old = _reused(reuse, "scaling", {"L": L})
         if old is not None:
             row.update(stream_cpu=old["stream_cpu"], stream_wall=old["stream_wall"], stream_reused=True)
@@ -90,16 +101,16 @@ def scaling(d=4, gamma=1.0, eps=1e-6, max_log2=17, exact_max_log2=15, exact16=Tr
     Lp = [r["L"] for r in rows]
     out = {"d": d, "gamma": gamma, "eps": eps, "rows": rows}
     out["poly_exponent_all"] = fit(Lp, [r["poly_cpu"] for r in rows])
-    big = [r for r in rows if r["L"] >= 2 ** 12]
+    big = [r for r in rows if r["L"] >= 2**12]
     out["poly_exponent_ge_2^12"] = fit([r["L"] for r in big], [r["poly_cpu"] for r in big])
     out["poly_ops_exponent"] = fit(Lp, [r["ops"] for r in rows])
     out["poly_exponent_fixed_degree"] = fit(Lp, [r["poly_cpu_fixed_degree"] for r in rows])
     out["poly_ops_exponent_fixed_degree"] = fit(Lp, [r["ops_fixed_degree"] for r in rows])
-    ex = [r for r in rows if "stream_cpu" in r and r["L"] <= 2 ** exact_max_log2]
+    ex = [r for r in rows if "stream_cpu" in r and r["L"] <= 2**exact_max_log2]
     se = fit([r["L"] for r in ex], [r["stream_cpu"] for r in ex])
     out["stream_exponent"] = se
     last = ex[-1]
-    for target in (2 ** 16, 2 ** 17):
+    for target in (2**16, 2**17):
         r = next((x for x in rows if x["L"] == target), None)
         if r is None:
             continue
@@ -107,8 +118,11 @@ def scaling(d=4, gamma=1.0, eps=1e-6, max_log2=17, exact_max_log2=15, exact16=Tr
             out[f"ratio_{target}"] = {"value": r["stream_cpu"] / r["poly_cpu"], "stream": "measured"}
         else:
             st = last["stream_cpu"] * (target / last["L"]) ** se
-            out[f"ratio_{target}"] = {"value": st / r["poly_cpu"], "stream": f"extrapolated, exponent {se:.3f}",
-                                      "stream_cpu_est": st}
+            out[f"ratio_{target}"] = {
+                "value": st / r["poly_cpu"],
+                "stream": f"extrapolated, exponent {se:.3f}",
+                "stream_cpu_est": st,
+            }
     # crossover from the two power laws fitted on the common sizes
     both = [r for r in rows if "stream_cpu" in r]
     a_p, b_p = np.polyfit(np.log2([r["L"] for r in both]), np.log2([r["poly_cpu"] for r in both]), 1)
@@ -127,8 +141,16 @@ def table(L0=4096, ds=(2, 4, 6, 8), gammas=(0.5, 1.0, 1.5), eps=1e-6, reuse=None
             inst = inst_for(L0, d, gamma)
             c = theory.certify(inst, eps=eps, exact_R=True)
             cb = theory.certify(inst, eps=eps, exact_R=False)
-            row = {"d": d, "gamma": gamma, "R": c["R"], "R_bound": cb["R"], "degree": cb["degree"],
-                   "rank": cb["rank"], "degree_if_exact_R": c["degree"], "rank_if_exact_R": c["rank"]}
+            row = {
+                "d": d,
+                "gamma": gamma,
+                "R": c["R"],
+                "R_bound": cb["R"],
+                "degree": cb["degree"],
+                "rank": cb["rank"],
+                "degree_if_exact_R": c["degree"],
+                "rank_if_exact_R": c["rank"],
+            }
             try:
                 tp, _, res = timed(lambda: poly.solve(inst, eps=eps), 1)
             except HarnessError as exc:
@@ -139,8 +161,13 @@ def table(L0=4096, ds=(2, 4, 6, 8), gammas=(0.5, 1.0, 1.5), eps=1e-6, reuse=None
             old = _reused(reuse, "table", {"d": d, "gamma": gamma})
             ref = stream.solve(inst) if old is None else get_solver("closed-form").solve(inst)
             ts = old["stream_cpu"] if old is not None else timed(lambda: stream.solve(inst), 1)[0]
-            row.update(poly_cpu=tp, stream_cpu=ts, crossover_L=L0 * tp / ts,
-                       measured_error=res.max_abs_error(ref), error_bound=res.certificate["error_bound"])
+            row.update(
+                poly_cpu=tp,
+                stream_cpu=ts,
+                crossover_L=L0 * tp / ts,
+                measured_error=res.max_abs_error(ref),
+                error_bound=res.certificate["error_bound"],
+            )
             rows.append(row)
             print(json.dumps(row), flush=True)
     return {"L0": L0, "eps": eps, "rows": rows}
@@ -159,21 +186,34 @@ def tightness(Ls=(256, 1024), d=4, gamma=1.0, degrees=range(1, 8)):
         for g in degrees:
             res = get_solver("poly").solve(inst, degree=g)
             e_exact = theory.taylor_rel_error(R, g)
-            row = {"L": L, "g": g, "R": R, "R_bound": res.certificate["R"], "grad_scale": scale,
-                   "error": res.max_abs_error(ref),
-                   "bound_solver": res.certificate["error_bound"],              # per-row, O(L d) R bounds
-                   "bound_rows_exact_R": theory.gradient_error_bound_rows(inst, g, R=R),
-                   "bound_uniform_exact_R": theory.gradient_error_bound(inst, e_exact)}
+            row = {
+                "L": L,
+                "g": g,
+                "R": R,
+                "R_bound": res.certificate["R"],
+                "grad_scale": scale,
+                "error": res.max_abs_error(ref),
+                "bound_solver": res.certificate["error_bound"],  # per-row, O(L d) R bounds
+                "bound_rows_exact_R": theory.gradient_error_bound_rows(inst, g, R=R),
+                "bound_uniform_exact_R": theory.gradient_error_bound(inst, e_exact),
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
     return {"d": d, "gamma": gamma, "rows": rows}
 
 
 def machine():
-    return {"cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
-            "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "loadavg_start": os.getloadavg(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "cpu": next(
+            (l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"
+        ),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "loadavg_start": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 def main(argv=None):
@@ -188,8 +228,11 @@ def main(argv=None):
     ap.add_argument("--L0", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/results/fast_solvers.json")
-    ap.add_argument("--reuse-exact", default=None,
-                    help="take streaming timings from this earlier JSON instead of re-running them")
+    ap.add_argument(
+        "--reuse-exact",
+        default=None,
+        help="take streaming timings from this earlier JSON instead of re-running them",
+    )
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     out = {"machine": machine()}

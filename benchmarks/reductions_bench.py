@@ -13,6 +13,7 @@ max T on no rows; G1: the read-out against its threshold); correctness against p
 `fast`: the approximate solvers (poly, random-features) as oracles on chain instances: decided
 right, decided wrong, decode inconsistent, or refused (HarnessError).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,17 +44,29 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def machine() -> dict:
     import torch
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "python": sys.version.split()[0],
-            "torch": torch.__version__, "cuda": torch.cuda.is_available()}
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+    }
 
 
 def formula(kind: str, k: int, v: int, seed: int):
     return S.planted(k, v, seed) if kind == "planted" else S.unsat(k, v, seed)
 
 
-def run_chain(cnf, via: str, solver: str, dtype: str, device: str = "cpu", options: dict | None = None,
-              reference: str | None = None) -> dict:
+def run_chain(
+    cnf,
+    via: str,
+    solver: str,
+    dtype: str,
+    device: str = "cpu",
+    options: dict | None = None,
+    reference: str | None = None,
+) -> dict:
     """One end-to-end run with per-arrow timings and the first oracle output's margins."""
     arrows = route(via)
     base = make_oracle(via, solver, dtype, device, **(options or {}))
@@ -154,15 +167,26 @@ def cmd_calculus(args) -> list[dict]:
             a = layout.reduce(ov)
             truth = float(np.square(att.exact_attention(a)).sum())
             need = layout.required_accuracy(a)
-            for rule, kw in [("left-riemann", {"calls": c}) for c in args.riemann] + \
-                            [("gauss-legendre", {"panels": p}) for p in args.panels]:
+            for rule, kw in [("left-riemann", {"calls": c}) for c in args.riemann] + [
+                ("gauss-legendre", {"panels": p}) for p in args.panels
+            ]:
                 arrow = AttentionToGradient(rule, **kw)
                 t0 = time.perf_counter()
                 est = arrow.solve(a, agr.exact_oracle).frob2
-                row = {"v": v, "kind": kind, "N": ov.N, "n": 2 * ov.N, "m": ov.m, "rule": rule,
-                       "calls": int(arrow.extra_calls), "f1": truth, "abs_error": abs(est - truth),
-                       "needed": need, "decides": bool(abs(est - truth) < need),
-                       "seconds": time.perf_counter() - t0}
+                row = {
+                    "v": v,
+                    "kind": kind,
+                    "N": ov.N,
+                    "n": 2 * ov.N,
+                    "m": ov.m,
+                    "rule": rule,
+                    "calls": int(arrow.extra_calls),
+                    "f1": truth,
+                    "abs_error": abs(est - truth),
+                    "needed": need,
+                    "decides": bool(abs(est - truth) < need),
+                    "seconds": time.perf_counter() - t0,
+                }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     return rows
@@ -177,10 +201,18 @@ def cmd_as23(args) -> list[dict]:
         D = 6 * m
         beta = 4.0 * D * math.log(8 * N) / 4  # h_no - h_yes = 4 for the §2(c) gadget
         log_yes = beta * (D - 2 * m) / (4 * D) - beta / 2 - math.log(2 * N)
-        row = {"v": v, "N": N, "n": 2 * N, "m": m, "d_tilde": 2 * D, "beta": beta, "entry_B": math.sqrt(beta),
-               "log10_yes_value": log_yes / math.log(10),
-               "float64": "ok" if log_yes / math.log(10) > -307 else "underflows",
-               "float32": "ok" if log_yes / math.log(10) > -37 else "underflows"}
+        row = {
+            "v": v,
+            "N": N,
+            "n": 2 * N,
+            "m": m,
+            "d_tilde": 2 * D,
+            "beta": beta,
+            "entry_B": math.sqrt(beta),
+            "log10_yes_value": log_yes / math.log(10),
+            "float64": "ok" if log_yes / math.log(10) > -307 else "underflows",
+            "float32": "ok" if log_yes / math.log(10) > -37 else "underflows",
+        }
         if N <= 64:  # check the formula against the built instance and a float64 forward pass
             gh = OVToGapHamming().reduce(ov)
             t = GapHammingToAttentionAS23().reduce(gh)
@@ -201,10 +233,15 @@ def cmd_fast(args) -> list[dict]:
                 try:
                     row = run_chain(cnf, via, solver, args.dtype, args.device, opts)
                 except Exception as exc:  # a crash is a finding too
-                    row = {"via": via, "v": v, "outcome": f"crash: {type(exc).__name__}: {exc}", "correct": False}
+                    row = {
+                        "via": via,
+                        "v": v,
+                        "outcome": f"crash: {type(exc).__name__}: {exc}",
+                        "correct": False,
+                    }
                 row["kind"], row["solver"] = kind, spec
                 if str(row["outcome"]).startswith("error: poly refuses"):
-                    row["outcome"] = "refused" + row["outcome"][len("error: poly refuses"):]
+                    row["outcome"] = "refused" + row["outcome"][len("error: poly refuses") :]
                 emit(rows, row)
     return rows
 

@@ -1,6 +1,7 @@
 """The regression suite: `python -m ci fast|slow|all|bench` runs one tier (see ci/__main__.py);
 golden instance hashes (ci/golden.py), deterministic baseline figures (ci/baseline.py) and
 same-run ratio gates (ci/gates.py)."""
+
 from __future__ import annotations
 
 import json

@@ -2,7 +2,8 @@
 
 Test tiers (pytest):
     python -m ci fast      every change: `-m "not slow and not benchmark_only"`, Hypothesis profile `ci`
-                           (derandomized, bounded examples); the whole project's tier stays < 10 min on 2 cores
+                           (derandomized, bounded examples); the whole project's tier stays < 10 min
+                           on 2 cores
     python -m ci slow      nightly: `-m slow`, Hypothesis profile `nightly`
     python -m ci all       both tiers
     python -m ci bench     pytest-benchmark benchmarks (`-m benchmark_only`)
@@ -15,6 +16,7 @@ Deterministic figures and gates:
     python -m ci regen-golden       rewrite ci/golden.json deliberately
     python -m ci gates              same-run wall-time ratio gates (ci/gates.py; slow-tier material)
 """
+
 from __future__ import annotations
 
 import os
@@ -46,8 +48,11 @@ def _check_baseline(_extra) -> int:
     bad = baseline.failures(rows)
     if rows:
         print(baseline.format_rows(rows))
-    print(f"baseline: {len(bad)} figure(s) out of tolerance or missing"
-          + ("" if bad else " - ok") + f" ({baseline.BASELINE_PATH})")
+    print(
+        f"baseline: {len(bad)} figure(s) out of tolerance or missing"
+        + ("" if bad else " - ok")
+        + f" ({baseline.BASELINE_PATH})"
+    )
     return 1 if bad else 0
 
 
@@ -91,8 +96,13 @@ def _gates(_extra) -> int:
     return 0 if run_gates() else 1
 
 
-COMMANDS = {"check-baseline": _check_baseline, "update-baseline": _update_baseline,
-            "check-golden": _check_golden, "regen-golden": _regen_golden, "gates": _gates}
+COMMANDS = {
+    "check-baseline": _check_baseline,
+    "update-baseline": _update_baseline,
+    "check-golden": _check_golden,
+    "regen-golden": _regen_golden,
+    "gates": _gates,
+}
 
 
 def main(argv: list[str]) -> int:
@@ -103,8 +113,10 @@ def main(argv: list[str]) -> int:
         return _run_tier(cmd, argv[1:])
     if cmd in COMMANDS:
         return COMMANDS[cmd](argv[1:])
-    print(f"python -m ci: unknown command {cmd!r}; choose from {', '.join(list(TIERS) + list(COMMANDS))}",
-          file=sys.stderr)
+    print(
+        f"python -m ci: unknown command {cmd!r}; choose from {', '.join(list(TIERS) + list(COMMANDS))}",
+        file=sys.stderr,
+    )
     return 2
 
 

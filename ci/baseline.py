@@ -15,19 +15,20 @@ Figures (name -> value, with a kind and a tolerance):
 `python -m ci update-baseline` rewrites the file; `compare` returns a readable table of the figures
 that moved (figure, baseline, current, tolerance).
 """
+
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
 
-from ci import read_section, write_section
-
 import numpy as np
 
+from ci import read_section, write_section
+
 BASELINE_PATH = Path(__file__).resolve().parent / "baseline.json"
-OPS_L = (64, 128, 256, 512)               # exact solvers
-OPS_L_APPROX = (32, 64, 128, 256)          # approximate ones (their feature counts make large L slow)
+OPS_L = (64, 128, 256, 512)  # exact solvers
+OPS_L_APPROX = (32, 64, 128, 256)  # approximate ones (their feature counts make large L slow)
 OPS_D = 4
 SOLVERS = ("autograd", "closed-form", "streaming", "poly", "poly-chained", "random-features")
 REL_LOSS, LE_ERROR, ABS_EXPONENT, REL_CERT = 1e-9, 1e-10, 0.01, 1e-6
@@ -115,7 +116,9 @@ def _compute(only) -> dict[str, dict]:
             bound = (res.certificate or {}).get("error_bound")
             if bound is not None and math.isfinite(float(bound)):
                 figs[f"certificate/{name}/{case}"] = _fig(float(bound), "rel", REL_CERT)
-                figs[f"certificate-ratio/{name}/{case}"] = _fig(err / float(bound) if bound else 0.0, "le", 1.0)
+                figs[f"certificate-ratio/{name}/{case}"] = _fig(
+                    err / float(bound) if bound else 0.0, "le", 1.0
+                )
     cf = get_solver("closed-form")
     for label, inst, decode, _expected in chain_cases() or []:
         figs[f"chain/{label}"] = _fig(_jsonable(decode(cf.solve(inst).grads, cf)), "eq")
@@ -131,7 +134,9 @@ def load() -> dict[str, dict]:
 
 
 def write(figs: dict[str, dict]) -> None:
-    write_section(BASELINE_PATH, "figures", "deterministic figures; rewrite with `python -m ci update-baseline`", figs)
+    write_section(
+        BASELINE_PATH, "figures", "deterministic figures; rewrite with `python -m ci update-baseline`", figs
+    )
 
 
 def _holds(base: dict, cur) -> bool:
@@ -148,8 +153,12 @@ def _holds(base: dict, cur) -> bool:
 
 
 def _tol_text(base: dict) -> str:
-    return {"eq": "exact", "le": f"<= {base['tol']:.3g}", "abs": f"+-{base['tol']:.3g}",
-            "rel": f"rel {base['tol']:.1g}"}[base["kind"]]
+    return {
+        "eq": "exact",
+        "le": f"<= {base['tol']:.3g}",
+        "abs": f"+-{base['tol']:.3g}",
+        "rel": f"rel {base['tol']:.1g}",
+    }[base["kind"]]
 
 
 def compare(baseline: dict[str, dict], current: dict[str, dict]) -> list[tuple[str, str, str, str, str]]:

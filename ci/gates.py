@@ -3,6 +3,7 @@ machines are noise, 26% between VMs vs 0.3% within one job). Two solvers are tim
 instance, interleaved (A B A B ...), single-threaded, and the gate bounds the ratio of medians with a
 generous factor. These run in the slow tier only (`python -m ci gates`, tests/test_ci_gates.py).
 """
+
 from __future__ import annotations
 
 import time
@@ -26,10 +27,24 @@ class RatioGate:
 
 
 GATES = (
-    RatioGate("streaming/closed-form", "streaming", "closed-form", L=2048, d=16, bound=4.0,
-              why="the O(L d)-memory path may cost at most a small constant factor over the dense one"),
-    RatioGate("closed-form/autograd", "closed-form", "autograd", L=2048, d=16, bound=3.0,
-              why="the hand-written closed form is no slower than autograd on the same loss"),
+    RatioGate(
+        "streaming/closed-form",
+        "streaming",
+        "closed-form",
+        L=2048,
+        d=16,
+        bound=4.0,
+        why="the O(L d)-memory path may cost at most a small constant factor over the dense one",
+    ),
+    RatioGate(
+        "closed-form/autograd",
+        "closed-form",
+        "autograd",
+        L=2048,
+        d=16,
+        bound=3.0,
+        why="the hand-written closed form is no slower than autograd on the same loss",
+    ),
 )
 
 
@@ -54,8 +69,14 @@ def measure_ratio(gate: RatioGate) -> dict:
     finally:
         torch.set_num_threads(threads)
     ratio = float(np.median(ta) / np.median(tb))
-    return {"gate": gate.name, "ratio": ratio, "bound": gate.bound, "ok": ratio <= gate.bound,
-            "median_numerator_s": float(np.median(ta)), "median_denominator_s": float(np.median(tb))}
+    return {
+        "gate": gate.name,
+        "ratio": ratio,
+        "bound": gate.bound,
+        "ok": ratio <= gate.bound,
+        "median_numerator_s": float(np.median(ta)),
+        "median_denominator_s": float(np.median(tb)),
+    }
 
 
 def run_gates(gates=GATES, print_fn=print) -> bool:
@@ -67,7 +88,9 @@ def run_gates(gates=GATES, print_fn=print) -> bool:
             print_fn(f"{g.name:<24} skipped: {type(exc).__name__}: {exc}")
             continue
         ok &= m["ok"]
-        print_fn(f"{g.name:<24} ratio {m['ratio']:.2f} (bound {g.bound:g}; "
-                 f"{m['median_numerator_s']:.3f} s / {m['median_denominator_s']:.3f} s, L={g.L}, d={g.d}) "
-                 f"{'ok' if m['ok'] else 'FAIL'}")
+        print_fn(
+            f"{g.name:<24} ratio {m['ratio']:.2f} (bound {g.bound:g}; "
+            f"{m['median_numerator_s']:.3f} s / {m['median_denominator_s']:.3f} s, L={g.L}, d={g.d}) "
+            f"{'ok' if m['ok'] else 'FAIL'}"
+        )
     return ok

@@ -8,6 +8,7 @@ rewrites the file deliberately (say why in the commit message).
 The array bytes go through numpy's generator and a BLAS product (the gamma scaling), so the hashes
 pin the environment too: a different numpy major version or BLAS build can change the last bit.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,10 @@ GOLDEN_PATH = Path(__file__).resolve().parent / "golden.json"
 # name -> (family function in harness.families, keyword arguments)
 CASES: dict[str, tuple[str, dict]] = {
     "bounded": ("bounded", dict(L=16, d=4, r=2, gamma=1.0, seed=0)),
-    "bounded-cross-qkv-f32": ("bounded", dict(L=12, d=4, r=2, gamma=1.0, adapt=("q", "k", "v"), N=2,
-                                              cross=True, dtype="float32", seed=1)),
+    "bounded-cross-qkv-f32": (
+        "bounded",
+        dict(L=12, d=4, r=2, gamma=1.0, adapt=("q", "k", "v"), N=2, cross=True, dtype="float32", seed=1),
+    ),
     "threshold": ("threshold", dict(L=32, d=4, r=1, c=1.0, seed=2)),
     "outliers": ("outliers", dict(L=16, d=4, r=2, seed=3)),
     "gaussian": ("gaussian", dict(L=5, Lk=7, d=3, r=2, N=2, adapt=("q", "k", "v"), seed=4)),
@@ -71,11 +74,19 @@ def compute() -> dict[str, dict]:
     out = {}
     for name, (fam, kw) in all_cases().items():
         inst = build(name)
-        out[name] = {"family": fam, "params": {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()},
-                     "file_sha256": file_sha256(inst), "array_sha256": inst.sha256}
+        out[name] = {
+            "family": fam,
+            "params": {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()},
+            "file_sha256": file_sha256(inst),
+            "array_sha256": inst.sha256,
+        }
     for name, inst in chain_instances().items():
-        out[name] = {"family": "reduction-chain", "params": dict(inst.meta.get("params", {})),
-                     "file_sha256": file_sha256(inst), "array_sha256": inst.sha256}
+        out[name] = {
+            "family": "reduction-chain",
+            "params": dict(inst.meta.get("params", {})),
+            "file_sha256": file_sha256(inst),
+            "array_sha256": inst.sha256,
+        }
     return out
 
 
@@ -84,7 +95,12 @@ def load() -> dict[str, dict]:
 
 
 def write(cases: dict[str, dict]) -> None:
-    write_section(GOLDEN_PATH, "cases", "sha256 of fixed-seed instances; rewrite with `python -m ci regen-golden`", cases)
+    write_section(
+        GOLDEN_PATH,
+        "cases",
+        "sha256 of fixed-seed instances; rewrite with `python -m ci regen-golden`",
+        cases,
+    )
 
 
 def diff(golden: dict[str, dict], current: dict[str, dict]) -> list[str]:
@@ -98,9 +114,13 @@ def diff(golden: dict[str, dict], current: dict[str, dict]) -> list[str]:
             if not name.startswith("chain/"):
                 lines.append(f"{name}: in ci/golden.json but no longer generated")
         elif g["array_sha256"] != c["array_sha256"]:
-            lines.append(f"{name}: array bytes changed: sha256 {g['array_sha256'][:16]}.. (golden) "
-                         f"vs {c['array_sha256'][:16]}.. (now) - the generator's output changed")
+            lines.append(
+                f"{name}: array bytes changed: sha256 {g['array_sha256'][:16]}.. (golden) "
+                f"vs {c['array_sha256'][:16]}.. (now) - the generator's output changed"
+            )
         elif g["file_sha256"] != c["file_sha256"]:
-            lines.append(f"{name}: file bytes changed, arrays unchanged: sha256 {g['file_sha256'][:16]}.. "
-                         f"(golden) vs {c['file_sha256'][:16]}.. (now) - metadata or file format changed")
+            lines.append(
+                f"{name}: file bytes changed, arrays unchanged: sha256 {g['file_sha256'][:16]}.. "
+                f"(golden) vs {c['file_sha256'][:16]}.. (now) - metadata or file format changed"
+            )
     return lines

@@ -3,6 +3,7 @@ attention and LoRA adapter gradients (Alman-Song 2023/2024; Hu et al., ICLR 2025
 
 Data flows one way: generate -> Instance -> solver -> Result -> check / fit / plot.
 """
+
 from harness.errors import HarnessError
 from harness.instance import ADAPTABLE, Instance
 

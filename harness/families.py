@@ -10,10 +10,11 @@ parameters in its metadata; the same arguments give the same bytes.
 * `outliers`: `bounded` plus a few large input entries (an "outlier" feature, as in the
   outlier-free transformer discussion), which drives R up while most entries stay small.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -48,10 +49,21 @@ def parse_adapt(text: str) -> tuple[str, ...]:
     return tuple(m for m in ADAPTABLE if m in items)
 
 
-def bounded(L: int, d: int, r: int = 1, gamma: float = 1.0, adapt: Iterable[str] = ("q", "v"),
-            seed: int = 0, N: int = 1, beta: float | None = None, alpha: float | None = None,
-            cross: bool = False, dtype: str = "float64", generator: str = "bounded",
-            extra_meta: dict | None = None) -> Instance:
+def bounded(
+    L: int,
+    d: int,
+    r: int = 1,
+    gamma: float = 1.0,
+    adapt: Iterable[str] = ("q", "v"),
+    seed: int = 0,
+    N: int = 1,
+    beta: float | None = None,
+    alpha: float | None = None,
+    cross: bool = False,
+    dtype: str = "float64",
+    generator: str = "bounded",
+    extra_meta: dict | None = None,
+) -> Instance:
     """Random instance with max(||X_q W_q||_inf, ||X_k W_k||_inf) = gamma exactly (see module doc)."""
     adapt = _check(L, d, r, N, adapt)
     if not (gamma > 0 and math.isfinite(gamma)):
@@ -82,11 +94,25 @@ def bounded(L: int, d: int, r: int = 1, gamma: float = 1.0, adapt: Iterable[str]
     if dtype not in ("float64", "float32"):
         raise HarnessError(f"unsupported dtype {dtype!r}; use float32 or float64")
     arrays = {k: v.astype(dtype) for k, v in arrays.items()}
-    params = dict(L=L, d=d, r=r, gamma=gamma, adapt=",".join(adapt) or "none", N=N, beta=beta,
-                  alpha=alpha, cross=cross, dtype=dtype)
+    params = dict(
+        L=L,
+        d=d,
+        r=r,
+        gamma=gamma,
+        adapt=",".join(adapt) or "none",
+        N=N,
+        beta=beta,
+        alpha=alpha,
+        cross=cross,
+        dtype=dtype,
+    )
     params.update(extra_meta or {})
-    meta = {"generator": generator, "generator_version": GENERATOR_VERSION, "seed": int(seed),
-            "params": params}
+    meta = {
+        "generator": generator,
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "params": params,
+    }
     return Instance.from_arrays(arrays, alpha=alpha, beta=beta, meta=meta)
 
 
@@ -96,11 +122,27 @@ def threshold(L: int, d: int, r: int = 1, c: float = 1.0, **kw) -> Instance:
     return bounded(L, d, r, gamma=gamma, generator="threshold", extra_meta={"c": c}, **kw)
 
 
-def outliers(L: int, d: int, r: int = 1, gamma: float = 1.0, n_outliers: int = 2,
-             magnitude: float = 20.0, seed: int = 0, **kw) -> Instance:
+def outliers(
+    L: int,
+    d: int,
+    r: int = 1,
+    gamma: float = 1.0,
+    n_outliers: int = 2,
+    magnitude: float = 20.0,
+    seed: int = 0,
+    **kw,
+) -> Instance:
     """`bounded`, then `n_outliers` tokens get one feature multiplied by `magnitude`."""
-    inst = bounded(L, d, r, gamma=gamma, seed=seed, generator="outliers",
-                   extra_meta={"n_outliers": n_outliers, "magnitude": magnitude}, **kw)
+    inst = bounded(
+        L,
+        d,
+        r,
+        gamma=gamma,
+        seed=seed,
+        generator="outliers",
+        extra_meta={"n_outliers": n_outliers, "magnitude": magnitude},
+        **kw,
+    )
     rng = np.random.default_rng([seed, 1])
     X = {k: np.array(inst.arrays[k]) for k in ("X_q", "X_k", "X_v")}
     rows = rng.choice(L, size=min(n_outliers, L), replace=False)
@@ -113,9 +155,20 @@ def outliers(L: int, d: int, r: int = 1, gamma: float = 1.0, n_outliers: int = 2
     return inst.replace(**X)
 
 
-def gaussian(L: int, d: int, r: int = 1, adapt: Iterable[str] = ("q", "v"), seed: int = 0, N: int = 1,
-             Lk: int | None = None, scale: float = 1.0, beta: float | None = None,
-             alpha: float | None = None, cross: bool = True, dtype: str = "float64") -> Instance:
+def gaussian(
+    L: int,
+    d: int,
+    r: int = 1,
+    adapt: Iterable[str] = ("q", "v"),
+    seed: int = 0,
+    N: int = 1,
+    Lk: int | None = None,
+    scale: float = 1.0,
+    beta: float | None = None,
+    alpha: float | None = None,
+    cross: bool = True,
+    dtype: str = "float64",
+) -> Instance:
     """Unstructured instance for property tests: i.i.d. N(0, scale^2) inputs (X_q of length L, X_k and
     X_v of length Lk), N(0, 1/d) weights and adapters, N(0, 1) target. Self-attention when not `cross`."""
     adapt = _check(L, d, r, N, adapt)
@@ -134,10 +187,25 @@ def gaussian(L: int, d: int, r: int = 1, adapt: Iterable[str] = ("q", "v"), seed
         arrays.update(X_k=scale * rng.normal(size=(N, Lk, d)), X_v=scale * rng.normal(size=(N, Lk, d)))
     arrays.update(X_q=Xq, Y=rng.normal(size=(N, L, d)))
     arrays = {k: v.astype(dtype) for k, v in arrays.items()}
-    params = dict(L=L, Lk=Lk, d=d, r=r, adapt=",".join(adapt) or "none", N=N, scale=scale, beta=beta,
-                  alpha=alpha, cross=cross, dtype=dtype)
-    meta = {"generator": "gaussian", "generator_version": GENERATOR_VERSION, "seed": int(seed),
-            "params": params}
+    params = dict(
+        L=L,
+        Lk=Lk,
+        d=d,
+        r=r,
+        adapt=",".join(adapt) or "none",
+        N=N,
+        scale=scale,
+        beta=beta,
+        alpha=alpha,
+        cross=cross,
+        dtype=dtype,
+    )
+    meta = {
+        "generator": "gaussian",
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "params": params,
+    }
     return Instance.from_arrays(arrays, alpha=alpha, beta=beta, meta=meta)
 
 

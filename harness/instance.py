@@ -11,13 +11,15 @@ Interchange-format names (README "Interchange format"; spec MATH.md §4.3, §4.6
 Queries and keys may have different lengths (cross-attention): X_q is (N, Lq, d), X_k and X_v are
 (N, Lk, d). Validation happens once, here; everything downstream receives a valid Instance.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +88,7 @@ class Instance:
         alpha: float | None = None,
         beta: float | None = None,
         meta: Mapping[str, Any] | None = None,
-    ) -> "Instance":
+    ) -> Instance:
         """Validate and freeze. `alpha`/`beta` may also be given inside `arrays` (default 1.0).
 
         X_k and X_v may be omitted: they default to X_q (self-attention)."""
@@ -104,7 +106,8 @@ class Instance:
         unknown = sorted(set(arrays) - set(ARRAY_NAMES))
         if unknown:
             raise HarnessError(
-                f"unknown array name {unknown[0]!r}; expected names from {', '.join(ARRAY_NAMES + SCALAR_NAMES)}"
+                f"unknown array name {unknown[0]!r}; expected names from "
+                f"{', '.join(ARRAY_NAMES + SCALAR_NAMES)}"
             )
         for name in ("X_q", "W_q", "W_k", "W_v", "Y"):
             if name not in arrays:
@@ -122,9 +125,15 @@ class Instance:
         meta.setdefault("format_version", FORMAT_VERSION)
         return cls(MappingProxyType(frozen), alpha, beta, MappingProxyType(meta))
 
-    def replace(self, *, alpha: float | None = None, beta: float | None = None,
-                meta: Mapping[str, Any] | None = None, drop: tuple[str, ...] = (),
-                **arrays: Any) -> "Instance":
+    def replace(
+        self,
+        *,
+        alpha: float | None = None,
+        beta: float | None = None,
+        meta: Mapping[str, Any] | None = None,
+        drop: tuple[str, ...] = (),
+        **arrays: Any,
+    ) -> Instance:
         """A new validated Instance with some arrays/scalars replaced (or dropped)."""
         new = {k: v for k, v in self.arrays.items() if k not in drop}
         new.update(arrays)
@@ -177,7 +186,8 @@ class Instance:
         x = self.arrays
         return x["X_q"] is x["X_k"] or (
             x["X_q"].shape == x["X_k"].shape == x["X_v"].shape
-            and np.array_equal(x["X_q"], x["X_k"]) and np.array_equal(x["X_k"], x["X_v"])
+            and np.array_equal(x["X_q"], x["X_k"])
+            and np.array_equal(x["X_k"], x["X_v"])
         )
 
     @property
@@ -191,8 +201,10 @@ class Instance:
 
     def describe(self) -> str:
         ad = ",".join(self.adapted) or "none"
-        return (f"N={self.N} Lq={self.Lq} Lk={self.Lk} d={self.d} r={self.r} adapt={ad} "
-                f"alpha={self.alpha:g} beta={self.beta:g}")
+        return (
+            f"N={self.N} Lq={self.Lq} Lk={self.Lk} d={self.d} r={self.r} adapt={ad} "
+            f"alpha={self.alpha:g} beta={self.beta:g}"
+        )
 
     def as_torch(self, dtype=None, device=None) -> dict:
         """The instance as a mapping of interchange-format names to torch tensors (the third-party
@@ -226,7 +238,9 @@ def _validate_shapes(a: dict[str, np.ndarray]) -> None:
     for name in X_NAMES + ("Y",):
         x = a[name]
         if x.ndim != nd:
-            raise HarnessError(f"{name} has {x.ndim} dimensions but X_q has {nd}; use (L, d) or (N, L, d) throughout")
+            raise HarnessError(
+                f"{name} has {x.ndim} dimensions but X_q has {nd}; use (L, d) or (N, L, d) throughout"
+            )
         if x.shape[-1] != d:
             raise HarnessError(f"{name} has feature size {x.shape[-1]}; expected d={d} (from W_q)")
         if x.shape[-2] < 1:
@@ -237,7 +251,9 @@ def _validate_shapes(a: dict[str, np.ndarray]) -> None:
             raise HarnessError(f"{name} has N=0 data points")
     if a["X_k"].shape[-2] != a["X_v"].shape[-2]:
         raise HarnessError(
-            f"X_k has length {a['X_k'].shape[-2]} but X_v has {a['X_v'].shape[-2]}; keys and values must match")
+            f"X_k has length {a['X_k'].shape[-2]} but X_v has {a['X_v'].shape[-2]}; "
+            "keys and values must match"
+        )
     if a["Y"].shape != a["X_q"].shape:
         raise HarnessError(f"Y has shape {a['Y'].shape}; expected {a['X_q'].shape} (like X_q)")
     r = None
@@ -251,13 +267,17 @@ def _validate_shapes(a: dict[str, np.ndarray]) -> None:
         if A.ndim != 2 or A.shape[1] != d:
             raise HarnessError(f"A_{m} has shape {A.shape}; expected (r, {d})")
         if B.ndim != 2 or B.shape != (d, A.shape[0]):
-            raise HarnessError(f"B_{m} has shape {B.shape}; expected ({d}, {A.shape[0]}) to match A_{m} {A.shape}")
+            raise HarnessError(
+                f"B_{m} has shape {B.shape}; expected ({d}, {A.shape[0]}) to match A_{m} {A.shape}"
+            )
         if A.shape[0] < 1:
             raise HarnessError(f"A_{m} has rank r=0")
         if A.shape[0] > d:
             raise HarnessError(f"LoRA rank r={A.shape[0]} of A_{m} exceeds d={d}")
         if r is not None and A.shape[0] != r:
-            raise HarnessError(f"A_{m} has rank {A.shape[0]} but another adapter has rank {r}; one r per instance")
+            raise HarnessError(
+                f"A_{m} has rank {A.shape[0]} but another adapter has rank {r}; one r per instance"
+            )
         r = A.shape[0]
 
 

@@ -7,6 +7,7 @@
   entries carry a fixed timestamp, so the same instance gives the same bytes.
 * Gradient files: `dA_m`, `dB_m` for each adapted m, and `loss` (plus `__meta__`, e.g. a certificate).
 """
+
 from __future__ import annotations
 
 import io
@@ -14,8 +15,9 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -127,8 +129,9 @@ def load_instance(path: str | os.PathLike) -> Instance:
     return inst
 
 
-def save_gradients(grads: Mapping[str, Any], loss: float, path: str | os.PathLike,
-                   meta: Mapping[str, Any] | None = None) -> None:
+def save_gradients(
+    grads: Mapping[str, Any], loss: float, path: str | os.PathLike, meta: Mapping[str, Any] | None = None
+) -> None:
     arrays = {k: np.asarray(v) for k, v in grads.items()}
     arrays["loss"] = np.array(float(loss), dtype=np.float64)
     if meta:

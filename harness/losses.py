@@ -6,9 +6,10 @@
 * `attention_loss`: the AS24a loss (MATH.md §3.1, Def. 1.2), with its 1/d temperature:
   0.5 || D(X)^-1 exp(A1 X A2^T / d) A3 Y - E ||_F^2.
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 

@@ -14,6 +14,7 @@ The AS24a attention loss (AAttLGC, MATH.md §3.1) is `reductions.problems.attent
 The reduced forms set beta = 1 as in the paper's (S4) unless `beta` is given (the score range R,
 not Γ, decides the regime: MATH.md §11 item 6).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,9 @@ def c1_reduced(C1, C2, C3, Y, W_star, A_Q, B_Q, beta: float = 1.0, meta=None) ->
     A_Q = np.asarray(A_Q)
     r, d = A_Q.shape
     arrays = dict(X_q=C1, X_k=C2, X_v=C3, Y=Y, W_q=W_star, W_k=_eye(d), W_v=_eye(d), A_q=A_Q, B_q=B_Q)
-    return Instance.from_arrays(arrays, alpha=float(r), beta=beta,
-                                meta={"generator": "c1_reduced", **(meta or {})})
+    return Instance.from_arrays(
+        arrays, alpha=float(r), beta=beta, meta={"generator": "c1_reduced", **(meta or {})}
+    )
 
 
 def c1_from_original(inst: Instance) -> Instance:
@@ -48,19 +50,40 @@ def c1_from_original(inst: Instance) -> Instance:
         W_k = W_k + (alpha / r) * a["B_k"] @ a["A_k"]
     if "v" in inst.adapted:
         W_v = W_v + (alpha / r) * a["B_v"] @ a["A_v"]
-    return c1_reduced((alpha / r) * a["X_q"], a["X_k"] @ W_k, a["X_v"] @ W_v, a["Y"],
-                      (r / alpha) * a["W_q"], a["A_q"], a["B_q"], beta=inst.beta,
-                      meta={"source_sha256": inst.sha256})
+    return c1_reduced(
+        (alpha / r) * a["X_q"],
+        a["X_k"] @ W_k,
+        a["X_v"] @ W_v,
+        a["Y"],
+        (r / alpha) * a["W_q"],
+        a["A_q"],
+        a["B_q"],
+        beta=inst.beta,
+        meta={"source_sha256": inst.sha256},
+    )
 
 
-def c2_reduced(X_q, X_k, C3, Y, W_Q_star, W_K_star, A_Q, B_Q, A_K, B_K, beta: float = 1.0,
-               meta=None) -> Instance:
+def c2_reduced(
+    X_q, X_k, C3, Y, W_Q_star, W_K_star, A_Q, B_Q, A_K, B_K, beta: float = 1.0, meta=None
+) -> Instance:
     """Loss (4.2): adapters on q and k (alpha/r = 1), values folded into C3 (W_v = I)."""
     r, d = np.asarray(A_Q).shape
-    arrays = dict(X_q=X_q, X_k=X_k, X_v=C3, Y=Y, W_q=W_Q_star, W_k=W_K_star, W_v=_eye(d),
-                  A_q=A_Q, B_q=B_Q, A_k=A_K, B_k=B_K)
-    return Instance.from_arrays(arrays, alpha=float(r), beta=beta,
-                                meta={"generator": "c2_reduced", **(meta or {})})
+    arrays = dict(
+        X_q=X_q,
+        X_k=X_k,
+        X_v=C3,
+        Y=Y,
+        W_q=W_Q_star,
+        W_k=W_K_star,
+        W_v=_eye(d),
+        A_q=A_Q,
+        B_q=B_Q,
+        A_k=A_K,
+        B_k=B_K,
+    )
+    return Instance.from_arrays(
+        arrays, alpha=float(r), beta=beta, meta={"generator": "c2_reduced", **(meta or {})}
+    )
 
 
 def c2_from_original(inst: Instance) -> Instance:
@@ -74,6 +97,17 @@ def c2_from_original(inst: Instance) -> Instance:
     if "v" in inst.adapted:
         W_v = W_v + (alpha / r) * a["B_v"] @ a["A_v"]
     s = alpha / r
-    return c2_reduced(a["X_q"], a["X_k"], a["X_v"] @ W_v, a["Y"], a["W_q"], a["W_k"], a["A_q"],
-                      s * a["B_q"], a["A_k"], s * a["B_k"], beta=inst.beta,
-                      meta={"source_sha256": inst.sha256})
+    return c2_reduced(
+        a["X_q"],
+        a["X_k"],
+        a["X_v"] @ W_v,
+        a["Y"],
+        a["W_q"],
+        a["W_k"],
+        a["A_q"],
+        s * a["B_q"],
+        a["A_k"],
+        s * a["B_k"],
+        beta=inst.beta,
+        meta={"source_sha256": inst.sha256},
+    )

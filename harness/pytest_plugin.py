@@ -15,6 +15,7 @@ Importable from here (lazily, so loading the plugin stays cheap): `assert_solver
 and the strategies `instances`, `instance_params`, `bounded_instances`, `bounded_params`,
 `stress_instances`, `accuracy_instances`.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,13 +53,21 @@ def __getattr__(name: str):
 
 def pytest_addoption(parser):
     group = parser.getgroup("lora-harness", "lora-harness solver checks")
-    group.addoption("--lora-solver", default=None, metavar="SPEC",
-                    help="solver for the lora_solver / lora_assert_solver_meets fixtures "
-                         "(registered name, module:attr or entry point)")
+    group.addoption(
+        "--lora-solver",
+        default=None,
+        metavar="SPEC",
+        help="solver for the lora_solver / lora_assert_solver_meets fixtures "
+        "(registered name, module:attr or entry point)",
+    )
     group.addoption("--lora-claim-eps", type=float, default=None, help="claimed max-norm gradient error")
     group.addoption("--lora-claim-exponent", type=float, default=None, help="claimed runtime exponent in L")
-    group.addoption("--lora-budget", default="quick", choices=["smoke", "quick", "default", "thorough"],
-                    help="property-suite budget for lora_assert_solver_meets (default quick)")
+    group.addoption(
+        "--lora-budget",
+        default="quick",
+        choices=["smoke", "quick", "default", "thorough"],
+        help="property-suite budget for lora_assert_solver_meets (default quick)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +114,8 @@ def lora_assert_solver_meets(request, tmp_path):
         eps = eps if eps is not None else cfg.getoption("--lora-claim-eps")
         exponent = exponent if exponent is not None else cfg.getoption("--lora-claim-exponent")
         kw.setdefault("out_dir", tmp_path / "lora-counterexamples")
-        return assert_solver_meets(solver, eps=eps, exponent=exponent,
-                                   budget=budget or cfg.getoption("--lora-budget"), **kw)
+        return assert_solver_meets(
+            solver, eps=eps, exponent=exponent, budget=budget or cfg.getoption("--lora-budget"), **kw
+        )
 
     return check

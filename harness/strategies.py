@@ -8,6 +8,7 @@ parameters and every example is reproducible from its seed.
     @given(instances(max_L=16))
     def test_my_solver(inst): ...
 """
+
 from __future__ import annotations
 
 import itertools
@@ -21,8 +22,9 @@ ADAPTER_SETS = [tuple(c) for k in (1, 2, 3) for c in itertools.combinations(ADAP
 
 
 @st.composite
-def instance_params(draw, max_L: int = 12, max_d: int = 6, max_N: int = 3, adapters=None,
-                    cross=None, scale=None):
+def instance_params(
+    draw, max_L: int = 12, max_d: int = 6, max_N: int = 3, adapters=None, cross=None, scale=None
+):
     """Parameters for `families.gaussian`: lengths, dimension, rank, adapter subset, batch, seed."""
     d = draw(st.integers(1, max_d))
     return dict(
@@ -46,8 +48,9 @@ def instances(**kw):
 
 
 @st.composite
-def bounded_params(draw, min_L: int = 2, max_L: int = 64, max_d: int = 4, max_gamma: float = 1.5,
-                   adapters=None):
+def bounded_params(
+    draw, min_L: int = 2, max_L: int = 64, max_d: int = 4, max_gamma: float = 1.5, adapters=None
+):
     d = draw(st.integers(1, max_d))
     return dict(
         L=draw(st.integers(min_L, max_L)),
@@ -69,6 +72,7 @@ def bounded_instances(**kw):
 def stress_instances(max_L: int = 8, max_d: int = 4, max_N: int = 2):
     """Large-score instances: gaussian inputs with inverse temperature in {1, 30, 1e3}, or the
     `outliers` family with magnitude-50 outlier features. Exact, stable solvers must stay finite."""
+
     @st.composite
     def big_gaussian(draw):
         p = draw(instance_params(max_L=max_L, max_d=max_d, max_N=max_N))
@@ -79,10 +83,17 @@ def stress_instances(max_L: int = 8, max_d: int = 4, max_N: int = 2):
     @st.composite
     def outlier(draw):
         d = draw(st.integers(1, max_d))
-        return families.outliers(L=draw(st.integers(2, 4 * max_L)), d=d, r=draw(st.integers(1, d)),
-                                 gamma=draw(st.sampled_from([1.0, 3.0])), n_outliers=2,
-                                 magnitude=50.0, beta=1.0, seed=draw(st.integers(0, 2**32 - 1)),
-                                 adapt=draw(st.sampled_from([("q",), ("q", "v"), ("q", "k", "v")])))
+        return families.outliers(
+            L=draw(st.integers(2, 4 * max_L)),
+            d=d,
+            r=draw(st.integers(1, d)),
+            gamma=draw(st.sampled_from([1.0, 3.0])),
+            n_outliers=2,
+            magnitude=50.0,
+            beta=1.0,
+            seed=draw(st.integers(0, 2**32 - 1)),
+            adapt=draw(st.sampled_from([("q",), ("q", "v"), ("q", "k", "v")])),
+        )
 
     return st.one_of(big_gaussian(), outlier())
 

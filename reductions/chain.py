@@ -9,6 +9,7 @@
 Satisfiability is decided only through oracle calls (one call, plus ceil(log2 N) for G1's decode of
 a yes instance) and O(N m) decode work; the decoded model is checked against the formula.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,9 @@ from reductions.problems.lora import lora_oracle
 VIAS = ("attention", "attention-gradient", "lora")
 
 
-def route(via: str, *, variant: str = "g1", form: str = "cross", adapt: str = "C1",
-          tau: str = "1") -> list[Arrow]:
+def route(
+    via: str, *, variant: str = "g1", form: str = "cross", adapt: str = "C1", tau: str = "1"
+) -> list[Arrow]:
     """The arrows of one route (see module docstring)."""
     if via not in VIAS:
         raise HarnessError(f"unknown route {via!r}; choose {', '.join(VIAS)}")
@@ -79,8 +81,15 @@ class _TimedOracle(CountingOracle):
             self.seconds += time.perf_counter() - t0
 
 
-def solve_sat(cnf: CNF, via: str, solver: Any, dtype: str = "float64", device: str = "cpu",
-              options: dict | None = None, **route_kw) -> ChainRun:
+def solve_sat(
+    cnf: CNF,
+    via: str,
+    solver: Any,
+    dtype: str = "float64",
+    device: str = "cpu",
+    options: dict | None = None,
+    **route_kw,
+) -> ChainRun:
     """Decide `cnf` through the named route and solver; returns the model (or None) and statistics.
     A decoded model that does not satisfy the formula is a HarnessError (the oracle was wrong)."""
     arrows = route(via, **route_kw)
@@ -107,7 +116,10 @@ def solve_sat(cnf: CNF, via: str, solver: Any, dtype: str = "float64", device: s
     N = ov.N
     sizes = {"v": cnf.nvars, "m": cnf.m, "N": N, "n": 2 * N, "max_calls": 1 + math.ceil(math.log2(max(N, 1)))}
     tgt = targets[1]
-    margins = {k: tgt.meta[k] for k in ("yes_lb", "no_ub", "threshold", "eps_needed", "beta", "entry")
-               if k in tgt.meta}
+    margins = {
+        k: tgt.meta[k]
+        for k in ("yes_lb", "no_ub", "threshold", "eps_needed", "beta", "entry")
+        if k in tgt.meta
+    }
     margins["required_accuracy"] = arrows[-1].required_accuracy(x)
     return ChainRun(model, oracle.calls, seconds, sizes, margins)

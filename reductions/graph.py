@@ -7,6 +7,7 @@ Two arrows compose when the first one's decoder accepts what the second one's de
 (`Arrow.needs` / `Arrow.gives`): e.g. the P1 decoder needs the full attention output T, which the
 calculus route (it gives only ||Att||_F^2) cannot provide; such paths are left out of `paths`.
 """
+
 from __future__ import annotations
 
 import networkx as nx
@@ -15,8 +16,11 @@ from harness.errors import HarnessError
 from reductions.arrows.attention_to_gradient import AttentionToGradient
 from reductions.arrows.base import Arrow, Composite
 from reductions.arrows.gradient_to_lora import GradientToLoRA
-from reductions.arrows.ov_to_attention import (GapHammingToAttentionAS23, OVToAttentionG1Layout,
-                                               OVToAttentionP1)
+from reductions.arrows.ov_to_attention import (
+    GapHammingToAttentionAS23,
+    OVToAttentionG1Layout,
+    OVToAttentionP1,
+)
 from reductions.arrows.ov_to_gadgets import OVToGapHamming, OVToMaxIP
 from reductions.arrows.ov_to_gradient import OVToGradientG1
 from reductions.arrows.sat_to_ov import SatToOV
@@ -34,12 +38,21 @@ PROBLEMS = {
 
 def default_arrows() -> list[Arrow]:
     return [
-        SatToOV(), OVToMaxIP(), OVToGapHamming(),
-        OVToAttentionP1(), GapHammingToAttentionAS23(), OVToAttentionG1Layout(),
-        OVToGradientG1(), OVToGradientG1(zero_E=True),
-        AttentionToGradient("gauss-legendre"), AttentionToGradient("left-riemann", calls=256),
-        GradientToLoRA("cross", "C1"), GradientToLoRA("cross", "C1-q"), GradientToLoRA("cross", "C2"),
-        GradientToLoRA("self", "C1"), GradientToLoRA("self", "C2"),
+        SatToOV(),
+        OVToMaxIP(),
+        OVToGapHamming(),
+        OVToAttentionP1(),
+        GapHammingToAttentionAS23(),
+        OVToAttentionG1Layout(),
+        OVToGradientG1(),
+        OVToGradientG1(zero_E=True),
+        AttentionToGradient("gauss-legendre"),
+        AttentionToGradient("left-riemann", calls=256),
+        GradientToLoRA("cross", "C1"),
+        GradientToLoRA("cross", "C1-q"),
+        GradientToLoRA("cross", "C2"),
+        GradientToLoRA("self", "C1"),
+        GradientToLoRA("self", "C2"),
     ]
 
 
@@ -48,8 +61,15 @@ def build_graph(arrows: list[Arrow] | None = None) -> nx.MultiDiGraph:
     for name, what in PROBLEMS.items():
         G.add_node(name, description=what)
     for a in arrows or default_arrows():
-        G.add_edge(a.source, a.target, key=a.name, arrow=a, spec=a.spec,
-                   accuracy=a.accuracy_statement(), extra_calls=a.extra_calls)
+        G.add_edge(
+            a.source,
+            a.target,
+            key=a.name,
+            arrow=a,
+            spec=a.spec,
+            accuracy=a.accuracy_statement(),
+            extra_calls=a.extra_calls,
+        )
     return G
 
 
@@ -64,8 +84,9 @@ def _compatible(arrows: list[Arrow]) -> bool:
 def paths(G: nx.MultiDiGraph, source: str, target: str) -> list[list[Arrow]]:
     """Every composable simple path of arrows from `source` to `target`."""
     if source not in G or target not in G:
-        raise HarnessError(f"unknown problem {source if source not in G else target!r}; "
-                           f"problems: {', '.join(G.nodes)}")
+        raise HarnessError(
+            f"unknown problem {source if source not in G else target!r}; problems: {', '.join(G.nodes)}"
+        )
     if source == target:
         return []
     out = []
@@ -99,7 +120,9 @@ def describe(G: nx.MultiDiGraph) -> str:
         lines.append(f"      accuracy: {d['accuracy']}; extra oracle calls: {d['extra_calls']}")
     lines.append("composable paths k-SAT -> ALoRAGC:")
     for p in paths(G, "k-SAT", "ALoRAGC"):
-        flag = "   (as printed: fails, see benchmarks/results/reductions.md)" if any(a.fails for a in p) else ""
+        flag = (
+            "   (as printed: fails, see benchmarks/results/reductions.md)" if any(a.fails for a in p) else ""
+        )
         lines.append("  " + " ; ".join(a.name for a in p) + flag)
     return "\n".join(lines)
 
@@ -112,8 +135,15 @@ def draw_png(G: nx.MultiDiGraph, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pos = {"k-SAT": (0, 0), "OV": (1, 0), "Max-IP": (2, 1.2), "Gap-Hamming": (2, -1.2),
-           "AAttC": (3, 0.6), "AAttLGC": (3, -0.6), "ALoRAGC": (4.2, -0.6)}
+    pos = {
+        "k-SAT": (0, 0),
+        "OV": (1, 0),
+        "Max-IP": (2, 1.2),
+        "Gap-Hamming": (2, -1.2),
+        "AAttC": (3, 0.6),
+        "AAttLGC": (3, -0.6),
+        "ALoRAGC": (4.2, -0.6),
+    }
     for n in G.nodes:
         pos.setdefault(n, (len(pos), 0))
     labels: dict = {}
@@ -123,10 +153,19 @@ def draw_png(G: nx.MultiDiGraph, path: str) -> None:
     simple.add_nodes_from(G.nodes)
     simple.add_edges_from(labels)
     fig, ax = plt.subplots(figsize=(12, 6))
-    nx.draw_networkx(simple, pos, ax=ax, node_color="#dde8f5", node_size=2600, font_size=9,
-                     arrowsize=18, edgecolors="#335577")
-    nx.draw_networkx_edge_labels(simple, pos, ax=ax, font_size=7,
-                                 edge_labels={e: "\n".join(ks) for e, ks in labels.items()})
+    nx.draw_networkx(
+        simple,
+        pos,
+        ax=ax,
+        node_color="#dde8f5",
+        node_size=2600,
+        font_size=9,
+        arrowsize=18,
+        edgecolors="#335577",
+    )
+    nx.draw_networkx_edge_labels(
+        simple, pos, ax=ax, font_size=7, edge_labels={e: "\n".join(ks) for e, ks in labels.items()}
+    )
     ax.set_title("SETH chain: problems and reductions (lora-limits)")
     ax.axis("off")
     fig.tight_layout()

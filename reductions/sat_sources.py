@@ -12,6 +12,7 @@
 
 Everything is a function of its arguments: the same call gives the same clauses.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,7 +47,7 @@ def planted(k: int, v: int, seed: int = 0, density: float | None = None) -> CNF:
     """Planted random k-CNF: m = round(density v) clauses of k distinct variables, each satisfied by
     a hidden uniform assignment (REDUCTIONS.md §6 "Yes instances")."""
     _check_kv(k, v)
-    density = THRESHOLD.get(k, 2.0 ** k * 0.69) if density is None else float(density)
+    density = THRESHOLD.get(k, 2.0**k * 0.69) if density is None else float(density)
     m = int(round(density * v))
     rng = np.random.default_rng([seed, k, v, 1])
     hidden = rng.integers(0, 2, size=v).astype(bool)
@@ -55,8 +56,13 @@ def planted(k: int, v: int, seed: int = 0, density: float | None = None) -> CNF:
         c = _random_clause(rng, k, v)
         if any((x > 0) == hidden[abs(x) - 1] for x in c):
             clauses.append(tuple(int(x) for x in c))
-    meta = {"family": "planted", "k": k, "seed": seed, "density": density,
-            "hidden": "".join("1" if b else "0" for b in hidden)}
+    meta = {
+        "family": "planted",
+        "k": k,
+        "seed": seed,
+        "density": density,
+        "hidden": "".join("1" if b else "0" for b in hidden),
+    }
     return CNF.of(v, clauses, meta)
 
 
@@ -70,7 +76,7 @@ def random_kcnf(k: int, v: int, m: int, seed: int = 0) -> CNF:
 
 def unsat(k: int, v: int, seed: int = 0, density: float | None = None, max_tries: int = 200) -> CNF:
     """Random k-CNF above the threshold, redrawn (seed, seed+1, ...) until python-sat says UNSAT."""
-    density = UNSAT_DENSITY.get(k, 2.0 ** k) if density is None else float(density)
+    density = UNSAT_DENSITY.get(k, 2.0**k) if density is None else float(density)
     m = int(round(density * v))
     for t in range(max_tries):
         f = random_kcnf(k, v, m, seed + t)
@@ -94,16 +100,20 @@ def tseitin(n: int = 8, degree: int = 3, seed: int = 0) -> CNF:
         raise HarnessError(f"a {degree}-regular graph needs n*degree even, got n={n}")
     G = nx.random_regular_graph(degree, n, seed=seed)
     charges = [1] + [0] * (n - 1)
-    return _from_cnfgen(cnfgen.TseitinFormula(G, charges=charges),
-                        {"family": "tseitin", "n": n, "degree": degree, "seed": seed})
+    return _from_cnfgen(
+        cnfgen.TseitinFormula(G, charges=charges),
+        {"family": "tseitin", "n": n, "degree": degree, "seed": seed},
+    )
 
 
 def pigeonhole(pigeons: int = 4, holes: int = 3) -> CNF:
     """Pigeonhole principle PHP(pigeons, holes): UNSAT iff pigeons > holes."""
     import cnfgen
 
-    return _from_cnfgen(cnfgen.PigeonholePrinciple(pigeons, holes),
-                        {"family": "pigeonhole", "pigeons": pigeons, "holes": holes})
+    return _from_cnfgen(
+        cnfgen.PigeonholePrinciple(pigeons, holes),
+        {"family": "pigeonhole", "pigeons": pigeons, "holes": holes},
+    )
 
 
 def coloring(n: int = 6, p: float = 0.5, colours: int = 3, seed: int = 0) -> CNF:
@@ -112,8 +122,10 @@ def coloring(n: int = 6, p: float = 0.5, colours: int = 3, seed: int = 0) -> CNF
     import networkx as nx
 
     G = nx.gnp_random_graph(n, p, seed=seed)
-    return _from_cnfgen(cnfgen.GraphColoringFormula(G, colours),
-                        {"family": "coloring", "n": n, "p": p, "colours": colours, "seed": seed})
+    return _from_cnfgen(
+        cnfgen.GraphColoringFormula(G, colours),
+        {"family": "coloring", "n": n, "p": p, "colours": colours, "seed": seed},
+    )
 
 
 def k_ladder(v: int, seed: int = 0, ks=(3, 4, 5)) -> list[CNF]:

@@ -11,6 +11,7 @@ interchange-format mapping of torch tensors (X_* and Y as (N, L, d), alpha and b
                    large scores (beta S > ~709)
     correct        the same dense code with no bug (a control: the suite must pass it)
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,8 +45,11 @@ def _dense(t, *, printed_q=False, printed_p2=False, stable=True, extra_pass=Fals
     if extra_pass:  # a second dense L x L pass (an entropy-like statistic, multiplied by zero)
         p = p + 0.0 * (f * S).sum(dim=-1, keepdim=True)
         ops += N * 3 * a * b
-    G = {"q": beta * (Xq.mT @ (p @ K)).sum(0), "k": beta * (Xk.mT @ (p.mT @ Q)).sum(0),
-         "v": (Xv.mT @ (f.mT @ c)).sum(0)}
+    G = {
+        "q": beta * (Xq.mT @ (p @ K)).sum(0),
+        "k": beta * (Xk.mT @ (p.mT @ Q)).sum(0),
+        "v": (Xv.mT @ (f.mT @ c)).sum(0),
+    }
     s = alpha / r
     out = {}
     for m in adapted:

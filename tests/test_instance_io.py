@@ -1,4 +1,5 @@
 """Instance validation, the interchange format, atomic and reproducible writes."""
+
 import json
 import os
 
@@ -16,9 +17,15 @@ from harness.strategies import instances
 
 def _arrays(L=4, d=3, r=2):
     rng = np.random.default_rng(0)
-    a = dict(X_q=rng.normal(size=(L, d)), W_q=rng.normal(size=(d, d)), W_k=rng.normal(size=(d, d)),
-             W_v=rng.normal(size=(d, d)), Y=rng.normal(size=(L, d)),
-             A_q=rng.normal(size=(r, d)), B_q=rng.normal(size=(d, r)))
+    a = dict(
+        X_q=rng.normal(size=(L, d)),
+        W_q=rng.normal(size=(d, d)),
+        W_k=rng.normal(size=(d, d)),
+        W_v=rng.normal(size=(d, d)),
+        Y=rng.normal(size=(L, d)),
+        A_q=rng.normal(size=(r, d)),
+        B_q=rng.normal(size=(d, r)),
+    )
     return a
 
 
@@ -60,24 +67,27 @@ def test_float32_and_int_arrays():
     assert Instance.from_arrays(a).arrays["X_q"].dtype == np.float64
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda a: a.update(X_q=a["X_q"][:, :2]), "feature size"),
-    (lambda a: a.update(W_k=np.ones((3, 4))), "W_k has shape"),
-    (lambda a: a.update(A_q=np.ones((4, 3)), B_q=np.ones((3, 4))), "exceeds d=3"),
-    (lambda a: a.update(B_q=np.ones((3, 1))), "B_q has shape"),
-    (lambda a: a.pop("B_q"), "incomplete"),
-    (lambda a: a.update(Y=np.ones((5, 3))), "Y has shape"),
-    (lambda a: a.update(X_k=np.ones((2, 4, 3))), "dimensions"),
-    (lambda a: a.update(X_k=np.ones((5, 3)), X_v=np.ones((4, 3))), "keys and values"),
-    (lambda a: a.__setitem__("X_q", np.full((4, 3), np.nan)), "NaN or inf"),
-    (lambda a: a.__setitem__("W_v", np.full((3, 3), np.inf)), "NaN or inf"),
-    (lambda a: a.update(alpha=np.array(np.nan)), "alpha"),
-    (lambda a: a.update(beta=np.ones(2)), "beta"),
-    (lambda a: a.update(Xq=np.ones(3)), "unknown array name 'Xq'"),
-    (lambda a: a.pop("W_q"), "missing array 'W_q'"),
-    (lambda a: a.update(X_q=np.ones((0, 3)), Y=np.ones((0, 3))), "length 0"),
-    (lambda a: a.update(X_q=np.array(["a"] * 12).reshape(4, 3)), "dtype"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda a: a.update(X_q=a["X_q"][:, :2]), "feature size"),
+        (lambda a: a.update(W_k=np.ones((3, 4))), "W_k has shape"),
+        (lambda a: a.update(A_q=np.ones((4, 3)), B_q=np.ones((3, 4))), "exceeds d=3"),
+        (lambda a: a.update(B_q=np.ones((3, 1))), "B_q has shape"),
+        (lambda a: a.pop("B_q"), "incomplete"),
+        (lambda a: a.update(Y=np.ones((5, 3))), "Y has shape"),
+        (lambda a: a.update(X_k=np.ones((2, 4, 3))), "dimensions"),
+        (lambda a: a.update(X_k=np.ones((5, 3)), X_v=np.ones((4, 3))), "keys and values"),
+        (lambda a: a.__setitem__("X_q", np.full((4, 3), np.nan)), "NaN or inf"),
+        (lambda a: a.__setitem__("W_v", np.full((3, 3), np.inf)), "NaN or inf"),
+        (lambda a: a.update(alpha=np.array(np.nan)), "alpha"),
+        (lambda a: a.update(beta=np.ones(2)), "beta"),
+        (lambda a: a.update(Xq=np.ones(3)), "unknown array name 'Xq'"),
+        (lambda a: a.pop("W_q"), "missing array 'W_q'"),
+        (lambda a: a.update(X_q=np.ones((0, 3)), Y=np.ones((0, 3))), "length 0"),
+        (lambda a: a.update(X_q=np.array(["a"] * 12).reshape(4, 3)), "dtype"),
+    ],
+)
 def test_validation_errors_are_one_line(mutate, message):
     a = _arrays()
     mutate(a)

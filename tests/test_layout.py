@@ -1,6 +1,7 @@
 """The layout's rules, checked on the source (ast-parsed imports, nothing is imported):
 no import cycle among the project's modules (imports inside functions count too), the library never
 imports the CLI layer, and no module under harness/ or reductions/ is longer than 400 lines."""
+
 from __future__ import annotations
 
 import ast
@@ -34,7 +35,7 @@ def _imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
             base = node.module or ""
             if node.level:
                 here = name.split(".") if is_pkg else name.split(".")[:-1]
-                here = here[:len(here) - node.level + 1]
+                here = here[: len(here) - node.level + 1]
                 base = ".".join(here + ([base] if base else []))
             for a in node.names:
                 sub = f"{base}.{a.name}"
@@ -91,12 +92,19 @@ def test_cycle_finder_finds_a_cycle():
 
 
 def test_the_library_never_imports_the_cli():
-    bad = {name: sorted(i for i in deps if i == "harness.cli" or i.startswith("harness.cli."))
-           for name, deps in _graph().items() if not (name == "harness.cli" or name.startswith("harness.cli."))}
+    bad = {
+        name: sorted(i for i in deps if i == "harness.cli" or i.startswith("harness.cli."))
+        for name, deps in _graph().items()
+        if not (name == "harness.cli" or name.startswith("harness.cli."))
+    }
     assert {k: v for k, v in bad.items() if v} == {}
 
 
 def test_no_module_over_400_lines():
-    long = {str(p.relative_to(ROOT)): n for name, p in _modules().items()
-            if name.split(".")[0] in ("harness", "reductions") and (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(ROOT)): n
+        for name, p in _modules().items()
+        if name.split(".")[0] in ("harness", "reductions")
+        and (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
     assert long == {}

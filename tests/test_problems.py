@@ -1,5 +1,6 @@
 """The reduced C1/C2 forms (MATH.md §5.2-5.3, §6.2) give the same loss and gradients as the
 general instance they come from."""
+
 import numpy as np
 from hypothesis import given
 

@@ -1,4 +1,5 @@
 """A third-party-style solver (a plain callable on a mapping of tensors), used by the CLI tests."""
+
 import torch
 
 from harness.losses import lora_loss

@@ -9,12 +9,15 @@ harness.theory.paper_gammas), the regime (harness.theory.regime), the Taylor deg
 predicted cost of `poly` against the exact closed form (op counts), and - for non-causal heads - the
 measured max-norm gradient error of `poly` and `random-features` against `closed-form`.
 """
+
 from __future__ import annotations
+
 import math
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,11 +28,11 @@ from harness.audit.loading import load_model, read_text, tokenize
 from harness.errors import HarnessError
 from harness.io import save_instance
 
-UNBOUNDED_RANK = 10 ** 300
+UNBOUNDED_RANK = 10**300
 
 
 def _log10_int(n: int) -> float:
-    return math.log10(n) if n < 10 ** 300 else len(str(n)) - 1 + math.log10(int(str(n)[:15]) / 1e14)
+    return math.log10(n) if n < 10**300 else len(str(n)) - 1 + math.log10(int(str(n)[:15]) / 1e14)
 
 
 def _solver(name: str):
@@ -41,17 +44,26 @@ def _solver(name: str):
         return None, str(exc)
 
 
-def measure_gradients(inst, eps: float, max_rank: int, rf_m: int, seed: int,
-                      solvers: Sequence[str] = ("poly", "random-features")) -> dict[str, Any]:
+def measure_gradients(
+    inst,
+    eps: float,
+    max_rank: int,
+    rf_m: int,
+    seed: int,
+    solvers: Sequence[str] = ("poly", "random-features"),
+) -> dict[str, Any]:
     """Max-norm gradient errors of the approximate solvers against `closed-form` (float64) on `inst`
     (MATH.md §4.4 Problem 1 criterion). `poly` refusals (HarnessError) are recorded, not raised."""
     from harness.solvers import get_solver
 
     t0 = time.perf_counter()
     ref = get_solver("closed-form").solve(inst, dtype="float64", device="cpu")
-    out: dict[str, Any] = {"loss": ref.loss, "ops_exact": ref.ops,
-                           "grad_inf": max(float(np.abs(g).max()) for g in ref.grads.values()),
-                           "seconds_exact": time.perf_counter() - t0}
+    out: dict[str, Any] = {
+        "loss": ref.loss,
+        "ops_exact": ref.ops,
+        "grad_inf": max(float(np.abs(g).max()) for g in ref.grads.values()),
+        "seconds_exact": time.perf_counter() - t0,
+    }
     for name in solvers:
         s, why = _solver(name)
         if s is None:
@@ -69,30 +81,68 @@ def measure_gradients(inst, eps: float, max_rank: int, rf_m: int, seed: int,
         except HarnessError as exc:
             out[name] = {"status": "refused", "message": str(exc), "options": opts}
             continue
-        rec = {"status": "ok", "options": opts, "seconds": time.perf_counter() - t0, "ops": res.ops,
-               "abs_err": res.max_abs_error(ref), "rel_err": res.max_rel_error(ref)}
+        rec = {
+            "status": "ok",
+            "options": opts,
+            "seconds": time.perf_counter() - t0,
+            "ops": res.ops,
+            "abs_err": res.max_abs_error(ref),
+            "rel_err": res.max_rel_error(ref),
+        }
         if res.info.get("nonfinite"):
             rec.update(status="nonfinite", abs_err=math.inf, rel_err=math.inf)
         if name == "poly":
             rec["meets_eps"] = bool(rec["abs_err"] <= eps)
             if res.certificate:
-                rec["certificate"] = {k: res.certificate.get(k) for k in
-                                      ("degree", "rank", "error_bound", "eps_rel", "R") if k in res.certificate}
+                rec["certificate"] = {
+                    k: res.certificate.get(k)
+                    for k in ("degree", "rank", "error_bound", "eps_rel", "R")
+                    if k in res.certificate
+                }
         out[name] = rec
     return out
 
 
-def analyse_head(cap: LayerCapture, h: int, *, eps: float = 1e-6, max_rank: int = 20000,
-                 construction: str = "projected", r: int = 2, seed: int = 0, lora_scale: float = 0.05,
-                 perturb: float = 0.01, gradients: bool = True, rf_m: int = 256,
-                 save_dir: Path | None = None, scale: float = 1.0) -> dict[str, Any]:
+def analyse_head(
+    cap: LayerCapture,
+    h: int,
+    *,
+    eps: float = 1e-6,
+    max_rank: int = 20000,
+    construction: str = "projected",
+    r: int = 2,
+    seed: int = 0,
+    lora_scale: float = 0.05,
+    perturb: float = 0.01,
+    gradients: bool = True,
+    rf_m: int = 256,
+    save_dir: Path | None = None,
+    scale: float = 1.0,
+) -> dict[str, Any]:
     """One row of the audit (module doc)."""
     R = score_range_masked(cap, h)
-    rec: dict[str, Any] = {"layer": cap.index, "head": h, "module": cap.name, "causal": cap.causal,
-                           "L": cap.L, "log_L": math.log(max(cap.L, 2)), "d_head": cap.d_head,
-                           "beta": cap.beta, "R": R, "direct": direct_gammas(cap, h)}
-    inst = head_instance(cap, h, construction=construction, r=r, seed=seed, lora_scale=lora_scale,
-                               perturb=perturb, meta={"scale": scale})
+    rec: dict[str, Any] = {
+        "layer": cap.index,
+        "head": h,
+        "module": cap.name,
+        "causal": cap.causal,
+        "L": cap.L,
+        "log_L": math.log(max(cap.L, 2)),
+        "d_head": cap.d_head,
+        "beta": cap.beta,
+        "R": R,
+        "direct": direct_gammas(cap, h),
+    }
+    inst = head_instance(
+        cap,
+        h,
+        construction=construction,
+        r=r,
+        seed=seed,
+        lora_scale=lora_scale,
+        perturb=perturb,
+        meta={"scale": scale},
+    )
     rec["d"] = inst.d
     rec["regime"] = theory.regime(R, cap.L)
     rec["gammas"] = theory.paper_gammas(inst)
@@ -104,7 +154,7 @@ def analyse_head(cap: LayerCapture, h: int, *, eps: float = 1e-6, max_rank: int 
     rec["R_lora"] = cert["R"]
     rec["degree"] = int(cert["degree"])
     rec["rank_log10"] = _log10_int(int(cert["rank"]))
-    rec["rank"] = int(cert["rank"]) if cert["rank"] < 2 ** 63 else None
+    rec["rank"] = int(cert["rank"]) if cert["rank"] < 2**63 else None
     rec["error_bound"] = cert["error_bound"]
     rec["ops_poly"] = float(cert["ops"])
     rec["within_max_rank"] = int(cert["rank"]) <= max_rank
@@ -137,8 +187,16 @@ def length_sweep(model, ids: Sequence[int], lengths: Sequence[int], layers, spec
         for cap in capture(model, list(ids[:n]), layers=layers, specs=specs):
             for h in range(cap.n_heads):
                 R = score_range_masked(cap, h)
-                rows.append({"L": n, "log_L": math.log(n), "layer": cap.index, "head": h, "R": R,
-                             "regime": theory.regime(R, n)})
+                rows.append(
+                    {
+                        "L": n,
+                        "log_L": math.log(n),
+                        "layer": cap.index,
+                        "head": h,
+                        "R": R,
+                        "regime": theory.regime(R, n),
+                    }
+                )
     return rows
 
 
@@ -151,16 +209,26 @@ def summarise(heads: list[dict], eps: float) -> dict[str, Any]:
     out["log_L"] = heads[0]["log_L"]
     for key in ("R_centred", "R_pos", "gamma_QK"):
         v = np.array([h["direct"][key] for h in heads])
-        out[f"{key}_min"], out[f"{key}_median"], out[f"{key}_max"] = (float(v.min()), float(np.median(v)),
-                                                                       float(v.max()))
+        out[f"{key}_min"], out[f"{key}_median"], out[f"{key}_max"] = (
+            float(v.min()),
+            float(np.median(v)),
+            float(v.max()),
+        )
     out["largest_score_negative"] = sum(h["direct"]["R_sign"] == "-" for h in heads)
     out["per_layer"] = []
     for layer in sorted({h["layer"] for h in heads}):
         hs = [h for h in heads if h["layer"] == layer]
         r = np.array([h["R"] for h in hs])
-        out["per_layer"].append({"layer": layer, "R_min": float(r.min()), "R_median": float(np.median(r)),
-                                 "R_max": float(r.max()), "X_inf": hs[0]["direct"]["X_inf"],
-                                 "regimes": dict(Counter(h["regime"] for h in hs if h.get("regime")))})
+        out["per_layer"].append(
+            {
+                "layer": layer,
+                "R_min": float(r.min()),
+                "R_median": float(np.median(r)),
+                "R_max": float(r.max()),
+                "X_inf": hs[0]["direct"]["X_inf"],
+                "regimes": dict(Counter(h["regime"] for h in hs if h.get("regime"))),
+            }
+        )
     grads = [h["grad"] for h in heads if h.get("grad")]
     for name in ("poly", "random-features"):
         recs = [g[name] for g in grads if name in g]
@@ -181,11 +249,28 @@ def summarise(heads: list[dict], eps: float) -> dict[str, Any]:
     return out
 
 
-def run_audit(model_dir, text: str | None = None, *, layers=None, max_tokens: int | None = 256,
-              scale: float = 1.0, scale_on: str = "q", eps: float = 1e-6, max_rank: int = 20000, construction: str = "projected",
-              r: int = 2, seed: int = 0, rf_m: int = 256, gradients: bool = True,
-              lengths: Sequence[int] = (), save_dir=None, model=None, tokenizer=None,
-              input_ids: Sequence[int] | None = None, check_tol: float = 1e-5) -> dict[str, Any]:
+def run_audit(
+    model_dir,
+    text: str | None = None,
+    *,
+    layers=None,
+    max_tokens: int | None = 256,
+    scale: float = 1.0,
+    scale_on: str = "q",
+    eps: float = 1e-6,
+    max_rank: int = 20000,
+    construction: str = "projected",
+    r: int = 2,
+    seed: int = 0,
+    rf_m: int = 256,
+    gradients: bool = True,
+    lengths: Sequence[int] = (),
+    save_dir=None,
+    model=None,
+    tokenizer=None,
+    input_ids: Sequence[int] | None = None,
+    check_tol: float = 1e-5,
+) -> dict[str, Any]:
     """The whole audit: load (or take `model`), tokenize, scale the queries, capture, analyse, sweep."""
     if model is None:
         model, tokenizer = load_model(model_dir)
@@ -195,7 +280,7 @@ def run_audit(model_dir, text: str | None = None, *, layers=None, max_tokens: in
         text = read_text(None) if text is None else text
         input_ids, tok_kind = tokenize(text, tokenizer, int(model.config.vocab_size), max_tokens)
     else:
-        input_ids, tok_kind = list(input_ids)[:max_tokens or None], "ids"
+        input_ids, tok_kind = list(input_ids)[: max_tokens or None], "ids"
     if save_dir is not None:
         save_dir = Path(save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
@@ -204,22 +289,48 @@ def run_audit(model_dir, text: str | None = None, *, layers=None, max_tokens: in
     for cap in caps:
         for h in range(cap.n_heads):
             repro = max(repro, float(np.abs(head_forward(cap, h) - cap.head_output(h)).max()))
-            heads.append(analyse_head(cap, h, eps=eps, max_rank=max_rank, construction=construction, r=r,
-                                      seed=seed, gradients=gradients, rf_m=rf_m, save_dir=save_dir,
-                                      scale=scale))
+            heads.append(
+                analyse_head(
+                    cap,
+                    h,
+                    eps=eps,
+                    max_rank=max_rank,
+                    construction=construction,
+                    r=r,
+                    seed=seed,
+                    gradients=gradients,
+                    rf_m=rf_m,
+                    save_dir=save_dir,
+                    scale=scale,
+                )
+            )
     if repro > check_tol * max(1.0, max(float(np.abs(c.out).max()) for c in caps)):
-        raise HarnessError(f"captured heads do not reproduce the model's attention output "
-                           f"(max error {repro:.3g}); the architecture is not read correctly")
+        raise HarnessError(
+            f"captured heads do not reproduce the model's attention output "
+            f"(max error {repro:.3g}); the architecture is not read correctly"
+        )
     sweep = length_sweep(model, input_ids, lengths, layers, specs) if lengths else []
     config = model.config
     report = {
         "model": str(model_dir) if model_dir else type(model).__name__,
-        "model_type": getattr(config, "model_type", None), "tokenizer": tok_kind,
-        "L": len(input_ids), "log_L": math.log(len(input_ids)), "scale": scale, "scale_on": scale_on, "eps": eps,
-        "max_rank": max_rank, "construction": construction, "lora_rank": r, "seed": seed, "rf_m": rf_m,
-        "layers": sorted({c.index for c in caps}), "attention_layers": len(specs),
-        "causal": any(c.causal for c in caps), "reproduction_max_err": repro,
-        "heads": heads, "sweep": sweep,
+        "model_type": getattr(config, "model_type", None),
+        "tokenizer": tok_kind,
+        "L": len(input_ids),
+        "log_L": math.log(len(input_ids)),
+        "scale": scale,
+        "scale_on": scale_on,
+        "eps": eps,
+        "max_rank": max_rank,
+        "construction": construction,
+        "lora_rank": r,
+        "seed": seed,
+        "rf_m": rf_m,
+        "layers": sorted({c.index for c in caps}),
+        "attention_layers": len(specs),
+        "causal": any(c.causal for c in caps),
+        "reproduction_max_err": repro,
+        "heads": heads,
+        "sweep": sweep,
     }
     report["summary"] = summarise(heads, eps)
     return report

@@ -1,15 +1,18 @@
 """Capture: find the attention modules of a loaded model (BERT-, GPT-2- and OPT-style), and run one
 sequence through it with forward hooks that record every layer's input X, its per-head query/key/value
 maps (bias as a last row) and its merged head output."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from harness.errors import HarnessError
+
 CONSTRUCTIONS = ("projected", "padded")
 
 _CAUSAL_TYPES = {"gpt2", "opt", "gpt_neo", "gptj", "bloom", "codegen", "gpt_bigcode", "biogpt", "xglm"}
@@ -18,28 +21,30 @@ _CAUSAL_TYPES = {"gpt2", "opt", "gpt_neo", "gptj", "bloom", "codegen", "gpt_bigc
 @dataclass
 class AttentionSpec:
     """How to read one attention module: kind, head count/size, beta, causal, where its output is."""
+
     name: str
     module: Any
-    kind: str          # "bert" | "gpt2" | "proj"
+    kind: str  # "bert" | "gpt2" | "proj"
     n_heads: int
     d_head: int
     beta: float
     causal: bool
-    out_module: Any = None   # module whose *input* is the merged head output (gpt2: c_proj, proj: out_proj)
+    out_module: Any = None  # module whose *input* is the merged head output (gpt2: c_proj, proj: out_proj)
 
 
 @dataclass
 class LayerCapture:
     """One attention layer on one sequence: input X (L, D), per-head maps (D+1, d_head) with the bias as
     the last row, and the layer's merged head output (L, n_heads * d_head), all float64."""
+
     index: int
     name: str
     kind: str
     X: np.ndarray
-    Wq: np.ndarray     # (n_heads, D+1, d_head)
+    Wq: np.ndarray  # (n_heads, D+1, d_head)
     Wk: np.ndarray
     Wv: np.ndarray
-    out: np.ndarray    # (L, n_heads * d_head) as the model computed it (float32 -> float64)
+    out: np.ndarray  # (L, n_heads * d_head) as the model computed it (float32 -> float64)
     beta: float
     causal: bool
     n_heads: int
@@ -50,7 +55,7 @@ class LayerCapture:
         return self.X.shape[0]
 
     def head_output(self, h: int) -> np.ndarray:
-        return self.out[:, h * self.d_head:(h + 1) * self.d_head]
+        return self.out[:, h * self.d_head : (h + 1) * self.d_head]
 
     def qkv(self, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Q, K, V of head h: X' W'_m with X' = [X, 1] (bias as a constant-1 feature)."""
@@ -72,37 +77,49 @@ def find_attention(model) -> list[AttentionSpec]:
 
     config = getattr(model, "config", None)
     model_type = str(getattr(config, "model_type", "") or "")
-    if config is not None and (_config_value(config, "rope_theta", "rotary_dim", "rotary_pct") is not None
-                               or getattr(config, "rope_scaling", None) or "rope" in str(
-                                   getattr(config, "position_embedding_type", ""))):
-        raise HarnessError(f"architecture {model_type or type(model).__name__!r} uses rotary position "
-                           "embeddings; the audit supports BERT-, GPT-2- and OPT-style attention only")
+    if config is not None and (
+        _config_value(config, "rope_theta", "rotary_dim", "rotary_pct") is not None
+        or getattr(config, "rope_scaling", None)
+        or "rope" in str(getattr(config, "position_embedding_type", ""))
+    ):
+        raise HarnessError(
+            f"architecture {model_type or type(model).__name__!r} uses rotary position "
+            "embeddings; the audit supports BERT-, GPT-2- and OPT-style attention only"
+        )
     pet = str(getattr(config, "position_embedding_type", "absolute") or "absolute")
     default_causal = bool(getattr(config, "is_decoder", False)) or model_type in _CAUSAL_TYPES
     specs = []
     for name, m in model.named_modules():
         causal = getattr(m, "is_causal", None)
         causal = default_causal if causal is None else bool(causal)
-        if all(isinstance(getattr(m, a, None), nn.Linear) for a in ("query", "key", "value")) \
-                and hasattr(m, "num_attention_heads"):
+        if all(isinstance(getattr(m, a, None), nn.Linear) for a in ("query", "key", "value")) and hasattr(
+            m, "num_attention_heads"
+        ):
             if pet != "absolute":
-                raise HarnessError(f"position_embedding_type {pet!r} adds terms to the attention scores; "
-                                   "only 'absolute' is supported")
+                raise HarnessError(
+                    f"position_embedding_type {pet!r} adds terms to the attention scores; "
+                    "only 'absolute' is supported"
+                )
             if getattr(m, "query", None) is not None and m.key.in_features != m.query.in_features:
                 continue
             dh = int(getattr(m, "attention_head_size", m.query.out_features // m.num_attention_heads))
-            beta = float(getattr(m, "scaling", dh ** -0.5))
+            beta = float(getattr(m, "scaling", dh**-0.5))
             specs.append(AttentionSpec(name, m, "bert", int(m.num_attention_heads), dh, beta, causal))
-        elif hasattr(m, "c_attn") and hasattr(m, "c_proj") and not hasattr(m, "q_attn") \
-                and hasattr(m, "num_heads"):
+        elif (
+            hasattr(m, "c_attn")
+            and hasattr(m, "c_proj")
+            and not hasattr(m, "q_attn")
+            and hasattr(m, "num_heads")
+        ):
             dh = int(getattr(m, "head_dim", m.c_attn.weight.shape[0] // m.num_heads))
             beta = getattr(m, "scaling", None)
             if beta is None:
-                beta = dh ** -0.5 if getattr(m, "scale_attn_weights", True) else 1.0
+                beta = dh**-0.5 if getattr(m, "scale_attn_weights", True) else 1.0
                 if getattr(m, "scale_attn_by_inverse_layer_idx", False):
                     beta /= float(getattr(m, "layer_idx", 0) + 1)
-            specs.append(AttentionSpec(name, m, "gpt2", int(m.num_heads), dh, float(beta), causal,
-                                       out_module=m.c_proj))
+            specs.append(
+                AttentionSpec(name, m, "gpt2", int(m.num_heads), dh, float(beta), causal, out_module=m.c_proj)
+            )
         elif all(isinstance(getattr(m, a, None), nn.Linear) for a in ("q_proj", "k_proj", "v_proj")):
             out = getattr(m, "out_proj", None) or getattr(m, "o_proj", None)
             nh = getattr(m, "num_heads", None) or _config_value(config, "num_attention_heads")
@@ -110,19 +127,23 @@ def find_attention(model) -> list[AttentionSpec]:
                 continue
             nkv = getattr(m, "num_key_value_heads", None) or _config_value(config, "num_key_value_heads")
             if nkv is not None and int(nkv) != int(nh):
-                raise HarnessError("grouped-query attention (fewer key/value heads than query heads) "
-                                   "is not supported by the audit")
+                raise HarnessError(
+                    "grouped-query attention (fewer key/value heads than query heads) "
+                    "is not supported by the audit"
+                )
             if hasattr(m, "rotary_emb"):
                 raise HarnessError("attention with rotary position embeddings is not supported by the audit")
             dh = int(getattr(m, "head_dim", m.q_proj.out_features // int(nh)))
-            beta = float(getattr(m, "scaling", dh ** -0.5))
+            beta = float(getattr(m, "scaling", dh**-0.5))
             is_cross = bool(getattr(m, "is_cross_attention", False)) or "encoder_attn" in name
             if is_cross:
                 continue
             specs.append(AttentionSpec(name, m, "proj", int(nh), dh, beta, causal, out_module=out))
     if not specs:
-        raise HarnessError(f"no recognisable attention modules in {model_type or type(model).__name__!r}; "
-                           "the audit supports BERT-, GPT-2- and OPT-style attention")
+        raise HarnessError(
+            f"no recognisable attention modules in {model_type or type(model).__name__!r}; "
+            "the audit supports BERT-, GPT-2- and OPT-style attention"
+        )
     return specs
 
 
@@ -131,7 +152,7 @@ def _head_maps(spec: AttentionSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     m = spec.module
 
     def lin(layer):
-        W = layer.weight.detach().double().cpu().numpy().T          # (D, out)
+        W = layer.weight.detach().double().cpu().numpy().T  # (D, out)
         b = layer.bias.detach().double().cpu().numpy() if layer.bias is not None else np.zeros(W.shape[1])
         return np.concatenate([W, b[None]], axis=0)
 
@@ -144,9 +165,9 @@ def _head_maps(spec: AttentionSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         b = m.c_attn.bias.detach().double().cpu().numpy()
         full = np.concatenate([W, b[None]], axis=0)
         D = full.shape[1] // 3
-        maps = [full[:, :D], full[:, D:2 * D], full[:, 2 * D:]]
+        maps = [full[:, :D], full[:, D : 2 * D], full[:, 2 * D :]]
     H, dh = spec.n_heads, spec.d_head
-    return tuple(np.stack([M[:, h * dh:(h + 1) * dh] for h in range(H)]) for M in maps)
+    return tuple(np.stack([M[:, h * dh : (h + 1) * dh] for h in range(H)]) for M in maps)
 
 
 def scale_queries(specs: Sequence[AttentionSpec], factor: float, on: str = "q") -> None:
@@ -169,8 +190,8 @@ def scale_queries(specs: Sequence[AttentionSpec], factor: float, on: str = "q") 
             for part, f in parts:
                 if s.kind == "gpt2":
                     D = m.c_attn.weight.shape[1] // 3
-                    m.c_attn.weight[:, part * D:(part + 1) * D] *= f
-                    m.c_attn.bias[part * D:(part + 1) * D] *= f
+                    m.c_attn.weight[:, part * D : (part + 1) * D] *= f
+                    m.c_attn.bias[part * D : (part + 1) * D] *= f
                     continue
                 names = ("query", "key") if s.kind == "bert" else ("q_proj", "k_proj")
                 lin = getattr(m, names[part])
@@ -179,8 +200,12 @@ def scale_queries(specs: Sequence[AttentionSpec], factor: float, on: str = "q") 
                     lin.bias *= f
 
 
-def capture(model, input_ids: Sequence[int], layers: Iterable[int] | None = None,
-            specs: Sequence[AttentionSpec] | None = None) -> list[LayerCapture]:
+def capture(
+    model,
+    input_ids: Sequence[int],
+    layers: Iterable[int] | None = None,
+    specs: Sequence[AttentionSpec] | None = None,
+) -> list[LayerCapture]:
     """Run one unpadded sequence through the model (attention mask all ones) and capture, per attention
     layer, its input hidden states, its per-head maps and its merged head output (forward hooks)."""
     import torch
@@ -189,8 +214,10 @@ def capture(model, input_ids: Sequence[int], layers: Iterable[int] | None = None
     wanted = list(range(len(specs))) if layers is None else sorted(set(layers))
     bad = [i for i in wanted if not 0 <= i < len(specs)]
     if bad:
-        raise HarnessError(f"layer {bad[0]} does not exist; the model has {len(specs)} attention layers "
-                           f"(0..{len(specs) - 1})")
+        raise HarnessError(
+            f"layer {bad[0]} does not exist; the model has {len(specs)} attention layers "
+            f"(0..{len(specs) - 1})"
+        )
     store: dict[int, dict] = {i: {} for i in wanted}
     handles = []
 
@@ -198,17 +225,20 @@ def capture(model, input_ids: Sequence[int], layers: Iterable[int] | None = None
         def fn(mod, args, kwargs):
             x = args[0] if args else kwargs.get("hidden_states")
             store[i]["X"] = x.detach()
+
         return fn
 
     def out_pre_hook(i):
         def fn(mod, args):
             store[i]["out"] = args[0].detach()
+
         return fn
 
     def out_hook(i):
         def fn(mod, args, output):
             o = output[0] if isinstance(output, (tuple, list)) else output
             store[i]["out"] = o.detach()
+
         return fn
 
     try:
@@ -237,5 +267,7 @@ def capture(model, input_ids: Sequence[int], layers: Iterable[int] | None = None
         X = got["X"][0].double().cpu().numpy()
         out = got["out"][0].double().cpu().numpy()
         Wq, Wk, Wv = _head_maps(s)  # OPT scales q_proj(x) by `scaling` and then uses 1: same beta
-        caps.append(LayerCapture(i, s.name, s.kind, X, Wq, Wk, Wv, out, s.beta, s.causal, s.n_heads, s.d_head))
+        caps.append(
+            LayerCapture(i, s.name, s.kind, X, Wq, Wk, Wv, out, s.beta, s.causal, s.n_heads, s.d_head)
+        )
     return caps

@@ -1,6 +1,8 @@
 """Heads -> instances: the scores, probabilities and output of one captured head, its score range, its
 norms, and the exact head -> LoRA `Instance` constructions (projected, padded; see harness.audit)."""
+
 from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -44,9 +46,16 @@ def score_range_masked(cap: LayerCapture, h: int) -> float:
     return float(np.nanmax(np.abs(head_scores(cap, h))))
 
 
-def head_instance(cap: LayerCapture, h: int, construction: str = "projected", r: int | None = 2,
-                  seed: int = 0, lora_scale: float = 0.05, perturb: float = 0.01,
-                  meta: dict | None = None) -> Instance:
+def head_instance(
+    cap: LayerCapture,
+    h: int,
+    construction: str = "projected",
+    r: int | None = 2,
+    seed: int = 0,
+    lora_scale: float = 0.05,
+    perturb: float = 0.01,
+    meta: dict | None = None,
+) -> Instance:
     """Head h of a captured layer as a LoRA Instance (module doc for the two exact constructions).
 
     Adapters on q and v of rank r (None or 0: no adapters, the frozen head), seeded, with
@@ -84,9 +93,18 @@ def head_instance(cap: LayerCapture, h: int, construction: str = "projected", r:
             upd = (alpha / r) * (B @ A)
             B *= lora_scale * np.linalg.norm(arrays[f"W_{m}"]) / max(np.linalg.norm(upd), 1e-300)
             arrays[f"A_{m}"], arrays[f"B_{m}"] = A, B
-    info = {"generator": "audit", "layer": cap.index, "module": cap.name, "head": int(h),
-            "construction": construction, "causal": bool(cap.causal), "d_head": dh, "seed": int(seed),
-            "lora_scale": lora_scale, "perturb": perturb}
+    info = {
+        "generator": "audit",
+        "layer": cap.index,
+        "module": cap.name,
+        "head": int(h),
+        "construction": construction,
+        "causal": bool(cap.causal),
+        "d_head": dh,
+        "seed": int(seed),
+        "lora_scale": lora_scale,
+        "perturb": perturb,
+    }
     info.update(meta or {})
     return Instance.from_arrays(arrays, alpha=alpha, beta=cap.beta, meta=info)
 
@@ -113,9 +131,20 @@ def direct_gammas(cap: LayerCapture, h: int) -> dict[str, float]:
     P = head_probs(cap, h)
     i, j = np.unravel_index(int(np.argmax(np.abs(S))), S.shape)
     where = "diagonal" if i == j else "first key" if j == 0 else "last key" if j == cap.L - 1 else "other"
-    return {"Q_inf": q, "K_inf": k, "V_inf": float(np.abs(V).max()), "gamma_QK": max(q, k),
-            "X_inf": float(np.abs(cap.X).max()), "X_rms": float(np.sqrt(np.mean(cap.X ** 2))),
-            "S_unscaled_inf": float(np.abs(S).max()), "R_at": [int(i), int(j)], "R_where": where,
-            "R_sign": "+" if S[i, j] >= 0 else "-", "R_pos": float(max(hi.max(), 0.0)),
-            "R_neg": float(max(-lo.min(), 0.0)), "R_centred": float(((hi - lo) / 2).max()),
-            "attn_max": float(P.max()), "attn_rowmax_mean": float(P.max(1).mean())}
+    return {
+        "Q_inf": q,
+        "K_inf": k,
+        "V_inf": float(np.abs(V).max()),
+        "gamma_QK": max(q, k),
+        "X_inf": float(np.abs(cap.X).max()),
+        "X_rms": float(np.sqrt(np.mean(cap.X**2))),
+        "S_unscaled_inf": float(np.abs(S).max()),
+        "R_at": [int(i), int(j)],
+        "R_where": where,
+        "R_sign": "+" if S[i, j] >= 0 else "-",
+        "R_pos": float(max(hi.max(), 0.0)),
+        "R_neg": float(max(-lo.min(), 0.0)),
+        "R_centred": float(((hi - lo) / 2).max()),
+        "attn_max": float(P.max()),
+        "attn_rowmax_mean": float(P.max(1).mean()),
+    }

@@ -1,5 +1,7 @@
 """Loading a local Hugging Face model folder offline (nothing is fetched from a hub), and its text."""
+
 from __future__ import annotations
+
 import os
 from pathlib import Path
 
@@ -15,8 +17,10 @@ def require_transformers():
     try:
         import transformers  # noqa: F401
     except ImportError:
-        raise HarnessError("the audit needs the 'models' extra: pip install 'lora-limits[models]' "
-                           "(transformers, safetensors)") from None
+        raise HarnessError(
+            "the audit needs the 'models' extra: pip install 'lora-limits[models]' "
+            "(transformers, safetensors)"
+        ) from None
     return transformers
 
 
@@ -33,12 +37,16 @@ def load_model(model_dir: str | os.PathLike):
         raise HarnessError(f"model folder {path} does not exist")
     if not (path / "config.json").is_file():
         raise HarnessError(f"{path} is not a Hugging Face model folder (no config.json)")
-    weights = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin") or p.name.endswith(".index.json")]
+    weights = [
+        p for p in path.iterdir() if p.suffix in (".safetensors", ".bin") or p.name.endswith(".index.json")
+    ]
     if not weights:
         raise HarnessError(f"{path} is not a model folder with weights (no *.safetensors or *.bin)")
     try:
         try:
-            model = tf.AutoModel.from_pretrained(str(path), local_files_only=True, attn_implementation="eager")
+            model = tf.AutoModel.from_pretrained(
+                str(path), local_files_only=True, attn_implementation="eager"
+            )
         except (TypeError, ValueError):
             model = tf.AutoModel.from_pretrained(str(path), local_files_only=True)
     except Exception as exc:
@@ -46,7 +54,9 @@ def load_model(model_dir: str | os.PathLike):
         raise HarnessError(f"cannot load a model from {path}: {type(exc).__name__}: {msg}") from None
     model = model.float().eval()
     tokenizer = None
-    if any((path / n).is_file() for n in ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer_config.json")):
+    if any(
+        (path / n).is_file() for n in ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer_config.json")
+    ):
         try:
             tokenizer = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         except Exception:
@@ -65,7 +75,7 @@ def tokenize(text: str, tokenizer, vocab_size: int, max_tokens: int | None) -> t
         if max_tokens and len(ids) > max_tokens:
             # keep a final special token (e.g. [SEP]) when the tokenizer adds one
             last = ids[-1] if ids[-1] in (getattr(tokenizer, "all_special_ids", None) or []) else None
-            ids = ids[:max_tokens - 1] + [last] if last is not None and max_tokens > 1 else ids[:max_tokens]
+            ids = ids[: max_tokens - 1] + [last] if last is not None and max_tokens > 1 else ids[:max_tokens]
     else:
         ids = [b % vocab_size for b in text.encode("utf-8")]
         kind = "bytes"

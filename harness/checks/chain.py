@@ -1,5 +1,6 @@
 """The reduction-chain check: small SAT -> OV -> attention gradient -> LoRA instances with known
 answers, decoded through the solver under test (REDUCTIONS.md; the route `reductions.chain.route("lora")`)."""
+
 from __future__ import annotations
 
 from harness.checks.context import CheckContext

@@ -1,5 +1,6 @@
 """`CheckContext`: what every named check receives: the solver runner (solver, dtype, device, options,
 the reference cache), the claims, the budget, the counterexample folder and the selected checks."""
+
 from __future__ import annotations
 
 import os
@@ -13,12 +14,12 @@ from harness.checks.runner import SolverRunner
 @dataclass
 class CheckContext:
     runner: SolverRunner
-    eps: float | None              # the accuracy the checks hold the solver to (claim, or the exact default)
+    eps: float | None  # the accuracy the checks hold the solver to (claim, or the exact default)
     claim_exponent: float | None
     budget: Budget
     out_dir: str | os.PathLike
     selected: frozenset[str] = frozenset()
-    cache: dict[str, Any] = field(default_factory=dict)   # results shared by checks (the scaling measurement)
+    cache: dict[str, Any] = field(default_factory=dict)  # results shared by checks (the scaling measurement)
 
     @property
     def solver(self):

@@ -1,4 +1,5 @@
 """What the suite reports: one `CheckOutcome` per check, gathered in a `SuiteReport` (its table)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ class CheckOutcome:
     """One row of the summary table."""
 
     check: str
-    status: str            # "pass", "FAIL", "skip", "info"
+    status: str  # "pass", "FAIL", "skip", "info"
     detail: str
     counterexample: str | None = None
     figures: dict[str, Any] = field(default_factory=dict)

@@ -4,6 +4,7 @@ to a minimal counterexample (harness.checks.search) and returns one `CheckOutcom
 A `*_problem(runner, inst, ...)` function states the property on one instance: None when it holds,
 else a one-line description of what went wrong.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,8 +56,9 @@ def finite_problem(runner: SolverRunner, inst) -> str | None:
     return None
 
 
-def accuracy_problem(runner: SolverRunner, inst, eps: float | None, check_cert: bool,
-                     seen: list | None = None) -> str | None:
+def accuracy_problem(
+    runner: SolverRunner, inst, eps: float | None, check_cert: bool, seen: list | None = None
+) -> str | None:
     """None when the claim holds on `inst` (Problem-1 criterion, MATH.md §4.4): max-norm
     |G - G_ref| <= eps * max(1, |G_ref|_inf), and, with `check_cert`, the error is within the
     Result's certificate bound; else a message. `seen` collects the bounds met (certificate check)."""
@@ -72,8 +74,10 @@ def accuracy_problem(runner: SolverRunner, inst, eps: float | None, check_cert: 
     err = res.max_abs_error(ref)
     scale = _grad_scale(ref.grads)
     if eps is not None and err > eps * max(1.0, scale):
-        return (f"max-norm error {err:.3e} > claimed {eps:.1e} x max(1, |grad|_inf = {scale:.3g}) "
-                f"on {inst.describe()} R={theory.score_range(inst):.3g}")
+        return (
+            f"max-norm error {err:.3e} > claimed {eps:.1e} x max(1, |grad|_inf = {scale:.3g}) "
+            f"on {inst.describe()} R={theory.score_range(inst):.3g}"
+        )
     bound = (res.certificate or {}).get("error_bound") if check_cert else None
     if bound is not None and seen is not None:
         seen.append(float(bound))
@@ -100,8 +104,10 @@ def invariance_problem(runner: SolverRunner, inst, eps: float) -> str | None:
     scale = _grad_scale(a.grads)
     diff = b.max_abs_error(a)
     if not diff <= 2 * eps * max(1.0, scale):
-        return (f"permuting query and key/value rows (MATH.md §13 item 6) changed the gradients by "
-                f"{diff:.3e} > 2 x {eps:.1e} x max(1, {scale:.3g}) on {inst.describe()}")
+        return (
+            f"permuting query and key/value rows (MATH.md §13 item 6) changed the gradients by "
+            f"{diff:.3e} > 2 x {eps:.1e} x max(1, {scale:.3g}) on {inst.describe()}"
+        )
     return None
 
 
@@ -114,8 +120,14 @@ def finite(ctx: CheckContext) -> CheckOutcome:
     right shapes, finite, without raising. A deliberate one-line `HarnessError` refusal from a Solver is
     allowed; an exception escaping a callable is not."""
     runner = ctx.runner
-    return property_check("finite", stress_instances(**ctx.sizes), lambda inst: finite_problem(runner, inst),
-                          runner, ctx.budget, ctx.out_dir)
+    return property_check(
+        "finite",
+        stress_instances(**ctx.sizes),
+        lambda inst: finite_problem(runner, inst),
+        runner,
+        ctx.budget,
+        ctx.out_dir,
+    )
 
 
 def accuracy(ctx: CheckContext) -> CheckOutcome:
@@ -129,9 +141,14 @@ def accuracy(ctx: CheckContext) -> CheckOutcome:
     default for callables) only in the bounded-entry regime, where the almost-linear claims live."""
     runner, eps = ctx.runner, ctx.eps
     domain = "general + bounded instances" if ctx.exact else "bounded-entry regime"
-    o = property_check("accuracy", accuracy_instances(ctx.exact, **ctx.sizes),
-                       lambda inst: accuracy_problem(runner, inst, eps, check_cert=True),
-                       runner, ctx.budget, ctx.out_dir)
+    o = property_check(
+        "accuracy",
+        accuracy_instances(ctx.exact, **ctx.sizes),
+        lambda inst: accuracy_problem(runner, inst, eps, check_cert=True),
+        runner,
+        ctx.budget,
+        ctx.out_dir,
+    )
     if o.status == "pass":
         claim = f"eps {eps:.1e}" if eps is not None else "certificates only (no --claim-eps)"
         o.detail = f"{claim} on {domain}: {o.detail}"
@@ -146,8 +163,14 @@ def invariance(ctx: CheckContext) -> CheckOutcome:
     runner, eps = ctx.runner, ctx.eps
     if eps is None:
         return CheckOutcome("invariance", "skip", "no accuracy claim to hold it to")
-    return property_check("invariance", accuracy_instances(ctx.exact, **ctx.sizes),
-                          lambda inst: invariance_problem(runner, inst, eps), runner, ctx.budget, ctx.out_dir)
+    return property_check(
+        "invariance",
+        accuracy_instances(ctx.exact, **ctx.sizes),
+        lambda inst: invariance_problem(runner, inst, eps),
+        runner,
+        ctx.budget,
+        ctx.out_dir,
+    )
 
 
 def certificate(ctx: CheckContext) -> CheckOutcome:
@@ -156,9 +179,14 @@ def certificate(ctx: CheckContext) -> CheckOutcome:
     Only the certificate, no accuracy claim (`accuracy` checks both); skipped when the solver attached
     no bound to any instance it was given."""
     runner, seen = ctx.runner, []
-    o = property_check("certificate", accuracy_instances(ctx.exact, **ctx.sizes),
-                       lambda inst: accuracy_problem(runner, inst, None, check_cert=True, seen=seen),
-                       runner, ctx.budget, ctx.out_dir)
+    o = property_check(
+        "certificate",
+        accuracy_instances(ctx.exact, **ctx.sizes),
+        lambda inst: accuracy_problem(runner, inst, None, check_cert=True, seen=seen),
+        runner,
+        ctx.budget,
+        ctx.out_dir,
+    )
     if o.status == "pass" and not seen:
         return CheckOutcome("certificate", "skip", "the solver attached no error_bound to its results")
     return o

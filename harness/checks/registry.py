@@ -2,11 +2,12 @@
 function `check(ctx: CheckContext) -> CheckOutcome | None` with its own docstring, selectable by name
 (`run_suite(..., checks=("accuracy", "ops"))`, `lora-harness check --checks accuracy,ops`;
 `--list-checks` prints this table). `default` checks run when none are named."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable, Iterable
 
 from harness.checks import chain, properties, scaling
 from harness.checks.context import CheckContext
@@ -29,15 +30,20 @@ class Check:
         return self.fn(ctx)
 
 
-CHECKS = MappingProxyType({c.name: c for c in (
-    Check("finite", properties.finite),
-    Check("accuracy", properties.accuracy),
-    Check("invariance", properties.invariance),
-    Check("certificate", properties.certificate, default=False),  # `accuracy` checks certificates too
-    Check("chain", chain.chain),
-    Check("scaling", scaling.scaling),
-    Check("ops", scaling.ops),
-)})
+CHECKS = MappingProxyType(
+    {
+        c.name: c
+        for c in (
+            Check("finite", properties.finite),
+            Check("accuracy", properties.accuracy),
+            Check("invariance", properties.invariance),
+            Check("certificate", properties.certificate, default=False),  # `accuracy` checks certificates too
+            Check("chain", chain.chain),
+            Check("scaling", scaling.scaling),
+            Check("ops", scaling.ops),
+        )
+    }
+)
 DEFAULT_CHECKS = tuple(name for name, c in CHECKS.items() if c.default)
 
 
@@ -60,5 +66,6 @@ def resolve_checks(names: Iterable[str] | str | None) -> tuple[str, ...]:
 def describe_checks() -> str:
     """One line per check: name, whether it runs by default, what it checks."""
     w = max(len(n) for n in CHECKS)
-    return "\n".join(f"{c.name:<{w}}  {'default' if c.default else 'opt-in ':<7}  {c.summary}"
-                     for c in CHECKS.values())
+    return "\n".join(
+        f"{c.name:<{w}}  {'default' if c.default else 'opt-in ':<7}  {c.summary}" for c in CHECKS.values()
+    )

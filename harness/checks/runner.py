@@ -1,10 +1,11 @@
 """Running the solver under test: its calls with the suite's dtype, device and options, the float64
 reference (a `ReferenceCache` passed in), and how a solver's errors are told apart (a deliberate
 refusal, or a failure)."""
+
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from harness.errors import HarnessError
 from harness.solvers.reference import ReferenceCache

@@ -2,10 +2,11 @@
 not parallelism; OpenMP barriers under a loaded machine make multi-threaded times jump by 0.1-0.4 s),
 median of interleaved repeats (harness.measure.timing), log-log least squares with a bootstrap CI
 (harness.measure.fit); and the same fit on the solver's deterministic operation counts."""
+
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -19,8 +20,9 @@ from harness.measure.threads import limit_threads
 from harness.measure.timing import time_call, time_interleaved
 
 
-def fit_exponent(xs: Iterable[float], samples: Iterable[Iterable[float]], n_boot: int = 400,
-                 seed: int = 0) -> dict:
+def fit_exponent(
+    xs: Iterable[float], samples: Iterable[Iterable[float]], n_boot: int = 400, seed: int = 0
+) -> dict:
     """Log-log least-squares slope of median(samples) against xs with a 95% bootstrap CI
     (`harness.measure.fit.fit_power`: resamples residuals and, with several repeats, the repeats)."""
     from harness.measure.fit import fit_power
@@ -42,9 +44,11 @@ def _caller(solver, dtype: str, device: str, opts: dict):
     """`call(inst) -> (output, ops)` for the solver: a callable's own mapping, or a Solver's Result."""
     fn = callable_of(solver)
     if fn is None:
+
         def call(inst):
             res = solver.solve(inst, dtype=dtype, device=device, **opts)
             return res, res.ops
+
         return call
 
     import torch
@@ -63,8 +67,9 @@ def _caller(solver, dtype: str, device: str, opts: dict):
     return call
 
 
-def measure_scaling(solver, budget: Budget, dtype: str = "float64", device: str = "cpu",
-                    opts: dict | None = None) -> dict:
+def measure_scaling(
+    solver, budget: Budget, dtype: str = "float64", device: str = "cpu", opts: dict | None = None
+) -> dict:
     """Times (interleaved repeats) and op counts over geometric L. Returns
     {"L": [...], "seconds": [[...], ...], "ops": [...] or None}."""
     call = _caller(solver, dtype, device, opts or {})
@@ -78,12 +83,17 @@ def measure_scaling(solver, budget: Budget, dtype: str = "float64", device: str 
             Ls.append(L)
             insts.append(inst)
             ops.append(first["last"][1])  # the warm-up call gives the op count (deterministic)
-            if first["wall_times"][0] > budget.call_budget_s or \
-                    time.perf_counter() - start > budget.scaling_budget_s / 3:
+            if (
+                first["wall_times"][0] > budget.call_budget_s
+                or time.perf_counter() - start > budget.scaling_budget_s / 3
+            ):
                 break
-        seconds = time_interleaved([lambda inst=inst: call(inst) for inst in insts], rounds=budget.repeats,
-                                   budget_s=budget.scaling_budget_s - (time.perf_counter() - start),
-                                   device=timed_device)
+        seconds = time_interleaved(
+            [lambda inst=inst: call(inst) for inst in insts],
+            rounds=budget.repeats,
+            budget_s=budget.scaling_budget_s - (time.perf_counter() - start),
+            device=timed_device,
+        )
     return {"L": Ls, "seconds": seconds, "ops": ops if all(o is not None for o in ops) else None}
 
 
@@ -102,21 +112,31 @@ def _measurement(ctx: CheckContext):
         except Exception as exc:
             m = ("FAIL", f"solver failed on a scaling instance: {one_line(exc)}")
         if isinstance(m, dict) and len(m["L"]) < 3:
-            m = ("skip", f"solver too slow for a fit (one call > {ctx.budget.call_budget_s:g} s at L={m['L'][-1]})")
+            m = (
+                "skip",
+                f"solver too slow for a fit (one call > {ctx.budget.call_budget_s:g} s at L={m['L'][-1]})",
+            )
         ctx.cache["scaling"] = m
     return ctx.cache["scaling"]
 
 
-def _verdict(ctx: CheckContext, check: str, desc: str, value: float, margin: float, figs: dict,
-             L_max: int) -> CheckOutcome:
+def _verdict(
+    ctx: CheckContext, check: str, desc: str, value: float, margin: float, figs: dict, L_max: int
+) -> CheckOutcome:
     claim = ctx.claim_exponent
     if claim is None:
         return CheckOutcome(check, "info", desc + "; no exponent claimed", figures=figs)
     if value > claim + margin:
-        witness = write_counterexample(scaling_instance(L_max, ctx.budget.scaling_d), ctx.out_dir,
-                                       ctx.solver.name, "scaling", desc)  # the largest timed instance
-        return CheckOutcome(check, "FAIL", f"{desc}: above claimed {claim:g} + {margin:g}",
-                            counterexample=witness, figures=figs)
+        witness = write_counterexample(
+            scaling_instance(L_max, ctx.budget.scaling_d), ctx.out_dir, ctx.solver.name, "scaling", desc
+        )  # the largest timed instance
+        return CheckOutcome(
+            check,
+            "FAIL",
+            f"{desc}: above claimed {claim:g} + {margin:g}",
+            counterexample=witness,
+            figures=figs,
+        )
     return CheckOutcome(check, "pass", f"{desc}; claimed {claim:g}", figures=figs)
 
 
@@ -135,13 +155,17 @@ def scaling(ctx: CheckContext) -> CheckOutcome | None:
             return CheckOutcome("scaling", "skip", "timing disabled and the solver reports no op counts")
         if "ops" in ctx.selected:
             return None  # timing disabled: the op-count fit is the evidence
-        return CheckOutcome("scaling", "skip", "timing disabled at this budget (the `ops` check fits op counts)")
+        return CheckOutcome(
+            "scaling", "skip", "timing disabled at this budget (the `ops` check fits op counts)"
+        )
     Ls = m["L"]
     keep = [i for i, s in enumerate(m["seconds"]) if np.median(s) >= MIN_TIMED_S]
     keep = keep if len(keep) >= 3 else list(range(len(Ls)))
     fit = fit_exponent([Ls[i] for i in keep], [m["seconds"][i] for i in keep], n_boot=ctx.budget.n_boot)
-    desc = (f"time ~ L^{fit['exponent']:.2f} (95% CI {fit['ci_low']:.2f}..{fit['ci_high']:.2f}) "
-            f"over L={Ls[keep[0]]}..{Ls[keep[-1]]}")
+    desc = (
+        f"time ~ L^{fit['exponent']:.2f} (95% CI {fit['ci_low']:.2f}..{fit['ci_high']:.2f}) "
+        f"over L={Ls[keep[0]]}..{Ls[keep[-1]]}"
+    )
     figs = {"L": Ls, "median_seconds": [float(np.median(s)) for s in m["seconds"]], **fit}
     return _verdict(ctx, "scaling", desc, fit["ci_low"], MARGIN, figs, Ls[-1])
 
@@ -155,10 +179,20 @@ def ops(ctx: CheckContext) -> CheckOutcome | None:
     if isinstance(m, tuple):
         return None if "scaling" in ctx.selected else CheckOutcome("ops", *m)
     if not m["ops"]:
-        return None if "scaling" in ctx.selected else CheckOutcome(
-            "ops", "skip", "the solver reports no operation counts")
+        return (
+            None
+            if "scaling" in ctx.selected
+            else CheckOutcome("ops", "skip", "the solver reports no operation counts")
+        )
     Ls = m["L"]
     ofit = fit_exponent(Ls, [[o] for o in m["ops"]], n_boot=1)
     desc = f"ops ~ L^{ofit['exponent']:.2f} over L={Ls[0]}..{Ls[-1]} (deterministic)"
-    return _verdict(ctx, "ops", desc, ofit["exponent"], OPS_MARGIN,
-                    {"L": Ls, "ops": m["ops"], "exponent": ofit["exponent"]}, Ls[-1])
+    return _verdict(
+        ctx,
+        "ops",
+        desc,
+        ofit["exponent"],
+        OPS_MARGIN,
+        {"L": Ls, "ops": m["ops"], "exponent": ofit["exponent"]},
+        Ls[-1],
+    )

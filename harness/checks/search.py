@@ -2,13 +2,15 @@
 failure to a minimal instance, writes it in the interchange format to the counterexample folder, and
 replays the solver's saved counterexamples first on every later run (like Hypothesis's example
 database: a fixed bug stays fixed)."""
+
 from __future__ import annotations
 
+import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-import os
+from typing import Any
 
 from harness.checks.budgets import Budget
 from harness.checks.outcome import CheckOutcome
@@ -18,9 +20,15 @@ from harness.errors import HarnessError
 def hypothesis_settings(budget: Budget):
     from hypothesis import HealthCheck, Phase, settings
 
-    return settings(max_examples=budget.max_examples, derandomize=True, database=None,
-                    deadline=None, suppress_health_check=list(HealthCheck),
-                    phases=[Phase.generate, Phase.shrink], report_multiple_bugs=False)
+    return settings(
+        max_examples=budget.max_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate, Phase.shrink],
+        report_multiple_bugs=False,
+    )
 
 
 def find_minimal(strategy, problem: Callable[[Any], str | None], budget: Budget):
@@ -50,8 +58,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:80] or "solver"
 
 
-def write_counterexample(inst, out_dir: str | os.PathLike, solver_name: str, check: str,
-                         message: str) -> str:
+def write_counterexample(inst, out_dir: str | os.PathLike, solver_name: str, check: str, message: str) -> str:
     """Save the minimal failing instance (interchange format) and return its path."""
     from harness.io import save_instance
 

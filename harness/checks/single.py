@@ -1,5 +1,6 @@
 """Instance mode (`lora-harness check inst.npz --solver S`): the max-norm error of one solver against
 the float64 reference on one instance, and the tolerance it is held to."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,14 @@ import numpy as np
 from harness.checks.budgets import DEFAULT_EPS
 
 
-def check_instance(inst, solver_spec, reference: str = "autograd", dtype: str = "float64",
-                   device: str = "cpu", opts: dict | None = None):
+def check_instance(
+    inst,
+    solver_spec,
+    reference: str = "autograd",
+    dtype: str = "float64",
+    device: str = "cpu",
+    opts: dict | None = None,
+):
     """Max-norm error of a solver against the reference on one instance: (abs, rel, result, ref)."""
     from harness.solvers import get_solver
 

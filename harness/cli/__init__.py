@@ -6,6 +6,7 @@ One module per subcommand (each defines `register(subparsers)`, whose parsers ca
 `func=callable(args) -> int`); `args` holds the argument helpers they share.
 Set LORA_HARNESS_DEBUG=1 to see tracebacks of unexpected errors.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,8 @@ COMMANDS = (audit, generate, solve, solvers, check, solve_sat, reductions, run)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lora-harness",
-        description="Test and reduction harness for the complexity of attention and LoRA gradients.")
+        description="Test and reduction harness for the complexity of attention and LoRA gradients.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in COMMANDS:
         mod.register(sub)
@@ -46,14 +48,19 @@ def main(argv: list[str] | None = None) -> int:
         print("lora-harness: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        print("lora-harness: error: out of memory (try a smaller instance or the streaming solver)",
-              file=sys.stderr)
+        print(
+            "lora-harness: error: out of memory (try a smaller instance or the streaming solver)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except Exception as exc:  # unexpected: still one line unless debugging
         if os.environ.get("LORA_HARNESS_DEBUG"):
             raise
         msg = " ".join(str(exc).split())
-        print(f"lora-harness: internal error: {type(exc).__name__}: {msg} "
-              f"(set LORA_HARNESS_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"lora-harness: internal error: {type(exc).__name__}: {msg} "
+            f"(set LORA_HARNESS_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
     return int(code or 0)

@@ -1,4 +1,5 @@
 """`python -m harness.cli ...` is `lora-harness ...`."""
+
 import sys
 
 from harness.cli import main

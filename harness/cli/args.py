@@ -1,4 +1,5 @@
 """Argument helpers shared by the subcommands: typed values, the solver arguments, --opt parsing."""
+
 from __future__ import annotations
 
 import argparse
@@ -49,11 +50,21 @@ def add_solver_args(p: argparse.ArgumentParser, default: str | None = "closed-fo
     p.add_argument("--solver", default=default, help="solver name or module:attr")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--opt", action="append", metavar="KEY=VALUE",
-                   help="solver option, repeatable (e.g. --opt m=1024 for random-features)")
+    p.add_argument(
+        "--opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="solver option, repeatable (e.g. --opt m=1024 for random-features)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--eps", type=float, default=None,
-                   help="target absolute max-norm gradient error (poly, poly-chained)")
+    p.add_argument(
+        "--eps", type=float, default=None, help="target absolute max-norm gradient error (poly, poly-chained)"
+    )
     p.add_argument("--degree", type=int, default=None, help="polynomial degree (poly, poly-chained)")
-    p.add_argument("--max-rank", type=int, default=None, dest="max_rank",
-                   help="feature-rank budget; poly refuses above it")
+    p.add_argument(
+        "--max-rank",
+        type=int,
+        default=None,
+        dest="max_rank",
+        help="feature-rank budget; poly refuses above it",
+    )

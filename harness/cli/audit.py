@@ -1,5 +1,6 @@
 """`lora-harness audit`: audit a pretrained transformer's attention heads against the theory's regimes
 and run the solvers on its real heads (harness.audit; docs/audit.md)."""
+
 from __future__ import annotations
 
 from harness.errors import HarnessError
@@ -49,10 +50,22 @@ def _cmd_audit(args) -> int:
         raise HarnessError("--r must be >= 1")
     text = read_text(args.text)
     report = run_audit(
-        args.model, text, layers=parse_layers(args.layers), max_tokens=args.max_tokens, scale=args.scale, scale_on=args.scale_on,
-        eps=args.eps, max_rank=args.max_rank, construction=args.construction, r=args.r, seed=args.seed,
-        rf_m=args.rf_m, gradients=not args.no_gradients, lengths=parse_lengths(args.lengths),
-        save_dir=args.save_instances)
+        args.model,
+        text,
+        layers=parse_layers(args.layers),
+        max_tokens=args.max_tokens,
+        scale=args.scale,
+        scale_on=args.scale_on,
+        eps=args.eps,
+        max_rank=args.max_rank,
+        construction=args.construction,
+        r=args.r,
+        seed=args.seed,
+        rf_m=args.rf_m,
+        gradients=not args.no_gradients,
+        lengths=parse_lengths(args.lengths),
+        save_dir=args.save_instances,
+    )
     report["text"] = str(args.text) if args.text else "builtin:sample_text.txt"
     print(format_table(report))
     if args.json:
@@ -68,33 +81,58 @@ def _cmd_audit(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "audit", help="audit a pretrained model's attention heads against the theory's regimes",
+        "audit",
+        help="audit a pretrained model's attention heads against the theory's regimes",
         description="Load a local Hugging Face model folder offline, run a text through it, capture every "
-                    "attention head, and report R, the paper's Gamma, the regime, the degree/rank poly needs, "
-                    "and the measured gradient errors of poly and random-features (docs/audit.md).")
+        "attention head, and report R, the paper's Gamma, the regime, the degree/rank poly needs, "
+        "and the measured gradient errors of poly and random-features (docs/audit.md).",
+    )
     p.add_argument("--model", required=True, metavar="DIR", help="local Hugging Face model folder")
-    p.add_argument("--text", metavar="FILE", default=None,
-                   help="plain-text file (default: the built-in sample, about 230 tokens)")
+    p.add_argument(
+        "--text",
+        metavar="FILE",
+        default=None,
+        help="plain-text file (default: the built-in sample, about 230 tokens)",
+    )
     p.add_argument("--layers", default=None, help="attention layers to audit, e.g. 0,2,4-5 (default all)")
     p.add_argument("--max-tokens", type=int, default=256, help="truncate the text to this many tokens")
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="multiply every attention score by this factor (scales W_q and b_q): the "
-                        "norm-controlled variant")
-    p.add_argument("--scale-on", choices=["q", "qk"], default="q",
-                   help="scale the query map by the factor (q) or query and key maps by its square "
-                        "root each (qk, which also shrinks ||K||_inf)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply every attention score by this factor (scales W_q and b_q): the "
+        "norm-controlled variant",
+    )
+    p.add_argument(
+        "--scale-on",
+        choices=["q", "qk"],
+        default="q",
+        help="scale the query map by the factor (q) or query and key maps by its square "
+        "root each (qk, which also shrinks ||K||_inf)",
+    )
     p.add_argument("--eps", type=float, default=1e-6, help="max-norm gradient error target for poly")
     p.add_argument("--max-rank", type=int, default=20000, help="poly refuses above this feature rank")
     p.add_argument("--rf-m", type=int, default=256, help="random-features: number of features m")
     p.add_argument("--r", type=int, default=2, help="LoRA rank of the adapters on q and v")
     p.add_argument("--seed", type=int, default=0, help="seed of adapters, target perturbation, features")
-    p.add_argument("--construction", choices=["projected", "padded"], default="projected",
-                   help="head -> instance construction: projected (d = d_head) or padded (d = D + 1)")
-    p.add_argument("--lengths", default=None,
-                   help="also report R on prefixes of these lengths (e.g. 16,32,64,128) for the plot")
+    p.add_argument(
+        "--construction",
+        choices=["projected", "padded"],
+        default="projected",
+        help="head -> instance construction: projected (d = d_head) or padded (d = D + 1)",
+    )
+    p.add_argument(
+        "--lengths",
+        default=None,
+        help="also report R on prefixes of these lengths (e.g. 16,32,64,128) for the plot",
+    )
     p.add_argument("--no-gradients", action="store_true", help="norms only (skip the solver runs)")
     p.add_argument("--json", metavar="FILE", default=None, help="write the JSON report here")
     p.add_argument("--plot", metavar="PNG", default=None, help="write the plot here")
-    p.add_argument("--save-instances", metavar="DIR", default=None,
-                   help="write every head as an interchange-format instance (layerLL_headHH.npz)")
+    p.add_argument(
+        "--save-instances",
+        metavar="DIR",
+        default=None,
+        help="write every head as an interchange-format instance (layerLL_headHH.npz)",
+    )
     p.set_defaults(func=_cmd_audit)

@@ -1,6 +1,7 @@
 """`lora-harness check`: one instance against the reference (`check inst.npz --solver S`), or the
 property suite of named checks on a solver (`check --solver S [--claim-eps E] [--claim-exponent K]
 [--checks a,b]`; `--list-checks`). Exit 0 when every claim holds, 1 when one fails."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,9 @@ def _cmd_check(args) -> int:
 
     inst = load_instance(args.instance)
     with limit_threads(threads(args)):
-        err, rel, res, _ = check_instance(inst, args.solver, args.reference, args.dtype, args.device,
-                                          solver_options(args))
+        err, rel, res, _ = check_instance(
+            inst, args.solver, args.reference, args.dtype, args.device, solver_options(args)
+        )
     tol = instance_tolerance(res, args.dtype, args.tol)
     ok = err <= tol
     print(f"{args.solver} vs {args.reference} on {inst.describe()}")
@@ -51,10 +53,18 @@ def _cmd_check_suite(args) -> int:
     name = _suite_budget(args)
     checks = resolve_checks(args.checks)
     t0 = time.perf_counter()
-    report = run_suite(args.solver, claim_eps=args.claim_eps, claim_exponent=args.claim_exponent,
-                       out_dir=args.out_dir, dtype=args.dtype, device=args.device,
-                       opts=solver_options(args), reference=args.reference or "autograd", budget=name,
-                       checks=checks)
+    report = run_suite(
+        args.solver,
+        claim_eps=args.claim_eps,
+        claim_exponent=args.claim_exponent,
+        out_dir=args.out_dir,
+        dtype=args.dtype,
+        device=args.device,
+        opts=solver_options(args),
+        reference=args.reference or "autograd",
+        budget=name,
+        checks=checks,
+    )
     print(report.table())
     print(f"({name} budget, {time.perf_counter() - t0:.1f} s)")
     for o in report.outcomes:
@@ -68,18 +78,36 @@ def register(sub) -> None:
     p.add_argument("instance", nargs="?", help="instance .npz (omit to run the property suite)")
     add_solver_args(p, default=None)
     p.add_argument("--reference", default="autograd")
-    p.add_argument("--tol", type=float, default=None,
-                   help="max-norm tolerance (default: the certificate's bound, else 1e-8 / 1e-3 in float32)")
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help="max-norm tolerance (default: the certificate's bound, else 1e-8 / 1e-3 in float32)",
+    )
     p.add_argument("--claim-eps", type=float, default=None, help="claimed max-norm error (suite mode)")
     p.add_argument("--claim-exponent", type=float, default=None, help="claimed runtime exponent (suite mode)")
-    p.add_argument("--out-dir", default="lora-harness-counterexamples",
-                   help="where the suite writes minimal counterexamples")
-    p.add_argument("--thorough", action="store_true",
-                   help="suite mode: the nightly budget (2000 examples per property, timing up to L=8192)")
-    p.add_argument("--budget", choices=["smoke", "quick", "default", "thorough"], default=None,
-                   help="suite mode: how much work (default: $LORA_HARNESS_CHECK_BUDGET or 'default')")
-    p.add_argument("--checks", default=None, metavar="A,B",
-                   help="suite mode: run only these checks (see --list-checks; default: all default ones)")
+    p.add_argument(
+        "--out-dir",
+        default="lora-harness-counterexamples",
+        help="where the suite writes minimal counterexamples",
+    )
+    p.add_argument(
+        "--thorough",
+        action="store_true",
+        help="suite mode: the nightly budget (2000 examples per property, timing up to L=8192)",
+    )
+    p.add_argument(
+        "--budget",
+        choices=["smoke", "quick", "default", "thorough"],
+        default=None,
+        help="suite mode: how much work (default: $LORA_HARNESS_CHECK_BUDGET or 'default')",
+    )
+    p.add_argument(
+        "--checks",
+        default=None,
+        metavar="A,B",
+        help="suite mode: run only these checks (see --list-checks; default: all default ones)",
+    )
     p.add_argument("--list-checks", action="store_true", help="list the suite's named checks and exit")
     p.set_defaults(func=_cmd_check_entry)
 

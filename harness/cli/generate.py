@@ -1,5 +1,6 @@
 """`lora-harness generate KIND`: an instance of a family (bounded, threshold, outliers), or a
 `sat-chain` hardness bundle (reductions.bundle)."""
+
 from __future__ import annotations
 
 from harness.cli.args import positive_int
@@ -10,8 +11,18 @@ from reductions.sat_sources import KINDS
 
 def _cmd_generate_family(args) -> int:
     fam = FAMILIES[args.family]
-    kw = dict(L=args.L, d=args.d, r=args.r, adapt=parse_adapt(args.adapt), seed=args.seed, N=args.N,
-              beta=args.beta, alpha=args.alpha, cross=args.cross, dtype=args.dtype)
+    kw = dict(
+        L=args.L,
+        d=args.d,
+        r=args.r,
+        adapt=parse_adapt(args.adapt),
+        seed=args.seed,
+        N=args.N,
+        beta=args.beta,
+        alpha=args.alpha,
+        cross=args.cross,
+        dtype=args.dtype,
+    )
     if args.family == "threshold":
         kw["c"] = args.c
     else:
@@ -28,8 +39,10 @@ def _cmd_generate_sat_chain(args) -> int:
 
     cnf = from_kind(args.kind, args.k, args.vars, args.seed)
     meta = write_bundle(cnf, args.out, args.dtype)
-    print(f"wrote {args.out}: {len(meta['files'])} files; v={cnf.nvars} m={cnf.m} N={meta['N']} "
-          f"answer={meta['answer']}")
+    print(
+        f"wrote {args.out}: {len(meta['files'])} files; v={cnf.nvars} m={cnf.m} N={meta['N']} "
+        f"answer={meta['answer']}"
+    )
     return 0
 
 
@@ -45,8 +58,7 @@ def register(sub) -> None:
         if name == "threshold":
             p.add_argument("--c", type=float, default=1.0, help="gamma = c sqrt(log L)")
         else:
-            p.add_argument("--gamma", type=float, default=1.0,
-                           help="max(||X_q W_q||_inf, ||X_k W_k||_inf)")
+            p.add_argument("--gamma", type=float, default=1.0, help="max(||X_q W_q||_inf, ||X_k W_k||_inf)")
         p.add_argument("--adapt", default="q,v", help="adapted weights, e.g. q,v or q,k,v")
         p.add_argument("--N", type=positive_int, default=1, help="data points")
         p.add_argument("--beta", type=float, default=None, help="inverse temperature (default 1/d)")
@@ -63,8 +75,12 @@ def _register_sat_chain(gsub) -> None:
     p = gsub.add_parser("sat-chain", help="hardness bundle: k-CNF and every instance of the SETH chain")
     p.add_argument("--k", type=int, default=3, help="clause width")
     p.add_argument("--vars", type=int, required=True, help="number of variables v (N = 2^ceil(v/2))")
-    p.add_argument("--kind", default="planted", choices=list(KINDS),
-                   help="planted / unsat random k-CNF, or a CNFgen family (--vars = its size parameter)")
+    p.add_argument(
+        "--kind",
+        default="planted",
+        choices=list(KINDS),
+        help="planted / unsat random k-CNF, or a CNFgen family (--vars = its size parameter)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--out", required=True, help="output folder")

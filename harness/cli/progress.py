@@ -1,4 +1,5 @@
 """The study's progress bar on stderr (`lora-harness run`; `run_study(progress=...)`)."""
+
 from __future__ import annotations
 
 import sys
@@ -19,12 +20,17 @@ class Progress:
     def update(self, rec: dict) -> None:
         self.done += 1
         c = rec["cell"]
-        what = f"{c['group']:<7} {c['series']:<13} L={c['L']:<6} d={c['d']}" + (
-            f" c={c['c']}" if "c" in c else "") + (f" r={c['r']}" if c["group"] == "rank" else "")
+        what = (
+            f"{c['group']:<7} {c['series']:<13} L={c['L']:<6} d={c['d']}"
+            + (f" c={c['c']}" if "c" in c else "")
+            + (f" r={c['r']}" if c["group"] == "rank" else "")
+        )
         n = 30
         fill = n * self.done // max(self.total, 1)
-        line = (f"[{'#' * fill}{'.' * (n - fill)}] {self.done}/{self.total} "
-                f"{time.perf_counter() - self.t0:6.1f}s  {what}")
+        line = (
+            f"[{'#' * fill}{'.' * (n - fill)}] {self.done}/{self.total} "
+            f"{time.perf_counter() - self.t0:6.1f}s  {what}"
+        )
         if self.tty:
             self.stream.write("\r" + line[:120].ljust(120))
             if self.done == self.total:

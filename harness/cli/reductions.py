@@ -1,4 +1,5 @@
 """`lora-harness reductions [--png PATH]`: the graph of problems and reductions (reductions.graph)."""
+
 from __future__ import annotations
 
 

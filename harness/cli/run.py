@@ -1,10 +1,11 @@
 """`lora-harness run`: the scaling study (harness/study/), its report and figures.
 
-    lora-harness run                      # default study on CPU, < 5 minutes on 2 cores -> runs/default
-    lora-harness run --full --device cuda # bigger grid
-    lora-harness run --resume             # continue a killed run; finished cells are not redone
-    lora-harness run --report-only        # redraw the report and figures from the stored table
+lora-harness run                      # default study on CPU, < 5 minutes on 2 cores -> runs/default
+lora-harness run --full --device cuda # bigger grid
+lora-harness run --resume             # continue a killed run; finished cells are not redone
+lora-harness run --report-only        # redraw the report and figures from the stored table
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,9 @@ def _groups(text: str) -> tuple[str, ...]:
     items = [s.strip() for s in text.split(",") if s.strip()]
     bad = [s for s in items if s not in GROUPS]
     if bad or not items:
-        raise HarnessError(f"unknown study group {bad[0] if bad else text!r}; choose from {', '.join(GROUPS)}")
+        raise HarnessError(
+            f"unknown study group {bad[0] if bad else text!r}; choose from {', '.join(GROUPS)}"
+        )
     return tuple(items)
 
 
@@ -43,7 +46,11 @@ def _cmd_run(args) -> int:
     device = str(resolve_device(args.device))
     if device.startswith("cuda") and args.device == "auto":
         device = "cuda"
-    cfg = StudyConfig.full(device) if args.full else (StudyConfig.tiny() if args.tiny else StudyConfig.default(device))
+    cfg = (
+        StudyConfig.full(device)
+        if args.full
+        else (StudyConfig.tiny() if args.tiny else StudyConfig.default(device))
+    )
     cfg.device = device
     if args.dtype:
         cfg.dtype = args.dtype
@@ -66,21 +73,31 @@ def _run(args, cfg, out: Path) -> int:
 
     has_poly = poly_available()
     if not has_poly:
-        print("lora-harness: note: the poly solver is not installed; running the exact solvers only",
-              file=sys.stderr)
-    cells = make_grid(cfg, groups=_groups(args.groups), poly=has_poly,
-                      extra=available_extras() if has_poly else ())
+        print(
+            "lora-harness: note: the poly solver is not installed; running the exact solvers only",
+            file=sys.stderr,
+        )
+    cells = make_grid(
+        cfg, groups=_groups(args.groups), poly=has_poly, extra=available_extras() if has_poly else ()
+    )
     if out.exists() and not out.is_dir():
         raise HarnessError(f"--out {out} exists and is not a folder")
     if (out / "cells").is_dir() and any((out / "cells").glob("*.json")) and not (args.resume or args.force):
-        raise HarnessError(f"{out} already holds study results; pass --resume to continue or --force to start over")
+        raise HarnessError(
+            f"{out} already holds study results; pass --resume to continue or --force to start over"
+        )
     t0 = time.perf_counter()
-    info = run_study(cells, out, resume=args.resume, progress=None if args.quiet else Progress(),
-                     config=config_dict(cfg))
+    info = run_study(
+        cells, out, resume=args.resume, progress=None if args.quiet else Progress(), config=config_dict(cfg)
+    )
     rep = write_report(out, plots=not args.no_plots)
     total = time.perf_counter() - t0
-    rep_info = {"ran": info["ran"], "reused": info["reused"], "total_cells": info["total"],
-                "seconds": round(total, 1)}
+    rep_info = {
+        "ran": info["ran"],
+        "reused": info["reused"],
+        "total_cells": info["total"],
+        "seconds": round(total, 1),
+    }
     atomic_write_text(out / "last_run.json", json.dumps(rep_info, indent=1))
     print(summary_table(rep))
     print(f"\n{info['ran']} cells run, {info['reused']} reused, {total:.0f} s; report: {out / 'report.md'}")
@@ -88,20 +105,43 @@ def _run(args, cfg, out: Path) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("run", help="run the scaling study (exponents, crossover, phase transition, report)",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "run",
+        help="run the scaling study (exponents, crossover, phase transition, report)",
+        description=__doc__.split("\n\n")[0],
+    )
     p.add_argument("--out", default="runs/default", help="output folder (default runs/default)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="the bigger grid (minutes to hours)")
     size.add_argument("--tiny", action="store_true", help="a seconds-long grid (smoke test)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu; on cuda the --full grid in float32)")
-    p.add_argument("--dtype", choices=["float64", "float32"], default=None,
-                   help="default float64 on CPU, float32 on CUDA with --full")
+    p.add_argument(
+        "--device", default="cpu", help="cpu, cuda or auto (default cpu; on cuda the --full grid in float32)"
+    )
+    p.add_argument(
+        "--dtype",
+        choices=["float64", "float32"],
+        default=None,
+        help="default float64 on CPU, float32 on CUDA with --full",
+    )
     p.add_argument("--groups", default=",".join(GROUPS), help=f"comma list of {', '.join(GROUPS)}")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats per cell (default 5; a cell stops once 6 s are spent)")
-    p.add_argument("--threads", type=int, default=None, help="torch and BLAS CPU threads (default 1 on CPU: stable timings on a shared machine)")
-    p.add_argument("--clock", choices=["process", "wall"], default="process",
-                   help="CPU timing clock: process CPU time (default; robust to other load) or wall time")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed repeats per cell (default 5; a cell stops once 6 s are spent)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch and BLAS CPU threads (default 1 on CPU: stable timings on a shared machine)",
+    )
+    p.add_argument(
+        "--clock",
+        choices=["process", "wall"],
+        default="process",
+        help="CPU timing clock: process CPU time (default; robust to other load) or wall time",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue a killed run, reusing finished cells")
     p.add_argument("--force", action="store_true", help="discard earlier results in --out")

@@ -1,5 +1,6 @@
 """`lora-harness solve INSTANCE --solver S`: adapter gradients of one instance, with the loss, time,
 peak memory, op count and certificate; `--out` writes them in the interchange format."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,9 @@ def _cmd_solve(args) -> int:
     if res.info.get("nonfinite"):
         raise HarnessError(f"solver {solver.name!r} returned a non-finite {res.info['nonfinite']}")
     print(f"instance: {inst.describe()}")
-    print(f"solver:   {solver.name} ({'exact' if solver.exact else 'approximate'}, {args.dtype}, {args.device})")
+    print(
+        f"solver:   {solver.name} ({'exact' if solver.exact else 'approximate'}, {args.dtype}, {args.device})"
+    )
     print(f"loss:     {res.loss:.17g}")
     print(f"time:     {elapsed:.4f} s")
     print(f"peak mem: {peak:.1f} MiB (process RSS; +{max(peak - rss0, 0):.1f} MiB during solve)")
@@ -35,8 +38,14 @@ def _cmd_solve(args) -> int:
     if res.certificate:
         print("certificate: " + json.dumps(res.certificate, sort_keys=True, default=str))
     if args.out:
-        meta = {"solver": solver.name, "instance_sha256": inst.sha256, "seconds": elapsed,
-                "ops": res.ops, "certificate": res.certificate, "dtype": args.dtype}
+        meta = {
+            "solver": solver.name,
+            "instance_sha256": inst.sha256,
+            "seconds": elapsed,
+            "ops": res.ops,
+            "certificate": res.certificate,
+            "dtype": args.dtype,
+        }
         save_gradients(res.grads, res.loss, args.out, meta=meta)
         print(f"wrote {args.out}")
     return 0

@@ -1,6 +1,7 @@
 """`lora-harness solve-sat FORMULA.cnf --via lora|attention|attention-gradient --solver NAME`: decide
 satisfiability only through calls to the named solver (plus O(N m) decode work and ceil(log2 N) extra
 calls); prints `SAT` and a DIMACS `v ... 0` line, or `UNSAT` (reductions.chain; docs/reductions.md)."""
+
 from __future__ import annotations
 
 import time
@@ -17,14 +18,27 @@ def _cmd_solve_sat(args) -> int:
     cnf = read_dimacs(args.formula)
     with limit_threads(threads(args)):
         t0 = time.perf_counter()
-        run = solve_sat(cnf, args.via, args.solver, dtype=args.dtype, device=args.device,
-                        variant=args.variant, form=args.form, adapt=args.adapt, tau=args.tau)
+        run = solve_sat(
+            cnf,
+            args.via,
+            args.solver,
+            dtype=args.dtype,
+            device=args.device,
+            variant=args.variant,
+            form=args.form,
+            adapt=args.adapt,
+            tau=args.tau,
+        )
         elapsed = time.perf_counter() - t0
-    print(f"c formula {args.formula}: v={cnf.nvars} m={cnf.m}; OV N={run.sizes['N']}; "
-          f"route {args.via} via solver {args.solver} ({args.dtype})")
-    print(f"c oracle calls {run.calls}; time {elapsed:.3f} s "
-          f"(oracle {run.seconds.get('oracle', 0.0):.3f} s); required accuracy "
-          f"{run.margins.get('required_accuracy', float('nan')):.3g}")
+    print(
+        f"c formula {args.formula}: v={cnf.nvars} m={cnf.m}; OV N={run.sizes['N']}; "
+        f"route {args.via} via solver {args.solver} ({args.dtype})"
+    )
+    print(
+        f"c oracle calls {run.calls}; time {elapsed:.3f} s "
+        f"(oracle {run.seconds.get('oracle', 0.0):.3f} s); required accuracy "
+        f"{run.margins.get('required_accuracy', float('nan')):.3g}"
+    )
     if run.model is None:
         print("UNSAT")
     else:
@@ -40,11 +54,19 @@ def register(sub) -> None:
     p.add_argument("--solver", default="closed-form", help="solver name or module:attr (the oracle)")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--variant", default="g1", choices=["g1", "g1-e0"],
-                   help="gradient read-out: G1 (E = -e0) or its E = 0 variant")
+    p.add_argument(
+        "--variant",
+        default="g1",
+        choices=["g1", "g1-e0"],
+        help="gradient read-out: G1 (E = -e0) or its E = 0 variant",
+    )
     p.add_argument("--form", default="cross", choices=["cross", "self"], help="LoRA embedding form")
     p.add_argument("--adapt", default="C1", help="LoRA adapters: C1 (q,v), C1-q (q), C2 (q,k,v)")
-    p.add_argument("--tau", default="1", choices=["1", "sqrt-d", "d"],
-                   help="attention temperature the P1 layout is realised under")
+    p.add_argument(
+        "--tau",
+        default="1",
+        choices=["1", "sqrt-d", "d"],
+        help="attention temperature the P1 layout is realised under",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave the default)")
     p.set_defaults(func=_cmd_solve_sat)

@@ -1,4 +1,5 @@
 """`lora-harness solvers`: every solver that loads: name, exact/approximate, claimed cost."""
+
 from __future__ import annotations
 
 from harness.solvers import list_solvers

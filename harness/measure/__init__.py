@@ -9,6 +9,7 @@
 
 The names below load lazily, so `harness.measure.fit` does not import torch.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -15,10 +15,12 @@
 
 The same functions fit operation counts (deterministic, so CI can gate on them).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,12 +56,13 @@ def _ols_batch(lx: np.ndarray, LY: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise least squares for a (B, n) batch of responses on the same lx."""
     xm = lx.mean()
     dx = lx - xm
-    slope = (LY - LY.mean(1, keepdims=True)) @ dx / float((dx ** 2).sum())
+    slope = (LY - LY.mean(1, keepdims=True)) @ dx / float((dx**2).sum())
     return slope, LY.mean(1) - slope * xm
 
 
-def _bootstrap_responses(lx: np.ndarray, ly: np.ndarray, samples, n_boot: int,
-                         rng: np.random.Generator) -> np.ndarray:
+def _bootstrap_responses(
+    lx: np.ndarray, ly: np.ndarray, samples, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
     """(n_boot, n) bootstrap replicates of log y: resampled repeats (when given) plus resampled,
     inflated residuals of the straight-line fit."""
     n = lx.size
@@ -80,8 +83,15 @@ def _bootstrap_responses(lx: np.ndarray, ly: np.ndarray, samples, n_boot: int,
     return base
 
 
-def fit_power(x: Sequence[float], y: Sequence[float], *, samples: Sequence[Sequence[float]] | None = None,
-              n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL) -> dict[str, Any]:
+def fit_power(
+    x: Sequence[float],
+    y: Sequence[float],
+    *,
+    samples: Sequence[Sequence[float]] | None = None,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> dict[str, Any]:
     """Fit y ~ C x^b by log-log least squares. Returns {"exponent" b, "log_coef" log C, "ci" [lo, hi]
     (bootstrap percentile interval at `level`), "r2", "n", "x_range", "exact_fit" (n == 2 or zero
     residuals)}. `samples[j]` are optional repeat measurements behind y[j] (e.g. the timing repeats)."""
@@ -89,7 +99,7 @@ def fit_power(x: Sequence[float], y: Sequence[float], *, samples: Sequence[Seque
     b, a = _ols(lx, ly)
     resid = ly - (a + b * lx)
     sst = float(((ly - ly.mean()) ** 2).sum())
-    r2 = 1.0 - float((resid ** 2).sum()) / sst if sst > 0 else 1.0
+    r2 = 1.0 - float((resid**2).sum()) / sst if sst > 0 else 1.0
     rng = np.random.default_rng(seed)
     if samples is not None and len(samples) != lx.size:
         raise HarnessError(f"fit: samples has {len(samples)} entries for {lx.size} points")
@@ -98,9 +108,18 @@ def fit_power(x: Sequence[float], y: Sequence[float], *, samples: Sequence[Seque
     q = (1 - level) / 2
     lo, hi = (float(v) for v in np.quantile(slopes, [q, 1 - q]))
     exact = lx.size == 2 or bool(np.allclose(resid, 0, atol=1e-12))
-    return {"exponent": b, "log_coef": a, "ci": [min(lo, b), max(hi, b)], "r2": r2, "n": int(lx.size),
-            "x_range": [float(np.exp(lx.min())), float(np.exp(lx.max()))], "exact_fit": exact,
-            "level": level, "n_boot": n_boot, "seed": seed}
+    return {
+        "exponent": b,
+        "log_coef": a,
+        "ci": [min(lo, b), max(hi, b)],
+        "r2": r2,
+        "n": int(lx.size),
+        "x_range": [float(np.exp(lx.min())), float(np.exp(lx.max()))],
+        "exact_fit": exact,
+        "level": level,
+        "n_boot": n_boot,
+        "seed": seed,
+    }
 
 
 def predict(fit: dict[str, Any], x: Sequence[float] | float) -> np.ndarray:
@@ -147,9 +166,18 @@ def _observed_crossing(lx: np.ndarray, lr: np.ndarray) -> float | None:
     return None
 
 
-def crossover(x: Sequence[float], ya: Sequence[float], yb: Sequence[float], *,
-              samples_a=None, samples_b=None, n_boot: int = N_BOOT, seed: int = 0,
-              level: float = LEVEL, flat_tol: float = 1e-9) -> dict[str, Any]:
+def crossover(
+    x: Sequence[float],
+    ya: Sequence[float],
+    yb: Sequence[float],
+    *,
+    samples_a=None,
+    samples_b=None,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    level: float = LEVEL,
+    flat_tol: float = 1e-9,
+) -> dict[str, Any]:
     """Crossover L* of two cost curves measured at the same sizes x (see module doc). Returns
     {"x_star" (None: no crossover), "ci" [lo, hi] or None, "observed" (measured crossing or None),
     "extrapolated" (x_star outside the measured range), "ratio_slope" (exponent of ya/yb),
@@ -168,9 +196,14 @@ def crossover(x: Sequence[float], ya: Sequence[float], yb: Sequence[float], *,
     B = _bootstrap_responses(lx, lb, sb, n_boot, rng)
     bs, bc = _ols_batch(lx, A - B)
     q = (1 - level) / 2
-    out = {"observed": _observed_crossing(lx, lr), "ratio_slope": s,
-           "ratio_slope_ci": [float(v) for v in np.quantile(bs, [q, 1 - q])],
-           "x_range": [float(np.exp(lx[0])), float(np.exp(lx[-1]))], "level": level, "seed": seed}
+    out = {
+        "observed": _observed_crossing(lx, lr),
+        "ratio_slope": s,
+        "ratio_slope_ci": [float(v) for v in np.quantile(bs, [q, 1 - q])],
+        "x_range": [float(np.exp(lx[0])), float(np.exp(lx[-1]))],
+        "level": level,
+        "seed": seed,
+    }
     if abs(s) <= flat_tol:
         out.update(x_star=None, ci=None, extrapolated=False, faster_above=None, boot_no_cross=1.0)
         return out
@@ -186,6 +219,11 @@ def crossover(x: Sequence[float], ya: Sequence[float], yb: Sequence[float], *,
         lo, hi = np.quantile(ts, [q, 1 - q])
         ci = [float(np.exp(min(lo, t_star, 700.0))), float(np.exp(min(max(hi, t_star), 700.0)))]
     x_star = float(np.exp(min(t_star, 700.0)))
-    out.update(x_star=x_star, ci=ci, extrapolated=not (lx[0] <= t_star <= lx[-1]),
-               faster_above="b" if s > 0 else "a", boot_no_cross=float(no_cross))
+    out.update(
+        x_star=x_star,
+        ci=ci,
+        extrapolated=not (lx[0] <= t_star <= lx[-1]),
+        faster_above="b" if s > 0 else "a",
+        boot_no_cross=float(no_cross),
+    )
     return out

@@ -7,18 +7,21 @@ reset it to the current RSS by writing "5" to /proc/self/clear_refs (Linux >= 4.
 VmHWM - VmRSS(before). Free heap memory is handed back first (glibc `malloc_trim(0)`): without
 that, a call reusing memory the allocator kept from an earlier call read as 0 bytes (measured:
 streaming at L = 8192 gave 0 MiB, with the trim 196-212 MiB; closed-form 1024 MiB either way,
-its L x L buffers are fresh mmaps). Where clear_refs is not writable we fall back to the ru_maxrss delta, which
-is only a lower bound (zero unless the call raises the process's lifetime peak); the method used
+its L x L buffers are fresh mmaps). Where clear_refs is not writable we fall back to the ru_maxrss
+delta, which is only a lower bound (zero unless the call raises the process's lifetime peak); the method used
 is returned with the number.
 """
+
 from __future__ import annotations
 
 import re
 import resource
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import torch
+
 
 def _status_kib(field: str) -> int | None:
     try:
@@ -69,8 +72,11 @@ def peak_memory(fn: Callable[[], Any], device: Any = None) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(dev)
         out = fn()
         torch.cuda.synchronize(dev)
-        return {"bytes": int(torch.cuda.max_memory_allocated(dev) - base),
-                "method": "cuda.max_memory_allocated", "last": out}
+        return {
+            "bytes": int(torch.cuda.max_memory_allocated(dev) - base),
+            "method": "cuda.max_memory_allocated",
+            "last": out,
+        }
     _trim_heap()
     rss0 = _status_kib("VmRSS")
     if rss0 is not None and _reset_hwm():
@@ -82,8 +88,6 @@ def peak_memory(fn: Callable[[], Any], device: Any = None) -> dict[str, Any]:
     out = fn()
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"bytes": (after - before) * 1024, "method": "ru_maxrss delta (lower bound)", "last": out}
-
-
 
 
 def peak_rss_mib() -> float:

@@ -2,6 +2,7 @@
 `LargestTensor` records the largest tensor (in elements) that any torch operation produced inside
 its context. Used to assert "no L x L allocation" for streaming and low-rank solvers.
 """
+
 from __future__ import annotations
 
 import torch

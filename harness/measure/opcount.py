@@ -4,6 +4,7 @@ counts (and exponents fitted on counts) instead of wall time (ANCHORS.md "Testin
 Convention (FlashAttention's): a (m x k) @ (k x n) product costs 2 m k n flops; an elementwise op
 costs one flop per entry and per operation (exp counts as one).
 """
+
 from __future__ import annotations
 
 

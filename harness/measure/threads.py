@@ -2,10 +2,11 @@
 threadpoolctl) set to n for the duration of a `with` block and restored afterwards. n = None leaves
 everything as it is. One helper for every place that pins threads: timing (work, not parallelism),
 the check suite, the study, the CLI's --threads."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from harness.errors import HarnessError
 

@@ -4,11 +4,13 @@
 timed with CUDA events and the device is synchronised only around the timed region (once before the
 start event, once after the end event); on CPU `time.perf_counter` (or the process CPU clock).
 """
+
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -23,8 +25,15 @@ def _sync(device: torch.device | None) -> None:
 CLOCKS = ("wall", "process")
 
 
-def time_call(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 3,
-              device: Any = None, budget_s: float | None = None, clock: str = "wall") -> dict[str, Any]:
+def time_call(
+    fn: Callable[[], Any],
+    *,
+    warmup: int = 1,
+    repeats: int = 3,
+    device: Any = None,
+    budget_s: float | None = None,
+    clock: str = "wall",
+) -> dict[str, Any]:
     """Time `fn()`: `warmup` unrecorded calls, then up to `repeats` timed calls (at least one; stop
     early once `budget_s` seconds of timed calls have been spent). Returns seconds:
     {"median", "min", "max", "spread" (max - min) / median, "times", "wall_times", "warmup", "repeats",
@@ -65,15 +74,28 @@ def time_call(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 3,
         if budget_s is not None and sum(walls) >= budget_s:
             break
     med = statistics.median(times)
-    return {"median": med, "min": min(times), "max": max(times),
-            "spread": (max(times) - min(times)) / med if med > 0 else 0.0,
-            "times": times, "wall_times": walls, "warmup": warmup, "repeats": len(times),
-            "timer": "cuda-events" if cuda else ("process_time" if clock == "process" else "perf_counter"),
-            "last": out}
+    return {
+        "median": med,
+        "min": min(times),
+        "max": max(times),
+        "spread": (max(times) - min(times)) / med if med > 0 else 0.0,
+        "times": times,
+        "wall_times": walls,
+        "warmup": warmup,
+        "repeats": len(times),
+        "timer": "cuda-events" if cuda else ("process_time" if clock == "process" else "perf_counter"),
+        "last": out,
+    }
 
 
-def time_interleaved(fns: Sequence[Callable[[], Any]], *, rounds: int, budget_s: float | None = None,
-                     device: Any = None, clock: str = "wall") -> list[list[float]]:
+def time_interleaved(
+    fns: Sequence[Callable[[], Any]],
+    *,
+    rounds: int,
+    budget_s: float | None = None,
+    device: Any = None,
+    clock: str = "wall",
+) -> list[list[float]]:
     """Round-robin timing of several calls: each round times every fn once (A B C A B C ...), with
     `time_call`, so a slow drift of a shared machine hits every fn alike. Returns one list of seconds
     per fn. Stops after `rounds` rounds, or after the first round that brings the wall time spent to

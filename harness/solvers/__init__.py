@@ -3,6 +3,7 @@
 `get_solver(spec)` accepts a registered name ("autograd", "closed-form", ...), a `module:attr`
 string naming a callable, or a name registered under the `lora_harness.solvers` entry-point group.
 """
+
 from harness.solvers.base import Result, Solver, resolve_dtype
 from harness.solvers.registry import get_solver, list_solvers, register
 

@@ -5,10 +5,12 @@ A solver has a `name`, whether it is `exact`, a claimed `cost`, and
 in the interchange format (`dA_m` of shape (r, d), `dB_m` of shape (d, r) for each adapted m), the
 loss, a deterministic operation count, and for approximate solvers a certificate.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,8 +18,12 @@ import torch
 from harness.errors import HarnessError
 from harness.instance import Instance
 
-_DTYPES = {"float64": torch.float64, "double": torch.float64, "float32": torch.float32,
-           "float": torch.float32}
+_DTYPES = {
+    "float64": torch.float64,
+    "double": torch.float64,
+    "float32": torch.float32,
+    "float": torch.float32,
+}
 
 
 def resolve_dtype(dtype: Any) -> torch.dtype:
@@ -61,13 +67,16 @@ class Result:
     certificate: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
-    def max_abs_error(self, reference: "Result") -> float:
+    def max_abs_error(self, reference: Result) -> float:
         """Problem 1 criterion: max over adapters of the max-norm difference (MATH.md §4.4)."""
-        errs = [float(np.max(np.abs(np.asarray(self.grads[k], np.float64) - reference.grads[k])))
-                for k in reference.grads if reference.grads[k].size]
+        errs = [
+            float(np.max(np.abs(np.asarray(self.grads[k], np.float64) - reference.grads[k])))
+            for k in reference.grads
+            if reference.grads[k].size
+        ]
         return max(errs, default=0.0)
 
-    def max_rel_error(self, reference: "Result") -> float:
+    def max_rel_error(self, reference: Result) -> float:
         """max-norm error divided by the reference's max-norm (0/0 read as 0)."""
         scale = max((float(np.max(np.abs(g))) for g in reference.grads.values() if g.size), default=0.0)
         err = self.max_abs_error(reference)

@@ -3,6 +3,7 @@
 One object per job (a check suite run, a study run, a pytest session), passed to whoever needs it, never
 a module global. Entries are keyed by the instance's sha256; the oldest one is dropped beyond `maxsize`.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -15,8 +16,14 @@ from harness.solvers.base import Result
 class ReferenceCache:
     """`cache(inst) -> Result`: `solver.solve(inst, dtype=dtype, device=device)`, cached by sha256."""
 
-    def __init__(self, solver: Any = "autograd", *, dtype: str = "float64", device: str = "cpu",
-                 maxsize: int | None = 256):
+    def __init__(
+        self,
+        solver: Any = "autograd",
+        *,
+        dtype: str = "float64",
+        device: str = "cpu",
+        maxsize: int | None = 256,
+    ):
         from harness.solvers.registry import get_solver
 
         self.solver = get_solver(solver)

@@ -7,12 +7,14 @@ with `dA_m`, `dB_m` for every adapted m (torch tensors or numpy arrays), optiona
 subclass or instance may be named instead. Attributes `exact` and `cost` on the callable are used
 when present.
 """
+
 from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Callable
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,7 +135,9 @@ class CallableSolver(Solver):
             raise HarnessError(f"solver {self.name!r} raised {type(exc).__name__}: {exc}") from None
         elapsed = time.perf_counter() - t0
         if not hasattr(out, "keys"):
-            raise HarnessError(f"solver {self.name!r} returned {type(out).__name__}; expected a mapping of gradients")
+            raise HarnessError(
+                f"solver {self.name!r} returned {type(out).__name__}; expected a mapping of gradients"
+            )
         grads = {}
         for k in gradient_names(inst):
             if k not in out:

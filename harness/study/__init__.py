@@ -27,12 +27,29 @@ runs the missing ones through any object with `.map(fn, iterable)` (in-process b
 * `report`     the analysis of the stored table (fits, crossovers) into report.json / report.md
 * `plots`      its figures
 """
+
 from harness.study.cells import run_cell
 from harness.study.config import EXACT, FORMAT, REFERENCE, StudyConfig, config_dict
 from harness.study.grid import available_extras, cell_id, code_fingerprint, make_grid, poly_available
 from harness.study.runner import run_study
 from harness.study.store import cells_dir, load_cells, load_table, run_and_store, write_table
 
-__all__ = ["EXACT", "FORMAT", "REFERENCE", "StudyConfig", "available_extras", "cell_id", "cells_dir",
-           "code_fingerprint", "config_dict", "load_cells", "load_table", "make_grid", "poly_available",
-           "run_and_store", "run_cell", "run_study", "write_table"]
+__all__ = [
+    "EXACT",
+    "FORMAT",
+    "REFERENCE",
+    "StudyConfig",
+    "available_extras",
+    "cell_id",
+    "cells_dir",
+    "code_fingerprint",
+    "config_dict",
+    "load_cells",
+    "load_table",
+    "make_grid",
+    "poly_available",
+    "run_and_store",
+    "run_cell",
+    "run_study",
+    "write_table",
+]

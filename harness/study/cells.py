@@ -1,6 +1,8 @@
 """One cell of the grid, measured: time, peak memory, op count and error of a solver on one instance
 ("scaling", "rank", "dim" groups), or the phase-transition facts of one (c, L) point ("phase")."""
+
 from __future__ import annotations
+
 import math
 import time
 from typing import Any
@@ -18,6 +20,7 @@ def make_instance(cell: dict):
     if cell["family"] == "threshold":
         return families.threshold(c=cell["c"], **kw)
     return families.bounded(gamma=cell["gamma"], **kw)
+
 
 _REF_CACHE: dict[str, Any] = {}
 
@@ -62,17 +65,31 @@ def _measure_cell(cell: dict, inst) -> dict:
     from harness.solvers import get_solver
 
     solver = get_solver(cell["solver"])
-    m = measure_solver(solver, inst, dtype=cell["dtype"], device=cell["device"], warmup=cell["warmup"],
-                       repeats=cell["repeats"], budget_s=cell["budget_s"], clock=cell["clock"],
-                       **cell["options"])
+    m = measure_solver(
+        solver,
+        inst,
+        dtype=cell["dtype"],
+        device=cell["device"],
+        warmup=cell["warmup"],
+        repeats=cell["repeats"],
+        budget_s=cell["budget_s"],
+        clock=cell["clock"],
+        **cell["options"],
+    )
     res = m.pop("result")
     if cell["solver"] == REFERENCE and cell["dtype"] == "float64" and cell["device"] == "cpu":
         _REF_CACHE.setdefault(inst.sha256, res)
-    out = {"seconds": m["seconds"], "mem_bytes": m["mem_bytes"], "mem_method": m["mem_method"],
-           "ops": m["ops"]}
+    out = {
+        "seconds": m["seconds"],
+        "mem_bytes": m["mem_bytes"],
+        "mem_method": m["mem_method"],
+        "ops": m["ops"],
+    }
     if res.certificate:
         c = res.certificate
-        out["cert"] = {k: c.get(k) for k in ("R", "regime", "degree", "rank", "eps_rel", "error_bound", "eps")}
+        out["cert"] = {
+            k: c.get(k) for k in ("R", "regime", "degree", "rank", "eps_rel", "error_bound", "eps")
+        }
     if cell["error"]:
         out.update(_errors(res, inst, cell["device"]))
     return out
@@ -89,10 +106,26 @@ def _phase_cell(cell: dict, inst) -> dict:
     from harness.solvers.poly.fused import poly_gradients
 
     eps = cell["options"]["eps"]
-    cert = theory.certify(inst, eps=eps, max_rank=10 ** 12)
-    out: dict[str, Any] = {"cert": {k: cert.get(k) for k in
-                                    ("R", "R_bound", "log_L", "regime", "degree", "rank", "eps_rel",
-                                     "error_bound", "eps", "meets_eps", "ops", "coefficient")}}
+    cert = theory.certify(inst, eps=eps, max_rank=10**12)
+    out: dict[str, Any] = {
+        "cert": {
+            k: cert.get(k)
+            for k in (
+                "R",
+                "R_bound",
+                "log_L",
+                "regime",
+                "degree",
+                "rank",
+                "eps_rel",
+                "error_bound",
+                "eps",
+                "meets_eps",
+                "ops",
+                "coefficient",
+            )
+        }
+    }
     out["gamma"] = cert["gammas"]["gamma"]
     # error of the polynomial method at the largest degree whose rank fits the budget (no refusal:
     # the kernel is used as is, so above the threshold the error shows what the budget buys)
@@ -106,20 +139,41 @@ def _phase_cell(cell: dict, inst) -> dict:
         with torch.no_grad():
             return poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g_b)
 
-    tb = time_call(run_budget, warmup=cell["warmup"], repeats=cell["repeats"], device=dev,
-                   budget_s=cell["budget_s"], clock=cell["clock"])
+    tb = time_call(
+        run_budget,
+        warmup=cell["warmup"],
+        repeats=cell["repeats"],
+        device=dev,
+        budget_s=cell["budget_s"],
+        clock=cell["clock"],
+    )
     grads = {k: v.cpu().double().numpy() for k, v in tb.pop("last")[0].items()}
     res = Result(grads, float("nan"), "poly-budget")
-    out["budget"] = {"degree": g_b, "rank": theory.feature_rank(inst.d, g_b), "seconds": tb,
-                     "eps_rel": theory.taylor_rel_error(cert["R"], g_b), **_errors(res, inst, cell["device"])}
+    out["budget"] = {
+        "degree": g_b,
+        "rank": theory.feature_rank(inst.d, g_b),
+        "seconds": tb,
+        "eps_rel": theory.taylor_rel_error(cert["R"], g_b),
+        **_errors(res, inst, cell["device"]),
+    }
     out["exact_ops"] = reference(inst, cell["device"]).ops
     # time at the needed degree where affordable (otherwise only the predicted op count)
     if cert["rank"] <= cell["run_rank"]:
         solver = get_solver("poly")
-        tn = time_call(lambda: solver.solve(inst, dtype=cell["dtype"], device=cell["device"],
-                                            degree=cert["degree"], max_rank=cell["run_rank"]),
-                       warmup=cell["warmup"], repeats=cell["repeats"], device=dev, budget_s=cell["budget_s"],
-                       clock=cell["clock"])
+        tn = time_call(
+            lambda: solver.solve(
+                inst,
+                dtype=cell["dtype"],
+                device=cell["device"],
+                degree=cert["degree"],
+                max_rank=cell["run_rank"],
+            ),
+            warmup=cell["warmup"],
+            repeats=cell["repeats"],
+            device=dev,
+            budget_s=cell["budget_s"],
+            clock=cell["clock"],
+        )
         res_n = tn.pop("last")
         out["needed"] = {"seconds": tn, "ops": res_n.ops, **_errors(res_n, inst, cell["device"])}
     else:
@@ -135,5 +189,10 @@ def run_cell(cell: dict) -> dict:
         result = _phase_cell(cell, inst)
     else:
         result = _measure_cell(cell, inst)
-    return {"format": FORMAT, "id": cell_id(cell), "cell": cell, "result": _jsonable(result),
-            "wall_s": time.perf_counter() - t0}
+    return {
+        "format": FORMAT,
+        "id": cell_id(cell),
+        "cell": cell,
+        "result": _jsonable(result),
+        "wall_s": time.perf_counter() - t0,
+    }

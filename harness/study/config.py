@@ -1,5 +1,7 @@
 """The sizes of the study grid (`StudyConfig`: default, full, tiny) and the study's fixed names."""
+
 from __future__ import annotations
+
 from dataclasses import asdict, dataclass, field
 
 EXACT = ("closed-form", "streaming", "autograd")
@@ -18,77 +20,121 @@ class StudyConfig:
     seed: int = 0
     repeats: int = 5
     warmup: int = 1
-    budget_s: float = 6.0            # stop a cell's timing repeats once this many seconds are spent
-    clock: str = "process"           # CPU: process CPU time (one torch thread); "wall" for wall time
+    budget_s: float = 6.0  # stop a cell's timing repeats once this many seconds are spent
+    clock: str = "process"  # CPU: process CPU time (one torch thread); "wall" for wall time
     # scaling
     d: int = 4
     r: int = 2
     gamma: float = 1.0
-    exact_L: dict = field(default_factory=lambda: {"closed-form": [8, 13], "autograd": [8, 13],
-                                                   "streaming": [8, 15]})
+    exact_L: dict = field(
+        default_factory=lambda: {"closed-form": [8, 13], "autograd": [8, 13], "streaming": [8, 15]}
+    )
     poly_L: list = field(default_factory=lambda: [8, 19])
     poly_degree: int = 5
     eps_poly_L: list = field(default_factory=lambda: [8, 16])
-    chained_L: list = field(default_factory=lambda: [8, 17])   # poly-chained (fixed degree: O(L k^2 d))
+    chained_L: list = field(default_factory=lambda: [8, 17])  # poly-chained (fixed degree: O(L k^2 d))
     chained_degree: int = 3
-    rf_L: list = field(default_factory=lambda: [8, 16])        # random-features, m features
+    rf_L: list = field(default_factory=lambda: [8, 16])  # random-features, m features
     rf_m: int = 256
     fit_min_series: dict = field(default_factory=lambda: {"streaming": 13})
     #                                  per-series override: streaming keeps all keys in one 4096-key
     #                                  block up to L = 2^12, and its tile shape changes with L below
     #                                  (2048 -> 8192 grew only 2.7-3x per doubling)
-    ref_max_log2L: int = 13          # errors are measured against the exact reference up to here
-    fit_min_log2L: int = 11          # exact-solver exponents are fitted on L >= 2^this (an L x L
+    ref_max_log2L: int = 13  # errors are measured against the exact reference up to here
+    fit_min_log2L: int = 11  # exact-solver exponents are fitted on L >= 2^this (an L x L
     #                                  float64 matrix outgrows the 32 MiB L3 cache at L = 2^11)
-    poly_fit_min_log2L: int = 13     # approximate solvers: L >= 2^this (below, poly's fixed per-call
+    poly_fit_min_log2L: int = 13  # approximate solvers: L >= 2^this (below, poly's fixed per-call
     #                                  cost, ~3 ms, is a visible part of the time)
     # phase
     phase_c: list = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0, 1.5, 2.0])
     phase_L: list = field(default_factory=lambda: [8, 12])
     phase_d: int = 4
-    phase_budget_rank: int = 715     # C(4+9, 9): degree 9 at d = 4
-    phase_run_rank: int = 1365       # time the needed degree only up to this rank
+    phase_budget_rank: int = 715  # C(4+9, 9): degree 9 at d = 4
+    phase_run_rank: int = 1365  # time the needed degree only up to this rank
     # rank / dimension
     rank_r: list = field(default_factory=lambda: [1, 2, 4, 8])
     rank_d: int = 8
     rank_L: int = 12
-    rank_degree: int = 3             # fixed degree in the rank group, so only r varies
+    rank_degree: int = 3  # fixed degree in the rank group, so only r varies
     dim_d: list = field(default_factory=lambda: [2, 4, 8])
     dim_L: list = field(default_factory=lambda: [9, 12])
     dim_eps: float = 1e-3
 
     @classmethod
-    def default(cls, device: str = "cpu") -> "StudyConfig":
+    def default(cls, device: str = "cpu") -> StudyConfig:
         if device.startswith("cuda"):
             return cls.full(device)
         return cls()
 
     @classmethod
-    def full(cls, device: str = "cpu") -> "StudyConfig":
+    def full(cls, device: str = "cpu") -> StudyConfig:
         gpu = device.startswith("cuda")
-        return cls(device=device, dtype="float32" if gpu else "float64", repeats=5, budget_s=20.0,
-                   exact_L={"closed-form": [9, 15 if gpu else 14], "autograd": [9, 14 if gpu else 13],
-                            "streaming": [9, 15 if gpu else 13]},
-                   poly_L=[9, 20 if gpu else 19], eps_poly_L=[9, 18],
-                   chained_L=[9, 19 if gpu else 18], rf_L=[9, 20 if gpu else 18], rf_m=1024, ref_max_log2L=15 if gpu else 14,
-                   fit_min_log2L=11, poly_fit_min_log2L=13, fit_min_series={"streaming": 13}, phase_c=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
-                   phase_L=[8, 14 if gpu else 13], rank_r=[1, 2, 4, 8, 16], rank_d=16, rank_L=13,
-                   dim_d=[2, 4, 6, 8, 12], dim_L=[9, 14 if gpu else 13])
+        return cls(
+            device=device,
+            dtype="float32" if gpu else "float64",
+            repeats=5,
+            budget_s=20.0,
+            exact_L={
+                "closed-form": [9, 15 if gpu else 14],
+                "autograd": [9, 14 if gpu else 13],
+                "streaming": [9, 15 if gpu else 13],
+            },
+            poly_L=[9, 20 if gpu else 19],
+            eps_poly_L=[9, 18],
+            chained_L=[9, 19 if gpu else 18],
+            rf_L=[9, 20 if gpu else 18],
+            rf_m=1024,
+            ref_max_log2L=15 if gpu else 14,
+            fit_min_log2L=11,
+            poly_fit_min_log2L=13,
+            fit_min_series={"streaming": 13},
+            phase_c=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
+            phase_L=[8, 14 if gpu else 13],
+            rank_r=[1, 2, 4, 8, 16],
+            rank_d=16,
+            rank_L=13,
+            dim_d=[2, 4, 6, 8, 12],
+            dim_L=[9, 14 if gpu else 13],
+        )
 
     @classmethod
-    def tiny(cls) -> "StudyConfig":
+    def tiny(cls) -> StudyConfig:
         """Seconds-long grid for tests."""
-        return cls(repeats=1, warmup=0, budget_s=1.0, d=2, r=1,
-                   exact_L={"closed-form": [5, 7], "streaming": [5, 6]}, poly_L=[5, 8], poly_degree=2,
-                   eps_poly_L=[5, 7], chained_L=[5, 6], chained_degree=2, rf_L=[5, 6], rf_m=16,
-                   fit_min_series={}, ref_max_log2L=7, fit_min_log2L=5, poly_fit_min_log2L=5, phase_c=[0.5, 2.0],
-                   phase_L=[5, 6], phase_d=2, phase_budget_rank=15, phase_run_rank=28,
-                   rank_r=[1, 2], rank_d=2, rank_L=6, rank_degree=2, dim_d=[2, 3], dim_L=[5, 6])
+        return cls(
+            repeats=1,
+            warmup=0,
+            budget_s=1.0,
+            d=2,
+            r=1,
+            exact_L={"closed-form": [5, 7], "streaming": [5, 6]},
+            poly_L=[5, 8],
+            poly_degree=2,
+            eps_poly_L=[5, 7],
+            chained_L=[5, 6],
+            chained_degree=2,
+            rf_L=[5, 6],
+            rf_m=16,
+            fit_min_series={},
+            ref_max_log2L=7,
+            fit_min_log2L=5,
+            poly_fit_min_log2L=5,
+            phase_c=[0.5, 2.0],
+            phase_L=[5, 6],
+            phase_d=2,
+            phase_budget_rank=15,
+            phase_run_rank=28,
+            rank_r=[1, 2],
+            rank_d=2,
+            rank_L=6,
+            rank_degree=2,
+            dim_d=[2, 3],
+            dim_L=[5, 6],
+        )
 
 
 def pow2(lo_hi: list) -> list[int]:
     lo, hi = lo_hi
-    return [2 ** k for k in range(int(lo), int(hi) + 1)]
+    return [2**k for k in range(int(lo), int(hi) + 1)]
 
 
 def config_dict(cfg: StudyConfig) -> dict:

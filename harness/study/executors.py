@@ -1,7 +1,9 @@
 """Executors run the cells: any object with `.map(fn, iterable)` (in-process by default; a
 `concurrent.futures` executor works, as `run_cell` is a module-level function of picklable args)."""
+
 from __future__ import annotations
-from typing import Callable, Iterable
+
+from collections.abc import Callable, Iterable
 
 
 class InProcessExecutor:

@@ -1,16 +1,27 @@
 """The grid: the list of cells of a `StudyConfig`, each a plain dict whose canonical JSON is its
 identity (`cell_id`), stamped with the fingerprint of the code that determines its numbers."""
+
 from __future__ import annotations
+
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from harness.errors import HarnessError
 from harness.study.config import REFERENCE, StudyConfig, pow2
 
-_CODE_FILES = ("families.py", "instance.py", "losses.py", "theory", "measure/opcount.py",
-               "measure/timing.py", "measure/memory.py", "measure/solver.py", "solvers")
+_CODE_FILES = (
+    "families.py",
+    "instance.py",
+    "losses.py",
+    "theory",
+    "measure/opcount.py",
+    "measure/timing.py",
+    "measure/memory.py",
+    "measure/solver.py",
+    "solvers",
+)
 
 
 def code_fingerprint() -> str:
@@ -29,22 +40,32 @@ def code_fingerprint() -> str:
     return h.hexdigest()[:12]
 
 
-def make_grid(cfg: StudyConfig, groups: Iterable[str] = ("scaling", "phase", "rank", "dim"),
-              poly: bool = True, extra: Iterable[str] = ()) -> list[dict]:
+def make_grid(
+    cfg: StudyConfig,
+    groups: Iterable[str] = ("scaling", "phase", "rank", "dim"),
+    poly: bool = True,
+    extra: Iterable[str] = (),
+) -> list[dict]:
     """The list of cells for `cfg` (deterministic order). `poly=False` leaves out every cell that
     needs the polynomial solver (used when it is not installed); `extra` names the further
     approximate solvers to scale ("poly-chained", "random-features"; see `available_extras`)."""
     extra = set(extra)
-    base = {"code": code_fingerprint(), "device": cfg.device, "dtype": cfg.dtype, "seed": cfg.seed,
-            "repeats": cfg.repeats,
-            "warmup": cfg.warmup, "budget_s": cfg.budget_s,
-            "clock": "wall" if cfg.device.startswith("cuda") else cfg.clock}
+    base = {
+        "code": code_fingerprint(),
+        "device": cfg.device,
+        "dtype": cfg.dtype,
+        "seed": cfg.seed,
+        "repeats": cfg.repeats,
+        "warmup": cfg.warmup,
+        "budget_s": cfg.budget_s,
+        "clock": "wall" if cfg.device.startswith("cuda") else cfg.clock,
+    }
     cells: list[dict] = []
     groups = set(groups)
 
     def add(**kw):
         c = {**base, **kw}
-        c["error"] = bool(c["L"] <= 2 ** cfg.ref_max_log2L)
+        c["error"] = bool(c["L"] <= 2**cfg.ref_max_log2L)
         cells.append(c)
 
     if "scaling" in groups:
@@ -54,27 +75,51 @@ def make_grid(cfg: StudyConfig, groups: Iterable[str] = ("scaling", "phase", "ra
                 add(group="scaling", series=s, solver=s, options={}, L=L, **inst)
         if poly:
             for L in pow2(cfg.poly_L):
-                add(group="scaling", series="poly", solver="poly", options={"degree": cfg.poly_degree},
-                    L=L, **inst)
+                add(
+                    group="scaling",
+                    series="poly",
+                    solver="poly",
+                    options={"degree": cfg.poly_degree},
+                    L=L,
+                    **inst,
+                )
             for L in pow2(cfg.eps_poly_L):
-                add(group="scaling", series="poly@eps=1/L", solver="poly", options={"eps": 1.0 / L},
-                    L=L, **inst)
-        for name, rng, opts in (("poly-chained", cfg.chained_L, {"degree": cfg.chained_degree}),
-                                ("random-features", cfg.rf_L, {"m": cfg.rf_m, "seed": cfg.seed})):
+                add(
+                    group="scaling",
+                    series="poly@eps=1/L",
+                    solver="poly",
+                    options={"eps": 1.0 / L},
+                    L=L,
+                    **inst,
+                )
+        for name, rng, opts in (
+            ("poly-chained", cfg.chained_L, {"degree": cfg.chained_degree}),
+            ("random-features", cfg.rf_L, {"m": cfg.rf_m, "seed": cfg.seed}),
+        ):
             if name in extra:
                 for L in pow2(rng):
                     add(group="scaling", series=name, solver=name, options=opts, L=L, **inst)
     if "phase" in groups and poly:
         for c in cfg.phase_c:
             for L in pow2(cfg.phase_L):
-                add(group="phase", series="phase", solver="poly", family="threshold", c=float(c),
-                    d=cfg.phase_d, r=cfg.r, L=L, options={"eps": 1.0 / L},
-                    budget_rank=cfg.phase_budget_rank, run_rank=cfg.phase_run_rank)
+                add(
+                    group="phase",
+                    series="phase",
+                    solver="poly",
+                    family="threshold",
+                    c=float(c),
+                    d=cfg.phase_d,
+                    r=cfg.r,
+                    L=L,
+                    options={"eps": 1.0 / L},
+                    budget_rank=cfg.phase_budget_rank,
+                    run_rank=cfg.phase_run_rank,
+                )
     if "rank" in groups:
         for r in cfg.rank_r:
             if r > cfg.rank_d:
                 continue
-            inst = {"family": "bounded", "d": cfg.rank_d, "r": r, "gamma": cfg.gamma, "L": 2 ** cfg.rank_L}
+            inst = {"family": "bounded", "d": cfg.rank_d, "r": r, "gamma": cfg.gamma, "L": 2**cfg.rank_L}
             add(group="rank", series=REFERENCE, solver=REFERENCE, options={}, **inst)
             if poly:
                 add(group="rank", series="poly", solver="poly", options={"degree": cfg.rank_degree}, **inst)

@@ -5,6 +5,7 @@ Fits (harness.measure.fit): time exponents on the median timings of L >= 2^fit_m
 repeats in the bootstrap; the same fit on the deterministic op counts; crossover L* of poly against
 the best exact solver (per L the fastest exact median), and per head dimension d in the "dim" group.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,14 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.measure.fit import crossover, fit_power, fit_segmented
 from harness.io import atomic_write_text
+from harness.measure.fit import crossover, fit_power, fit_segmented
 from harness.study.config import EXACT
+from harness.study.markdown import DEFAULT_FIT_MIN, markdown, summary_table
 from harness.study.store import load_table
 
-DEFAULT_FIT_MIN = 10
+__all__ = ["analyse", "deterministic_view", "load_report", "summary_table", "write_report"]
+
 _DET_KEYS = ("ops", "max_abs_error", "max_rel_error")
 
 
@@ -51,35 +54,50 @@ def _fit_or_none(x, y, samples=None, seed=0) -> dict | None:
     return fit_power(xs, ys, samples=list(ss) if samples else None, seed=seed)
 
 
-def analyse_scaling(records: list[dict], fit_min: int, approx_fit_min: int | None = None,
-                    per_series: dict | None = None) -> dict:
+def analyse_scaling(
+    records: list[dict], fit_min: int, approx_fit_min: int | None = None, per_series: dict | None = None
+) -> dict:
     """Per series: points, time fit, op-count fit, segmented fit; crossover of poly vs best exact."""
     out: dict[str, Any] = {}
     for name, recs in _series(records, "scaling").items():
         pts = []
         for r in recs:
             res = r["result"]
-            pts.append({"L": r["cell"]["L"], "median": res["seconds"]["median"], "min": res["seconds"]["min"],
-                        "max": res["seconds"]["max"], "times": res["seconds"]["times"], "ops": res["ops"],
-                        "mem_bytes": res["mem_bytes"], "max_abs_error": res.get("max_abs_error"),
-                        "max_rel_error": res.get("max_rel_error"),
-                        "degree": (res.get("cert") or {}).get("degree"),
-                        "rank": (res.get("cert") or {}).get("rank"),
-                        "error_bound": (res.get("cert") or {}).get("error_bound"),
-                        "eps": (res.get("cert") or {}).get("eps")})
+            pts.append(
+                {
+                    "L": r["cell"]["L"],
+                    "median": res["seconds"]["median"],
+                    "min": res["seconds"]["min"],
+                    "max": res["seconds"]["max"],
+                    "times": res["seconds"]["times"],
+                    "ops": res["ops"],
+                    "mem_bytes": res["mem_bytes"],
+                    "max_abs_error": res.get("max_abs_error"),
+                    "max_rel_error": res.get("max_rel_error"),
+                    "degree": (res.get("cert") or {}).get("degree"),
+                    "rank": (res.get("cert") or {}).get("rank"),
+                    "error_bound": (res.get("cert") or {}).get("error_bound"),
+                    "eps": (res.get("cert") or {}).get("eps"),
+                }
+            )
         lo = fit_min if name in EXACT or approx_fit_min is None else approx_fit_min
         lo = int((per_series or {}).get(name, lo))
-        big = [p for p in pts if p["L"] >= 2 ** lo] or pts
+        big = [p for p in pts if p["L"] >= 2**lo] or pts
         L = [p["L"] for p in big]
         errs = [_num(p["max_abs_error"]) for p in pts if p["max_abs_error"] is not None]
         out[name] = {
-            "exact": name in EXACT, "points": pts, "fit_L_min": min(L),
+            "exact": name in EXACT,
+            "points": pts,
+            "fit_L_min": min(L),
             "time_fit": _fit_or_none(L, [p["median"] for p in big], [p["times"] for p in big]),
             "ops_fit": _fit_or_none(L, [p["ops"] for p in big]),
-            "segmented": fit_segmented([p["L"] for p in pts], [p["median"] for p in pts]) if len(pts) >= 2 else None,
+            "segmented": fit_segmented([p["L"] for p in pts], [p["median"] for p in pts])
+            if len(pts) >= 2
+            else None,
             "max_abs_error": max(errs) if errs else None,
-            "max_rel_error": max((_num(p["max_rel_error"]) for p in pts if p["max_rel_error"] is not None),
-                                 default=None),
+            "max_rel_error": max(
+                (_num(p["max_rel_error"]) for p in pts if p["max_rel_error"] is not None), default=None
+            ),
         }
     best: dict[int, tuple[float, str, list]] = {}
     for name, s in out.items():
@@ -95,8 +113,13 @@ def analyse_scaling(records: list[dict], fit_min: int, approx_fit_min: int | Non
         if len(common) < 2:
             continue
         x = [p["L"] for p in common]
-        c = crossover(x, [p["median"] for p in common], [best[L][0] for L in x],
-                      samples_a=[p["times"] for p in common], samples_b=[best[L][2] for L in x])
+        c = crossover(
+            x,
+            [p["median"] for p in common],
+            [best[L][0] for L in x],
+            samples_a=[p["times"] for p in common],
+            samples_b=[best[L][2] for L in x],
+        )
         c["against"] = {L: best[L][1] for L in x}
         c["speedup_at_max_L"] = best[x[-1]][0] / common[-1]["median"]
         cross[name] = c
@@ -110,24 +133,46 @@ def analyse_phase(records: list[dict]) -> dict:
             continue
         res, c = r["result"], r["cell"]
         cert, bud, need = res["cert"], res["budget"], res.get("needed")
-        cells.append({
-            "c": c["c"], "L": c["L"], "d": c["d"], "gamma": res["gamma"], "R": cert["R"],
-            "log_L": cert["log_L"], "regime": cert["regime"], "eps": cert["eps"], "degree": cert["degree"],
-            "rank": cert["rank"], "error_bound": cert["error_bound"], "ops_needed": cert["ops"],
-            "exact_ops": res["exact_ops"], "ops_ratio": cert["ops"] / res["exact_ops"],
-            "budget_rank": bud["rank"], "budget_degree": bud["degree"],
-            "budget_max_abs_error": bud["max_abs_error"], "budget_max_rel_error": bud["max_rel_error"],
-            "budget_seconds": bud["seconds"]["median"],
-            "needed_seconds": need["seconds"]["median"] if need else None,
-            "needed_max_abs_error": need["max_abs_error"] if need else None})
+        cells.append(
+            {
+                "c": c["c"],
+                "L": c["L"],
+                "d": c["d"],
+                "gamma": res["gamma"],
+                "R": cert["R"],
+                "log_L": cert["log_L"],
+                "regime": cert["regime"],
+                "eps": cert["eps"],
+                "degree": cert["degree"],
+                "rank": cert["rank"],
+                "error_bound": cert["error_bound"],
+                "ops_needed": cert["ops"],
+                "exact_ops": res["exact_ops"],
+                "ops_ratio": cert["ops"] / res["exact_ops"],
+                "budget_rank": bud["rank"],
+                "budget_degree": bud["degree"],
+                "budget_max_abs_error": bud["max_abs_error"],
+                "budget_max_rel_error": bud["max_rel_error"],
+                "budget_seconds": bud["seconds"]["median"],
+                "needed_seconds": need["seconds"]["median"] if need else None,
+                "needed_max_abs_error": need["max_abs_error"] if need else None,
+            }
+        )
     cells.sort(key=lambda p: (p["c"], p["L"]))
     # rank growth exponent per c: log rank against log L (L^o(1) below the threshold)
     growth = {}
     for cval in sorted({p["c"] for p in cells}):
         row = [p for p in cells if p["c"] == cval]
         f = _fit_or_none([p["L"] for p in row], [p["rank"] for p in row])
-        growth[str(cval)] = None if f is None else {"rank_exponent": f["exponent"], "ci": f["ci"],
-                                                    "regimes": sorted({p["regime"] for p in row})}
+        growth[str(cval)] = (
+            None
+            if f is None
+            else {
+                "rank_exponent": f["exponent"],
+                "ci": f["ci"],
+                "regimes": sorted({p["regime"] for p in row}),
+            }
+        )
     return {"cells": cells, "rank_growth": growth}
 
 
@@ -144,10 +189,18 @@ def analyse_rank_dim(records: list[dict]) -> dict:
     for rv in sorted(rank):
         e, p = rank[rv].get("closed-form"), rank[rv].get("poly")
         if e and p:
-            rank_rows.append({"r": rv, "exact_seconds": e["seconds"]["median"], "poly_seconds": p["seconds"]["median"],
-                              "speedup": e["seconds"]["median"] / p["seconds"]["median"],
-                              "ops_speedup": e["ops"] / p["ops"], "poly_rank": p["cert"]["rank"],
-                              "poly_degree": p["cert"]["degree"], "poly_max_abs_error": p.get("max_abs_error")})
+            rank_rows.append(
+                {
+                    "r": rv,
+                    "exact_seconds": e["seconds"]["median"],
+                    "poly_seconds": p["seconds"]["median"],
+                    "speedup": e["seconds"]["median"] / p["seconds"]["median"],
+                    "ops_speedup": e["ops"] / p["ops"],
+                    "poly_rank": p["cert"]["rank"],
+                    "poly_degree": p["cert"]["degree"],
+                    "poly_max_abs_error": p.get("max_abs_error"),
+                }
+            )
     dim_rows = []
     for dv in sorted(dim):
         e, p = dim[dv].get("closed-form", {}), dim[dv].get("poly", {})
@@ -156,13 +209,28 @@ def analyse_rank_dim(records: list[dict]) -> dict:
             continue
         te = [e[L]["seconds"]["median"] for L in Ls]
         tp = [p[L]["seconds"]["median"] for L in Ls]
-        c = crossover(Ls, tp, te, samples_a=[p[L]["seconds"]["times"] for L in Ls],
-                      samples_b=[e[L]["seconds"]["times"] for L in Ls])
+        c = crossover(
+            Ls,
+            tp,
+            te,
+            samples_a=[p[L]["seconds"]["times"] for L in Ls],
+            samples_b=[e[L]["seconds"]["times"] for L in Ls],
+        )
         co = crossover(Ls, [p[L]["ops"] for L in Ls], [e[L]["ops"] for L in Ls])
-        dim_rows.append({"d": dv, "L": Ls, "exact_seconds": te, "poly_seconds": tp,
-                         "poly_rank": p[Ls[-1]]["cert"]["rank"], "poly_degree": p[Ls[-1]]["cert"]["degree"],
-                         "speedup_at_max_L": te[-1] / tp[-1], "ops_speedup_at_max_L": e[Ls[-1]]["ops"] / p[Ls[-1]]["ops"],
-                         "crossover": c, "ops_crossover": co})
+        dim_rows.append(
+            {
+                "d": dv,
+                "L": Ls,
+                "exact_seconds": te,
+                "poly_seconds": tp,
+                "poly_rank": p[Ls[-1]]["cert"]["rank"],
+                "poly_degree": p[Ls[-1]]["cert"]["degree"],
+                "speedup_at_max_L": te[-1] / tp[-1],
+                "ops_speedup_at_max_L": e[Ls[-1]]["ops"] / p[Ls[-1]]["ops"],
+                "crossover": c,
+                "ops_crossover": co,
+            }
+        )
     return {"rank": rank_rows, "dim": dim_rows}
 
 
@@ -171,10 +239,16 @@ def analyse(table: dict) -> dict:
     records = table["records"]
     cfg = table.get("config") or {}
     fit_min = int(cfg.get("fit_min_log2L", DEFAULT_FIT_MIN))
-    rep = {"config": cfg, "n_cells": len(records),
-           "cell_seconds": sum(r["wall_s"] for r in records),
-           "scaling": analyse_scaling(records, fit_min, cfg.get("poly_fit_min_log2L"), cfg.get("fit_min_series")), "phase": analyse_phase(records),
-           **analyse_rank_dim(records)}
+    rep = {
+        "config": cfg,
+        "n_cells": len(records),
+        "cell_seconds": sum(r["wall_s"] for r in records),
+        "scaling": analyse_scaling(
+            records, fit_min, cfg.get("poly_fit_min_log2L"), cfg.get("fit_min_series")
+        ),
+        "phase": analyse_phase(records),
+        **analyse_rank_dim(records),
+    }
     rep["summary"] = summary_rows(rep)
     return rep
 
@@ -185,97 +259,20 @@ def summary_rows(rep: dict) -> list[dict]:
     for name, s in rep["scaling"]["series"].items():
         tf, of = s["time_fit"], s["ops_fit"]
         c = cross.get(name)
-        rows.append({"solver": name, "L_fit": [s["fit_L_min"], s["points"][-1]["L"]],
-                     "exponent": tf["exponent"] if tf else None, "ci": tf["ci"] if tf else None,
-                     "ops_exponent": of["exponent"] if of else None, "max_abs_error": s["max_abs_error"],
-                     "crossover": None if c is None else {k: c[k] for k in ("x_star", "ci", "observed", "extrapolated")}})
+        rows.append(
+            {
+                "solver": name,
+                "L_fit": [s["fit_L_min"], s["points"][-1]["L"]],
+                "exponent": tf["exponent"] if tf else None,
+                "ci": tf["ci"] if tf else None,
+                "ops_exponent": of["exponent"] if of else None,
+                "max_abs_error": s["max_abs_error"],
+                "crossover": None
+                if c is None
+                else {k: c[k] for k in ("x_star", "ci", "observed", "extrapolated")},
+            }
+        )
     return rows
-
-
-def _fmt(v: Any, spec: str = ".3g") -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return format(v, spec)
-
-
-def _cross_text(c: dict | None) -> str:
-    if not c:
-        return "-"
-    if c["x_star"] is None:
-        return "none"
-    ci = f" [{_fmt(c['ci'][0], '.0f')}, {_fmt(c['ci'][1], '.0f')}]" if c.get("ci") else ""
-    return f"{c['x_star']:.0f}{ci}{' (extrapolated)' if c['extrapolated'] else ''}"
-
-
-def summary_table(rep: dict) -> str:
-    """Plain-text summary: solver, exponent +- CI, op-count exponent, max error, crossover."""
-    head = f"{'solver':<14} {'L fitted':<13} {'time exponent [95% CI]':<24} {'ops exp':>7} {'max |err|':>10}  crossover L* vs best exact"
-    lines = [head, "-" * len(head)]
-    if not rep["summary"]:
-        lines.append("(no scaling cells in this run: see report.md for the other groups)")
-    for r in rep["summary"]:
-        ex = "-" if r["exponent"] is None else f"{r['exponent']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]"
-        lines.append(f"{r['solver']:<14} {r['L_fit'][0]:>5}-{r['L_fit'][1]:<7} {ex:<24} "
-                     f"{_fmt(r['ops_exponent'], '.2f'):>7} {_fmt(r['max_abs_error'], '.1e'):>10}  {_cross_text(r['crossover'])}")
-    return "\n".join(lines)
-
-
-def _md_table(header: list[str], rows: list[list[Any]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
-    return "\n".join(out)
-
-
-def markdown(rep: dict, figures: dict[str, str]) -> str:
-    cfg = rep["config"]
-    parts = ["# Scaling study report", "",
-             f"{rep['n_cells']} cells, {rep['cell_seconds']:.0f} s of measurement; device "
-             f"{cfg.get('device', '?')}, dtype {cfg.get('dtype', '?')}. Generated from `table.json` only "
-             "(`lora-harness run`, harness/report.py).", "",
-             "## Runtime exponents", "",
-             "Log-log least squares of the median time over the sizes in `L fitted` (exact solvers L >= 2^%s, "
-             "approximate ones L >= 2^%s: where the working set outgrows the L3 cache and fixed overheads "
-             "no longer dominate; per-series overrides in the config); bootstrap 95%% CI over "
-             "residuals and timing repeats; `ops exp` is the same fit on the deterministic op counts."
-             % (cfg.get("fit_min_log2L", DEFAULT_FIT_MIN), cfg.get("poly_fit_min_log2L", cfg.get("fit_min_log2L", DEFAULT_FIT_MIN))),
-             "", "```", summary_table(rep), "```", ""]
-    for key, cap in (("time", "Time against L (log-log), fitted slopes with 95% CI"),
-                     ("error", "Max-norm gradient error against L, with the 1/poly(L) target")):
-        if key in figures:
-            parts += [f"![{cap}]({figures[key]})", "", f"*{cap}.*", ""]
-    ph = rep["phase"]["cells"]
-    if ph:
-        parts += ["## Phase transition (Γ = c sqrt(log L))", "",
-                  "Per cell: `theory.certify` for eps = 1/L gives the Taylor degree g and rank k = C(d+g, g) "
-                  "the polynomial method needs; the budget error is the measured max-norm relative error "
-                  f"at the fixed rank budget k <= {ph[0]['budget_rank']}; ops ratio = predicted poly ops / exact ops.", ""]
-        if "phase" in figures:
-            parts += [f"![Phase transition]({figures['phase']})", ""]
-        parts += [_md_table(["c", "L", "R", "regime", "g", "rank k", "budget rel err", "ops ratio", "poly s (needed g)"],
-                            [[p["c"], p["L"], _fmt(p["R"]), p["regime"], p["degree"], p["rank"],
-                              _fmt(p["budget_max_rel_error"], ".1e"), _fmt(p["ops_ratio"], ".2g"),
-                              _fmt(p["needed_seconds"], ".3f")] for p in ph]), "",
-                  "Rank growth exponent (log k against log L) per c: " + ", ".join(
-                      f"c={c}: {g['rank_exponent']:.2f}" for c, g in rep["phase"]["rank_growth"].items() if g), ""]
-    if rep["rank"] or rep["dim"]:
-        parts += ["## LoRA rank r and head dimension d", ""]
-        if rep["rank"]:
-            parts += [_md_table(["r", "exact s", "poly s", "speedup", "ops speedup", "poly rank k"],
-                                [[x["r"], _fmt(x["exact_seconds"], ".3f"), _fmt(x["poly_seconds"], ".3f"),
-                                  _fmt(x["speedup"], ".2f"), _fmt(x["ops_speedup"], ".2f"), x["poly_rank"]]
-                                 for x in rep["rank"]]), ""]
-        if rep["dim"]:
-            parts += [_md_table(["d", "poly rank k", "speedup at max L", "ops speedup", "L* (time) [95% CI]", "L* (ops)"],
-                                [[x["d"], x["poly_rank"], _fmt(x["speedup_at_max_L"], ".2f"),
-                                  _fmt(x["ops_speedup_at_max_L"], ".2f"), _cross_text(x["crossover"]),
-                                  _cross_text(x["ops_crossover"])] for x in rep["dim"]]), ""]
-        for key, cap in (("speedup", "Speedup of poly over the exact closed form against r and d"),
-                         ("crossover", "Crossover L* against head dimension d")):
-            if key in figures:
-                parts += [f"![{cap}]({figures[key]})", "", f"*{cap}.*", ""]
-    return "\n".join(parts) + "\n"
 
 
 def write_report(out: str | Path, *, plots: bool = True) -> dict:
@@ -308,9 +305,19 @@ def _clean(x: Any) -> Any:
 
 def deterministic_view(rep: dict) -> dict:
     """The parts of a report that do not depend on timing (resume-determinism checks)."""
-    sc = {n: {"points": [{k: p[k] for k in ("L", "ops", "max_abs_error", "max_rel_error", "degree", "rank",
-                                            "error_bound")} for p in s["points"]],
-              "ops_fit": s["ops_fit"]} for n, s in rep["scaling"]["series"].items()}
+    sc = {
+        n: {
+            "points": [
+                {
+                    k: p[k]
+                    for k in ("L", "ops", "max_abs_error", "max_rel_error", "degree", "rank", "error_bound")
+                }
+                for p in s["points"]
+            ],
+            "ops_fit": s["ops_fit"],
+        }
+        for n, s in rep["scaling"]["series"].items()
+    }
     ph = [{k: v for k, v in p.items() if not k.endswith("seconds")} for p in rep["phase"]["cells"]]
     rk = [{k: v for k, v in x.items() if "seconds" not in k and k != "speedup"} for x in rep["rank"]]
     dm = [{"d": x["d"], "poly_rank": x["poly_rank"], "ops_crossover": x["ops_crossover"]} for x in rep["dim"]]

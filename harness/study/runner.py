@@ -1,6 +1,8 @@
 """`run_study`: run the missing cells of a grid through an executor, store each as it finishes, write
 the table."""
+
 from __future__ import annotations
+
 import json
 import os
 import time
@@ -16,8 +18,15 @@ from harness.study.grid import cell_id
 from harness.study.store import cells_dir, load_cells, run_and_store, write_table
 
 
-def run_study(cells: list[dict], out: str | os.PathLike, *, executor: Any = None, resume: bool = False,
-              progress: Any = None, config: dict | None = None) -> dict:
+def run_study(
+    cells: list[dict],
+    out: str | os.PathLike,
+    *,
+    executor: Any = None,
+    resume: bool = False,
+    progress: Any = None,
+    config: dict | None = None,
+) -> dict:
     """Run the cells of the grid that are not stored yet under `out` (all of them unless `resume`),
     store each as it finishes, then write <out>/table.json (the grid's stored records, in grid
     order). `progress`: None, or an object with `start(total, done)` and `update(record)` called as
@@ -33,7 +42,9 @@ def run_study(cells: list[dict], out: str | os.PathLike, *, executor: Any = None
     ids = [cell_id(c) for c in cells]
     if len(set(ids)) != len(ids):
         raise HarnessError("study grid has duplicate cells")
-    atomic_write_text(out / "grid.json", json.dumps({"format": FORMAT, "cells": cells}, sort_keys=True, indent=1))
+    atomic_write_text(
+        out / "grid.json", json.dumps({"format": FORMAT, "cells": cells}, sort_keys=True, indent=1)
+    )
     if progress:
         progress.start(len(cells), len(cells) - len(todo))
     t0 = time.perf_counter()

@@ -1,6 +1,8 @@
 """The cell store: one JSON file per cell under <out>/cells/, written atomically as it finishes, and
 <out>/table.json, the stored table the report and plots read."""
+
 from __future__ import annotations
+
 import json
 import os
 from pathlib import Path
@@ -47,9 +49,13 @@ def write_table(out: str | os.PathLike, cells: list[dict], config: dict | None =
     recs = load_cells(out, cells)
     missing = len(cells) - len(recs)
     if missing:
-        raise HarnessError(f"{missing} of {len(cells)} study cells are not stored in {out}; rerun with --resume")
-    atomic_write_text(Path(out) / "table.json", json.dumps(
-        {"format": FORMAT, "config": config or {}, "records": recs}, sort_keys=True, indent=1))
+        raise HarnessError(
+            f"{missing} of {len(cells)} study cells are not stored in {out}; rerun with --resume"
+        )
+    atomic_write_text(
+        Path(out) / "table.json",
+        json.dumps({"format": FORMAT, "config": config or {}, "records": recs}, sort_keys=True, indent=1),
+    )
     return recs
 
 

@@ -17,19 +17,63 @@ Conventions
 * The kernel approximated by `poly` is P_g(beta S), P_g(x) = sum_{t<=g} x^t/t! (MATH.md §2.3 [D] 2(b)).
 * eps_rel is the entrywise relative error of P_g(beta S) against exp(beta S) on |x| <= R.
 """
+
 from harness.theory.bounds import gradient_error_bound, gradient_error_bound_rows, gradient_error_coefficient
-from harness.theory.certificate import (DEFAULT_EPS, DEFAULT_MAX_RANK, EXACT_R_ENTRIES, certify, poly_op_count,
-                                        refusal_message)
-from harness.theory.norms import (HULL_MAX_D, effective_np, paper_gammas, projections, row_score_bounds,
-                                  score_range, score_range_bound)
+from harness.theory.certificate import (
+    DEFAULT_EPS,
+    DEFAULT_MAX_RANK,
+    EXACT_R_ENTRIES,
+    certify,
+    poly_op_count,
+    refusal_message,
+)
+from harness.theory.norms import (
+    HULL_MAX_D,
+    effective_np,
+    paper_gammas,
+    projections,
+    row_score_bounds,
+    score_range,
+    score_range_bound,
+)
 from harness.theory.regimes import EFFICIENT_C, THRESHOLD_C, regime
-from harness.theory.taylor import (MAX_DEGREE, feature_rank, log_taylor_rel_error, normalised_rel_error,
-                                   row_deltas, taylor_degree, taylor_rel_error, taylor_rel_error_paper)
+from harness.theory.taylor import (
+    MAX_DEGREE,
+    feature_rank,
+    log_taylor_rel_error,
+    normalised_rel_error,
+    row_deltas,
+    taylor_degree,
+    taylor_rel_error,
+    taylor_rel_error_paper,
+)
 
 __all__ = [
-    "DEFAULT_EPS", "DEFAULT_MAX_RANK", "EFFICIENT_C", "EXACT_R_ENTRIES", "HULL_MAX_D", "MAX_DEGREE", "THRESHOLD_C",
-    "certify", "effective_np", "feature_rank", "gradient_error_bound", "gradient_error_bound_rows",
-    "gradient_error_coefficient", "log_taylor_rel_error", "normalised_rel_error", "paper_gammas", "poly_op_count",
-    "projections", "refusal_message", "regime", "row_deltas", "row_score_bounds", "score_range",
-    "score_range_bound", "taylor_degree", "taylor_rel_error", "taylor_rel_error_paper",
+    "DEFAULT_EPS",
+    "DEFAULT_MAX_RANK",
+    "EFFICIENT_C",
+    "EXACT_R_ENTRIES",
+    "HULL_MAX_D",
+    "MAX_DEGREE",
+    "THRESHOLD_C",
+    "certify",
+    "effective_np",
+    "feature_rank",
+    "gradient_error_bound",
+    "gradient_error_bound_rows",
+    "gradient_error_coefficient",
+    "log_taylor_rel_error",
+    "normalised_rel_error",
+    "paper_gammas",
+    "poly_op_count",
+    "projections",
+    "refusal_message",
+    "regime",
+    "row_deltas",
+    "row_score_bounds",
+    "score_range",
+    "score_range_bound",
+    "taylor_degree",
+    "taylor_rel_error",
+    "taylor_rel_error_paper",
 ]

@@ -1,7 +1,9 @@
 """The rigorous (exact-arithmetic) max-norm bound on the adapter-gradient error of `poly` when the
 kernel exp(beta S) is replaced by an approximation with entrywise relative error delta (derivation:
 docs/fast-solvers.md "Error bound")."""
+
 from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -25,17 +27,26 @@ class _BoundTerms:
             a = np.abs(Vi).max(0)
             w = Vi.max(0) - Vi.min(0)
             cbar = (a[None, :] + np.abs(Yi)) / N
-            tau = 1.5 * (cbar @ w) + float((w ** 2).sum()) / (2 * N)
+            tau = 1.5 * (cbar @ w) + float((w**2).sum()) / (2 * N)
             part = {}
             if "q" in inst.adapted:
-                part["q"] = (np.abs(np.asarray(inst.x3("X_q")[i], np.float64)) * tau[:, None],
-                             np.abs(K[i]).max(0), "left")
+                part["q"] = (
+                    np.abs(np.asarray(inst.x3("X_q")[i], np.float64)) * tau[:, None],
+                    np.abs(K[i]).max(0),
+                    "left",
+                )
             if "k" in inst.adapted:
-                part["k"] = (np.abs(Q[i]) * tau[:, None],
-                             np.abs(np.asarray(inst.x3("X_k")[i], np.float64)).max(0), "right")
+                part["k"] = (
+                    np.abs(Q[i]) * tau[:, None],
+                    np.abs(np.asarray(inst.x3("X_k")[i], np.float64)).max(0),
+                    "right",
+                )
             if "v" in inst.adapted:
-                part["v"] = (cbar + w[None, :] / (2 * N),
-                             np.abs(np.asarray(inst.x3("X_v")[i], np.float64)).max(0), "right")
+                part["v"] = (
+                    cbar + w[None, :] / (2 * N),
+                    np.abs(np.asarray(inst.x3("X_v")[i], np.float64)).max(0),
+                    "right",
+                )
             self.parts.append(part)
 
     def bound(self, delta) -> float:
@@ -51,7 +62,7 @@ class _BoundTerms:
         for i, part in enumerate(self.parts):
             for m, (rows, vec, side) in part.items():
                 sc = abs(inst.beta) if m in ("q", "k") else 1.0
-                weighted = rows.T @ delta[i]                       # sum_j delta_j rows_j
+                weighted = rows.T @ delta[i]  # sum_j delta_j rows_j
                 Gam[m] += sc * (np.outer(weighted, vec) if side == "left" else np.outer(vec, weighted))
         s = abs(inst.alpha) / inst.r
         best = 0.0

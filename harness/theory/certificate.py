@@ -1,6 +1,8 @@
 """The certificate of the polynomial method on an instance: degree, rank, score range, regime,
 rigorous gradient-error bound and predicted cost, and the one-line refusal when it cannot run."""
+
 from __future__ import annotations
+
 import math
 from typing import Any
 
@@ -11,8 +13,14 @@ from harness.instance import Instance
 from harness.theory.bounds import _BoundTerms
 from harness.theory.norms import HULL_MAX_D, paper_gammas, row_score_bounds, score_range, score_range_bound
 from harness.theory.regimes import regime
-from harness.theory.taylor import (MAX_DEGREE, feature_rank, normalised_rel_error, row_deltas, taylor_degree,
-                                   taylor_rel_error)
+from harness.theory.taylor import (
+    MAX_DEGREE,
+    feature_rank,
+    normalised_rel_error,
+    row_deltas,
+    taylor_degree,
+    taylor_rel_error,
+)
 
 #: default relative target when a solver is given neither eps nor degree
 DEFAULT_EPS = 1e-6
@@ -32,8 +40,8 @@ def poly_op_count(N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tup
     k, kp = feature_rank(d, g), feature_rank(d, g + 1)
     ops = OpCounter()
     ops.mm(d, r, d, len(adapted))
-    ops.mm(Lq, d, d, N), ops.mm(Lk, d, d, 2 * N)           # Q, K, V
-    ops.ew(N * Lq * d + N * Lk * d, 1)                       # range bound
+    ops.mm(Lq, d, d, N), ops.mm(Lk, d, d, 2 * N)  # Q, K, V
+    ops.ew(N * Lq * d + N * Lk * d, 1)  # range bound
     need_qk = "q" in adapted or "k" in adapted
     # pass 1 (keys): features, Mk+ = Phi+k^T [V, 1]
     ops.ew(N * Lk * kp, 1), ops.mm(kp, Lk, d + 1, N), ops.ew(N * kp * (d + 1), 1)
@@ -44,7 +52,7 @@ def poly_op_count(N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tup
     if "q" in adapted:
         ops.mm(kp, d + 1, Lq, N), ops.ew(N * Lq * kp, 4), ops.mm(d, Lq, d, N)
     if "k" in adapted or "v" in adapted:
-        ops.ew(N * Lk * kp, 1)                                # pass 3 (keys): features again
+        ops.ew(N * Lk * kp, 1)  # pass 3 (keys): features again
     if "k" in adapted:
         ops.mm(kp, d + 1, Lk, N), ops.ew(N * Lk * kp, 4), ops.mm(d, Lk, d, N)
     if "v" in adapted:
@@ -71,8 +79,14 @@ def _choose_degree(bound_at, eps: float | None, degree: int | None, max_rank: in
     return MAX_DEGREE
 
 
-def certify(inst: Instance, eps: float | None = None, degree: int | None = None,
-            max_rank: int | None = None, exact_R: bool | None = None, R: float | None = None) -> dict[str, Any]:
+def certify(
+    inst: Instance,
+    eps: float | None = None,
+    degree: int | None = None,
+    max_rank: int | None = None,
+    exact_R: bool | None = None,
+    R: float | None = None,
+) -> dict[str, Any]:
     """Certificate for the polynomial method on `inst` (MATH.md §2.3 [D], §4.4 Problem 1, §13 item 10).
 
     Keys: "R" (the score range used; exact or the rigorous O(L d) upper bound, see "R_exact"),
@@ -104,13 +118,23 @@ def certify(inst: Instance, eps: float | None = None, degree: int | None = None,
     L = inst.L
     max_rank = DEFAULT_MAX_RANK if max_rank is None else int(max_rank)
     return {
-        "R": float(R), "R_bound": float(Rb), "R_exact": bool(exact_R),
-        "log_L": math.log(max(L, 2)), "regime": regime(R, L), "gammas": paper_gammas(inst),
-        "degree": g, "rank": k, "eps_rel": e, "error_bound": bound, "coefficient": coef,
+        "R": float(R),
+        "R_bound": float(Rb),
+        "R_exact": bool(exact_R),
+        "log_L": math.log(max(L, 2)),
+        "regime": regime(R, L),
+        "gammas": paper_gammas(inst),
+        "degree": g,
+        "rank": k,
+        "eps_rel": e,
+        "error_bound": bound,
+        "coefficient": coef,
         "error_bound_uniform": normalised_rel_error(e) * coef if e < 1 else math.inf,
-        "eps": None if eps is None else float(eps), "meets_eps": (None if eps is None else bound <= eps),
+        "eps": None if eps is None else float(eps),
+        "meets_eps": (None if eps is None else bound <= eps),
         "ops": poly_op_count(inst.N, inst.Lq, inst.Lk, inst.d, g, inst.r, inst.adapted),
-        "max_rank": max_rank, "within_rank": k <= max_rank,
+        "max_rank": max_rank,
+        "within_rank": k <= max_rank,
     }
 
 
@@ -119,11 +143,15 @@ def refusal_message(solver: str, cert: dict[str, Any]) -> str | None:
     or None when it can run."""
     R, lg, g, k = cert["R"], cert["log_L"], cert["degree"], cert["rank"]
     if cert["rank"] > cert["max_rank"]:
-        ks = str(k) if k < 10 ** 9 else f"{float(k):.3g}"
+        ks = str(k) if k < 10**9 else f"{float(k):.3g}"
         gs = f"g={g}" if g < MAX_DEGREE or cert.get("meets_eps") is not False else f"g>={g}"
-        return (f"{solver} refuses: instance is in the {cert['regime']} regime (R={R:.3g} vs log L={lg:.3g}): "
-                f"degree {gs} needs rank k={ks} > --max-rank {cert['max_rank']}")
+        return (
+            f"{solver} refuses: instance is in the {cert['regime']} regime (R={R:.3g} vs log L={lg:.3g}): "
+            f"degree {gs} needs rank k={ks} > --max-rank {cert['max_rank']}"
+        )
     if not cert["eps_rel"] < 1:
-        return (f"{solver} refuses: degree g={g} has relative error bound {cert['eps_rel']:.3g} >= 1 on "
-                f"[-R, R] (R={R:.3g}), the kernel may turn negative; use g >= {taylor_degree(R, 0.5)}")
+        return (
+            f"{solver} refuses: degree g={g} has relative error bound {cert['eps_rel']:.3g} >= 1 on "
+            f"[-R, R] (R={R:.3g}), the kernel may turn negative; use g >= {taylor_degree(R, 0.5)}"
+        )
     return None

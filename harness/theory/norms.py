@@ -3,7 +3,9 @@
 
 Pure functions of an Instance (nothing is mutated). MATH.md §11 item 6: classify by R, keep beta explicit.
 """
+
 from __future__ import annotations
+
 import numpy as np
 
 from harness.instance import Instance
@@ -21,7 +23,9 @@ def effective_np(inst: Instance) -> dict[str, np.ndarray]:
     for m in ("q", "k", "v"):
         W = np.asarray(a[f"W_{m}"], np.float64)
         if f"A_{m}" in a:
-            W = W + (inst.alpha / inst.r) * (np.asarray(a[f"B_{m}"], np.float64) @ np.asarray(a[f"A_{m}"], np.float64))
+            W = W + (inst.alpha / inst.r) * (
+                np.asarray(a[f"B_{m}"], np.float64) @ np.asarray(a[f"A_{m}"], np.float64)
+            )
         out[m] = W
     return out
 
@@ -65,7 +69,7 @@ def score_range(inst: Instance) -> float:
             k = torch.from_numpy(np.ascontiguousarray(_extreme_points(K[i])))
             bq = max(1, _BLOCK_ENTRIES // max(1, k.shape[0]))
             for s in range(0, q.shape[0], bq):
-                lo, hi = torch.aminmax(q[s:s + bq] @ k.T)
+                lo, hi = torch.aminmax(q[s : s + bq] @ k.T)
                 best = max(best, float(hi), -float(lo))
     return abs(inst.beta) * best
 
@@ -81,9 +85,9 @@ def row_score_bounds(inst: Instance) -> np.ndarray:
     """(N, Lq) rigorous bounds R_ij >= max_k |beta S_i,jk| (Cauchy-Schwarz / Hoelder per query row,
     O(N L d)); `score_range_bound` is their max."""
     Q, K, _ = projections(inst)
-    kn = np.sqrt((K ** 2).sum(-1)).max(-1)
+    kn = np.sqrt((K**2).sum(-1)).max(-1)
     kmax = np.abs(K).max(-2)
-    cs = np.sqrt((Q ** 2).sum(-1)) * kn[:, None]
+    cs = np.sqrt((Q**2).sum(-1)) * kn[:, None]
     ho = (np.abs(Q) * kmax[:, None, :]).sum(-1)
     return abs(inst.beta) * np.minimum(cs, ho)
 

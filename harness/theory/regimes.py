@@ -1,5 +1,7 @@
 """Regimes: R against log L (MATH.md §2.2, §7.2, §11 item 6)."""
+
 from __future__ import annotations
+
 import math
 
 #: regime constants (conventions; the theory is asymptotic, MATH.md §2.2, §7.2)

@@ -1,6 +1,8 @@
 """The Taylor polynomial P_g(x) = sum_{t<=g} x^t/t! of exp on [-R, R]: its relative error, the degree a
 target needs, and the feature rank C(d+g, g) of its monomial factorisation (MATH.md §2.3 [D])."""
+
 from __future__ import annotations
+
 import math
 
 import numpy as np

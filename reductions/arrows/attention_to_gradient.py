@@ -16,6 +16,7 @@ answer needs the G1 layout's binary search on top (reductions.arrows.ov_to_atten
 Required per-call accuracy: a gradient error eps moves f(1) by at most 2 d eps, so
 eps <= delta / (4 d) leaves half of the source's tolerance delta for the quadrature.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,8 +50,9 @@ class AttentionToGradient(Arrow):
     needs = "gradient"
     gives = "frob2"
 
-    def __init__(self, rule: str = "gauss-legendre", calls: int | None = None, panels: int = 32,
-                 order: int = 16):
+    def __init__(
+        self, rule: str = "gauss-legendre", calls: int | None = None, panels: int = 32, order: int = 16
+    ):
         self.rule, self.calls, self.panels, self.order = rule, calls, panels, order
         nodes_weights(rule, calls, panels, order)  # validate
         self.name = f"AS24-{rule}"
@@ -64,8 +66,9 @@ class AttentionToGradient(Arrow):
         meta = {"route": self.name, "f0": f0, "d": d}
         if "yes_lb" in att.meta and "no_ub" in att.meta and att.meta.get("layout") == "G1":
             meta["delta"] = 0.5 * (att.meta["yes_lb"] - att.meta["no_ub"])
-        return AAttLGCInstance(att.Q * (d / att.tau), att.K, att.V, np.zeros((n_q, d)), np.eye(d),
-                               np.eye(d), meta, source=att)
+        return AAttLGCInstance(
+            att.Q * (d / att.tau), att.K, att.V, np.zeros((n_q, d)), np.eye(d), np.eye(d), meta, source=att
+        )
 
     @staticmethod
     def at(target: AAttLGCInstance, lam: float) -> AAttLGCInstance:
@@ -89,7 +92,9 @@ class AttentionToGradient(Arrow):
         if oracle is None:
             raise HarnessError("the calculus route needs the gradient oracle (one call per quadrature node)")
         xs, _ = nodes_weights(self.rule, self.calls, self.panels, self.order)
-        return AttentionSolution(frob2=self.estimate(target, oracle), info={"calls": len(xs), "rule": self.rule})
+        return AttentionSolution(
+            frob2=self.estimate(target, oracle), info={"calls": len(xs), "rule": self.rule}
+        )
 
     def solve(self, source: AAttCInstance, oracle) -> AttentionSolution:
         return self.decode(self.reduce(source), None, oracle)

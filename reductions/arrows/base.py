@@ -11,9 +11,11 @@ An arrow maps instances of a source problem to instances of a target problem:
 * `solve(source, oracle)` = decode(reduce(source), oracle(target), oracle); `pullback(oracle)`
   turns an oracle for the target problem into one for the source problem.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from harness.errors import HarnessError
 
@@ -85,11 +87,15 @@ class Composite(Arrow):
             if a.target != b.source:
                 raise HarnessError(f"cannot compose {a.name} ({a.target}) with {b.name} ({b.source})")
             if b.gives != a.needs and a.needs != "any":
-                raise HarnessError(f"{a.name} needs a {a.needs} {a.target} solution but {b.name} gives {b.gives}")
+                raise HarnessError(
+                    f"{a.name} needs a {a.needs} {a.target} solution but {b.name} gives {b.gives}"
+                )
         for i, a in enumerate(arrows):
-            if a.restricts_queries and any(b.needs_square for b in arrows[i + 1:]):
-                raise HarnessError(f"{a.name} queries sub-instances with fewer queries than keys, "
-                                   f"which a self-attention arrow after it cannot embed")
+            if a.restricts_queries and any(b.needs_square for b in arrows[i + 1 :]):
+                raise HarnessError(
+                    f"{a.name} queries sub-instances with fewer queries than keys, "
+                    f"which a self-attention arrow after it cannot embed"
+                )
         self.arrows = list(arrows)
         self.name = " ; ".join(a.name for a in arrows)
         self.source, self.target = arrows[0].source, arrows[-1].target

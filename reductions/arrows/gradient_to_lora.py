@@ -11,6 +11,7 @@ Other adapters (v in C1, k and v in C2) get B = 0, A = 0: W_m = W*_m, and their 
 Then the scores are A1 X A2^T / r, L_LoRA = L_att(X), and
     dL/dA_q = (alpha/r) B_q^T G_Wq = (alpha/r) [dL_att/dX | 0],  so  g = (r/alpha) dA_q[:, :r].
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,10 @@ def parse_scenario(text: str) -> tuple[str, ...]:
         return SCENARIOS[key]
     adapt = tuple(m for m in ("q", "k", "v") if m in {x.strip() for x in key.split(",")})
     if "q" not in adapt or len(adapt) != len({x for x in key.split(",") if x.strip()}):
-        raise HarnessError(f"adapter set {text!r} must include q and use only q, k, v "
-                           f"(or name a scenario: {', '.join(SCENARIOS)})")
+        raise HarnessError(
+            f"adapter set {text!r} must include q and use only q, k, v "
+            f"(or name a scenario: {', '.join(SCENARIOS)})"
+        )
     return adapt
 
 
@@ -42,8 +45,14 @@ class GradientToLoRA(Arrow):
     needs = "lora-gradients"
     gives = "gradient"
 
-    def __init__(self, form: str = "cross", adapt: str | tuple = "q,v", alpha: float | None = None,
-                 pad: int = 1, fold: bool = False):
+    def __init__(
+        self,
+        form: str = "cross",
+        adapt: str | tuple = "q,v",
+        alpha: float | None = None,
+        pad: int = 1,
+        fold: bool = False,
+    ):
         if form not in ("cross", "self"):
             raise HarnessError(f"unknown embedding form {form!r}; choose cross or self")
         if pad < 1:
@@ -73,21 +82,34 @@ class GradientToLoRA(Arrow):
             Xq = np.hstack([A1, src.A2, src.A3, np.zeros((n_q, 1))])
             Xk = Xv = Xq
             Wk = np.zeros((d, d))
-            Wk[r:2 * r, :r] = np.eye(r)
+            Wk[r : 2 * r, :r] = np.eye(r)
             Wv = np.zeros((d, d))
-            Wv[2 * r:3 * r, :r] = src.Y
+            Wv[2 * r : 3 * r, :r] = src.Y
         Bq = np.zeros((d, r))
         Bq[:r, :r] = np.eye(r)
         Aq = np.zeros((r, d))
         Aq[:, :r] = (r / alpha) * src.X
-        arrays = {"X_q": Xq, "X_k": Xk, "X_v": Xv, "W_q": np.zeros((d, d)), "W_k": Wk, "W_v": Wv,
-                  "A_q": Aq, "B_q": Bq, "Y": np.hstack([src.E, np.zeros((n_q, d - r))])}
+        arrays = {
+            "X_q": Xq,
+            "X_k": Xk,
+            "X_v": Xv,
+            "W_q": np.zeros((d, d)),
+            "W_k": Wk,
+            "W_v": Wv,
+            "A_q": Aq,
+            "B_q": Bq,
+            "Y": np.hstack([src.E, np.zeros((n_q, d - r))]),
+        }
         for m in self.adapt:
             if m != "q":
                 arrays[f"A_{m}"] = np.zeros((r, d))
                 arrays[f"B_{m}"] = np.zeros((d, r))
-        meta = {"problem": "ALoRAGC", "embedding": self.name, "r_att": r,
-                **{k: v for k, v in src.meta.items() if isinstance(v, (int, float, str))}}
+        meta = {
+            "problem": "ALoRAGC",
+            "embedding": self.name,
+            "r_att": r,
+            **{k: v for k, v in src.meta.items() if isinstance(v, (int, float, str))},
+        }
         inst = Instance.from_arrays(arrays, alpha=alpha, beta=beta, meta=meta)
         return ALoRAGCInstance(inst, r, self.form, {"alpha": alpha, "d": d, "adapt": self.adapt}, source=src)
 

@@ -5,6 +5,7 @@ log space), and the G1 score layout (§4c) used by the calculus route of §4.
 All layouts put N data keys and N dummy keys side by side, V[:, 0] = indicator of the data keys,
 and read the per-query answer from T_i = Att[i, 0], the attention mass on the data keys.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,10 @@ def _first_yes_row(ov: OVInstance, yes: np.ndarray, what: str):
     i = int(rows[0])
     j = partner(ov, i)
     if j is None:
-        raise HarnessError(f"decode failed: {what} flags row {i} but u_{i} has no orthogonal partner "
-                           f"(the oracle's output is outside the required accuracy)")
+        raise HarnessError(
+            f"decode failed: {what} flags row {i} but u_{i} has no orthogonal partner "
+            f"(the oracle's output is outside the required accuracy)"
+        )
     return i, j
 
 
@@ -69,9 +72,18 @@ class OVToAttentionP1(Arrow):
         K = np.vstack([Kd, Kz])
         V = np.zeros((2 * N, d))
         V[:N, 0] = 1.0
-        meta = {"layout": "P1", "N": N, "m": m, "c": self.c, "beta": beta, "tau": tau,
-                "yes_lb": self.c / (self.c + 1), "no_ub": 1.0 / (self.c * N), "threshold": 0.5,
-                "score_range": beta * max(m, 1)}
+        meta = {
+            "layout": "P1",
+            "N": N,
+            "m": m,
+            "c": self.c,
+            "beta": beta,
+            "tau": tau,
+            "yes_lb": self.c / (self.c + 1),
+            "no_ub": 1.0 / (self.c * N),
+            "threshold": 0.5,
+            "score_range": beta * max(m, 1),
+        }
         return AAttCInstance(Q, K, V, tau, meta, source=ov)
 
     def required_accuracy(self, target: AAttCInstance) -> float:
@@ -116,9 +128,18 @@ class GapHammingToAttentionAS23(Arrow):
         s_no = beta * (D - h_no) / (4 * D)
         log_yes = s_yes - beta / 2 - math.log(2 * N)
         log_no = s_no - beta / 2
-        meta = {"layout": "AS23", "N": N, "D": D, "beta": beta, "tau": 2.0 * D,
-                "log_yes_lb": log_yes, "log_no_ub": log_no, "log_threshold": 0.5 * (log_yes + log_no),
-                "log10_yes_lb": log_yes / math.log(10), "score_range": beta / 2}
+        meta = {
+            "layout": "AS23",
+            "N": N,
+            "D": D,
+            "beta": beta,
+            "tau": 2.0 * D,
+            "log_yes_lb": log_yes,
+            "log_no_ub": log_no,
+            "log_threshold": 0.5 * (log_yes + log_no),
+            "log10_yes_lb": log_yes / math.log(10),
+            "score_range": beta / 2,
+        }
         return AAttCInstance(Q, K, V, 2.0 * D, meta, source=gh)
 
     def required_accuracy(self, target: AAttCInstance) -> float:
@@ -137,8 +158,10 @@ class GapHammingToAttentionAS23(Arrow):
             if sol.T is None:
                 raise HarnessError("AS23 decoding needs T (or its log column)")
             if math.exp(thr) == 0.0:
-                raise HarnessError(f"AS23 layout underflows float64: the decision threshold is "
-                                   f"10^{thr / math.log(10):.0f}; evaluate it in log space")
+                raise HarnessError(
+                    f"AS23 layout underflows float64: the decision threshold is "
+                    f"10^{thr / math.log(10):.0f}; evaluate it in log space"
+                )
             T0 = np.asarray(sol.T, np.float64)[:N, 0]
             with np.errstate(divide="ignore"):
                 yes = np.log(np.maximum(T0, 0.0)) >= thr
@@ -147,7 +170,7 @@ class GapHammingToAttentionAS23(Arrow):
             return None
         gh: GapHammingInstance = target.source
         i = int(rows[0])
-        a = gh.A[i:i + 1].astype(np.int64)
+        a = gh.A[i : i + 1].astype(np.int64)
         dist = hamming_from_gram(a @ gh.B.T.astype(np.int64), a, gh.B.astype(np.int64))[0]
         hit = np.flatnonzero(dist < gh.t)
         if hit.size == 0:
@@ -178,8 +201,16 @@ class OVToAttentionG1Layout(Arrow):
         V = np.zeros((2 * N, m + 1))
         V[:N, 0] = 1.0
         yes, no = 1.0 / (N + 1) ** 2, 2 * N * math.exp(-2 * beta)
-        meta = {"layout": "G1", "N": N, "m": m, "beta": beta, "yes_lb": yes, "no_ub": no,
-                "threshold": 0.5 * (yes + no), "score_range": beta * max(m, 1)}
+        meta = {
+            "layout": "G1",
+            "N": N,
+            "m": m,
+            "beta": beta,
+            "yes_lb": yes,
+            "no_ub": no,
+            "threshold": 0.5 * (yes + no),
+            "score_range": beta * max(m, 1),
+        }
         return AAttCInstance(np.vstack([Qh, Qh]), K, V, 1.0, meta, source=ov)
 
     def required_accuracy(self, target: AAttCInstance) -> float:

@@ -7,6 +7,7 @@
     eps = 3 / (2m + 1).
 Pairs keep their indices, so decoding is the identity on (i, j).
 """
+
 from __future__ import annotations
 
 import numpy as np

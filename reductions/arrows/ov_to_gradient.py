@@ -18,6 +18,7 @@ E = 0, beta = (1/2) ln(16 N (N+1)^2): yes >= 1/(2 d' (N+1)^2), no <= 2N e^(-2 be
 Decide at the midpoint: an oracle error eps < (yes - no)/2 (~ 3c/(16 d'(N+1))) decides with one
 call; a binary search on R (ceil(log2 N) more calls) finds a yes row, a scan of it finds j.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,11 +70,23 @@ class OVToGradientG1(Arrow):
             E[:, 0] = -self.c
         X = np.zeros((d, d))
         X[:m, :m] = np.eye(m)
-        meta = {"layout": self.name, "N": N, "m": m, "d": d, "n": 2 * N, "beta": beta, "c": self.c,
-                "entry": s, "yes_lb": yes, "no_ub": no, "threshold": 0.5 * (yes + no),
-                "eps_needed": 0.5 * (yes - no), "eps_spec": (3 * self.c / (16 * d * (N + 1)) if not self.zero_E
-                                                             else 3 / (16 * d * (N + 1) ** 2)),
-                "score_range": beta * max(m, 1), "readout": [m, m + 1]}
+        meta = {
+            "layout": self.name,
+            "N": N,
+            "m": m,
+            "d": d,
+            "n": 2 * N,
+            "beta": beta,
+            "c": self.c,
+            "entry": s,
+            "yes_lb": yes,
+            "no_ub": no,
+            "threshold": 0.5 * (yes + no),
+            "eps_needed": 0.5 * (yes - no),
+            "eps_spec": (3 * self.c / (16 * d * (N + 1)) if not self.zero_E else 3 / (16 * d * (N + 1) ** 2)),
+            "score_range": beta * max(m, 1),
+            "readout": [m, m + 1],
+        }
         return AAttLGCInstance(A1, A2, A3, E, X, np.eye(d), meta, source=ov)
 
     def with_rows(self, target: AAttLGCInstance, lo: int, hi: int) -> AAttLGCInstance:

@@ -5,6 +5,7 @@ half-assignment alpha with i = sum_b alpha_b 2^b; u_i[c] = 0 iff alpha makes som
 c true. W likewise over X2, padded with all-ones rows to N = 2^v1 when v is odd. Then
 <u_i, w_j> = #clauses falsified by (alpha, beta), so orthogonal pairs are in bijection with models.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -11,6 +11,7 @@ REDUCTIONS.md §4) only the statistic frob2 = ||Att||_F^2.
 `forward_oracle(solver)` turns any harness solver with `forward` into an AAttC oracle: it builds the
 Instance X_q = Q, X_k = K, X_v = V, W_q = W_k = W_v = I, beta = 1/tau, no adapter, Y = 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -42,10 +43,11 @@ class AAttCInstance:
     def arrays(self) -> dict[str, np.ndarray]:
         return {"Q": self.Q, "K": self.K, "V": self.V, "tau": np.array(self.tau)}
 
-    def restrict_queries(self, rows: np.ndarray) -> "AAttCInstance":
+    def restrict_queries(self, rows: np.ndarray) -> AAttCInstance:
         """The same keys and values with only the given query rows (cross-attention)."""
-        return AAttCInstance(self.Q[rows], self.K, self.V, self.tau, dict(self.meta, rows=len(rows)),
-                             source=self.source)
+        return AAttCInstance(
+            self.Q[rows], self.K, self.V, self.tau, dict(self.meta, rows=len(rows)), source=self.source
+        )
 
     def scores(self) -> np.ndarray:
         return (self.Q @ self.K.T) / self.tau
@@ -105,9 +107,19 @@ def to_instance(inst: AAttCInstance, dtype=np.float64) -> Instance:
         raise HarnessError(f"Q, K, V must share the feature size d={d}")
     I = np.eye(d, dtype=dtype)
     return Instance.from_arrays(
-        {"X_q": inst.Q.astype(dtype), "X_k": inst.K.astype(dtype), "X_v": inst.V.astype(dtype),
-         "W_q": I, "W_k": I, "W_v": I, "Y": np.zeros_like(inst.Q, dtype=dtype)},
-        alpha=1.0, beta=1.0 / inst.tau, meta={"problem": "AAttC", **_json_meta(inst.meta)})
+        {
+            "X_q": inst.Q.astype(dtype),
+            "X_k": inst.K.astype(dtype),
+            "X_v": inst.V.astype(dtype),
+            "W_q": I,
+            "W_k": I,
+            "W_v": I,
+            "Y": np.zeros_like(inst.Q, dtype=dtype),
+        },
+        alpha=1.0,
+        beta=1.0 / inst.tau,
+        meta={"problem": "AAttC", **_json_meta(inst.meta)},
+    )
 
 
 def _json_meta(meta: dict) -> dict:

@@ -10,6 +10,7 @@ r = d: X_q = A1, W*_q = 0, B_q = I, A_q = X, alpha = r (so W_q = X), X_k = A2, W
 W_v = Y, Y_target = E, beta = 1/d, N = 1 (the loss's 1/(2N) is the 1/2). Then dA_q = dL/dX
 exactly, and `gradient_oracle(solver)` is an AAttLGC oracle built from any harness solver.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -49,7 +50,7 @@ class AAttLGCInstance:
     def d(self) -> int:
         return self.A1.shape[1]
 
-    def with_(self, **changes) -> "AAttLGCInstance":
+    def with_(self, **changes) -> AAttLGCInstance:
         return replace(self, **changes)
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -59,9 +60,12 @@ class AAttLGCInstance:
         """B = max(||A1 X||_inf, ||A2||_inf) (AS24 Def. 1.4) and the score range ||A1 X A2^T / d||_inf."""
         A1X = self.A1 @ self.X
         S = A1X @ self.A2.T / self.d
-        return {"B": float(max(np.abs(A1X).max(initial=0), np.abs(self.A2).max(initial=0))),
-                "A3_max": float(np.abs(self.A3).max(initial=0)), "E_max": float(np.abs(self.E).max(initial=0)),
-                "score_range": float(S.max(initial=0) - S.min(initial=0))}
+        return {
+            "B": float(max(np.abs(A1X).max(initial=0), np.abs(self.A2).max(initial=0))),
+            "A3_max": float(np.abs(self.A3).max(initial=0)),
+            "E_max": float(np.abs(self.E).max(initial=0)),
+            "score_range": float(S.max(initial=0) - S.min(initial=0)),
+        }
 
 
 def softmax_rows(S: np.ndarray) -> np.ndarray:
@@ -88,11 +92,24 @@ def to_instance(inst: AAttLGCInstance, dtype=np.float64) -> Instance:
     d = inst.d
     I = np.eye(d, dtype=dtype)
     return Instance.from_arrays(
-        {"X_q": inst.A1.astype(dtype), "X_k": inst.A2.astype(dtype), "X_v": inst.A3.astype(dtype),
-         "W_q": np.zeros((d, d), dtype=dtype), "W_k": I, "W_v": inst.Y.astype(dtype),
-         "A_q": inst.X.astype(dtype), "B_q": I, "Y": inst.E.astype(dtype)},
-        alpha=float(d), beta=1.0 / d,
-        meta={"problem": "AAttLGC", **{k: v for k, v in inst.meta.items() if isinstance(v, (int, float, str))}})
+        {
+            "X_q": inst.A1.astype(dtype),
+            "X_k": inst.A2.astype(dtype),
+            "X_v": inst.A3.astype(dtype),
+            "W_q": np.zeros((d, d), dtype=dtype),
+            "W_k": I,
+            "W_v": inst.Y.astype(dtype),
+            "A_q": inst.X.astype(dtype),
+            "B_q": I,
+            "Y": inst.E.astype(dtype),
+        },
+        alpha=float(d),
+        beta=1.0 / d,
+        meta={
+            "problem": "AAttLGC",
+            **{k: v for k, v in inst.meta.items() if isinstance(v, (int, float, str))},
+        },
+    )
 
 
 def gradient_oracle(solver, dtype: str = "float64", device: str = "cpu", **options):

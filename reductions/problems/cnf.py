@@ -5,10 +5,12 @@ Empty clauses, tautologies, duplicate literals and absent variables are all allo
 tuple of `nvars` booleans (index b is variable b+1); the solution of the SAT problem is a model or
 None (UNSAT).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +28,7 @@ class CNF:
     meta: dict = field(default_factory=dict, compare=False)
 
     @classmethod
-    def of(cls, nvars: int, clauses: Iterable[Iterable[int]], meta: dict | None = None) -> "CNF":
+    def of(cls, nvars: int, clauses: Iterable[Iterable[int]], meta: dict | None = None) -> CNF:
         nvars = int(nvars)
         if nvars < 0:
             raise HarnessError(f"number of variables must be >= 0, got {nvars}")
@@ -35,7 +37,9 @@ class CNF:
             lits = tuple(int(x) for x in c)
             for x in lits:
                 if x == 0 or abs(x) > nvars:
-                    raise HarnessError(f"clause {ci + 1} has literal {x}, outside 1..{nvars} (or its negation)")
+                    raise HarnessError(
+                        f"clause {ci + 1} has literal {x}, outside 1..{nvars} (or its negation)"
+                    )
             out.append(lits)
         return cls(nvars, tuple(out), dict(meta or {}))
 

@@ -6,6 +6,7 @@
 * `GapHammingInstance(A, B, t, eps)`: for each query i, is there j with ||a_i - b_j||_0 < t
   (Case 1), or are all distances >= (1 + eps) t (Case 2)? Every vector has weight D/2.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,8 +45,8 @@ class GapHammingInstance:
 def _first(A: np.ndarray, B: np.ndarray, pred) -> tuple[int, int] | None:
     Bf = B.astype(np.float32)
     for s in range(0, A.shape[0], BLOCK):
-        G = A[s:s + BLOCK].astype(np.float32) @ Bf.T
-        hit = np.argwhere(pred(G, A[s:s + BLOCK], B))
+        G = A[s : s + BLOCK].astype(np.float32) @ Bf.T
+        hit = np.argwhere(pred(G, A[s : s + BLOCK], B))
         if hit.size:
             return int(hit[0, 0]) + s, int(hit[0, 1])
     return None

@@ -8,6 +8,7 @@ the AAttLGC gradient back: the AAttLGC head dimension r, the LoRA scale, and the
 
 `lora_oracle(solver)`: any harness solver as an ALoRAGC oracle (returns `Result.grads`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,10 +32,12 @@ class ALoRAGCInstance:
         ||(alpha/r) X_q B_q A_q||_inf (with beta folded in: ||beta X_q W_q||_inf)."""
         a = self.inst.arrays
         Wq = a["W_q"] + (self.inst.alpha / self.inst.r) * (a["B_q"] @ a["A_q"])
-        return {"Gamma_K": float(np.abs(a["X_k"] @ a["W_k"]).max()),
-                "Gamma_Q": float(np.abs(a["X_q"] @ Wq).max()),
-                "Gamma_Q_beta": float(np.abs(self.inst.beta * (a["X_q"] @ Wq)).max()),
-                "Y_max": float(np.abs(a["Y"]).max())}
+        return {
+            "Gamma_K": float(np.abs(a["X_k"] @ a["W_k"]).max()),
+            "Gamma_Q": float(np.abs(a["X_q"] @ Wq).max()),
+            "Gamma_Q_beta": float(np.abs(self.inst.beta * (a["X_q"] @ Wq)).max()),
+            "Y_max": float(np.abs(a["Y"]).max()),
+        }
 
 
 def lora_oracle(solver, dtype: str = "float64", device: str = "cpu", **options):

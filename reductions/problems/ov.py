@@ -4,6 +4,7 @@
 The exact solver is the blocked float32 BLAS Gram U W^T (exact: integer entries below 2^24;
 REDUCTIONS.md §6 "Ground truth"), O(N^2 m) time, O(block N) memory.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ def gram_blocks(U: np.ndarray, W: np.ndarray, block: int = BLOCK):
     """Yield (row offset, block of U W^T) in float32 (exact for m < 2^24)."""
     Wf = W.astype(np.float32)
     for s in range(0, U.shape[0], block):
-        yield s, U[s:s + block].astype(np.float32) @ Wf.T
+        yield s, U[s : s + block].astype(np.float32) @ Wf.T
 
 
 def solve_ov(ov: OVInstance) -> tuple[int, int] | None:
@@ -65,7 +66,7 @@ def yes_rows(ov: OVInstance) -> np.ndarray:
     """Boolean (N,): does u_i have an orthogonal partner (the per-query answer)?"""
     out = np.zeros(ov.N, dtype=bool)
     for s, G in gram_blocks(ov.U, ov.W):
-        out[s:s + G.shape[0]] = (G == 0).any(axis=1)
+        out[s : s + G.shape[0]] = (G == 0).any(axis=1)
     return out
 
 

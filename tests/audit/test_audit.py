@@ -2,6 +2,7 @@
 
 Tiny random-weight BERT / GPT-2 / OPT models built from configs run whenever transformers is installed;
 tests on the real all-MiniLM-L6-v2 weights are marked `models` and skip without the package."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-transformers = pytest.importorskip("transformers", reason="the 'models' extra (transformers) is not installed")
+transformers = pytest.importorskip(
+    "transformers", reason="the 'models' extra (transformers) is not installed"
+)
 torch = pytest.importorskip("torch")
 
 from harness.audit.analysis import run_audit  # noqa: E402
@@ -35,19 +38,28 @@ def _minilm_dir():
 # ---------------------------------------------------------------------------------------------- tiny models
 def tiny(kind: str, init: float = 0.02, seed: int = 0, layers: int = 2):
     torch.manual_seed(seed)
-    common = dict(vocab_size=64, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
-                  initializer_range=init)
+    common = dict(
+        vocab_size=64, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, initializer_range=init
+    )
     if kind == "bert":
         cfg = transformers.BertConfig(intermediate_size=64, max_position_embeddings=64, **common)
         model = transformers.BertModel(cfg)
     elif kind == "gpt2":
-        cfg = transformers.GPT2Config(vocab_size=64, n_embd=32, n_layer=layers, n_head=4, n_positions=64,
-                                      initializer_range=init)
+        cfg = transformers.GPT2Config(
+            vocab_size=64, n_embd=32, n_layer=layers, n_head=4, n_positions=64, initializer_range=init
+        )
         model = transformers.GPT2Model(cfg)
     elif kind == "opt":
-        cfg = transformers.OPTConfig(vocab_size=64, hidden_size=32, num_hidden_layers=layers,
-                                     num_attention_heads=4, ffn_dim=64, max_position_embeddings=64,
-                                     word_embed_proj_dim=32, init_std=init)
+        cfg = transformers.OPTConfig(
+            vocab_size=64,
+            hidden_size=32,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            ffn_dim=64,
+            max_position_embeddings=64,
+            word_embed_proj_dim=32,
+            init_std=init,
+        )
         model = transformers.OPTModel(cfg)
     else:
         raise ValueError(kind)
@@ -134,13 +146,14 @@ def test_scale_multiplies_scores_of_first_layer(kind, on):
     for h in range(4):
         assert score_range_masked(c2, h) == pytest.approx(0.125 * score_range_masked(c1, h), rel=1e-5)
         k1, k2 = direct_gammas(c1, h)["K_inf"], direct_gammas(c2, h)["K_inf"]
-        assert k2 == pytest.approx(k1 * (0.125 ** 0.5 if on == "qk" else 1.0), rel=1e-5)
+        assert k2 == pytest.approx(k1 * (0.125**0.5 if on == "qk" else 1.0), rel=1e-5)
 
 
 def test_saved_instances_round_trip(tmp_path):
     model = tiny("bert", init=0.2)
-    rep = run_audit(None, model=model, input_ids=IDS, layers=[0], gradients=False,
-                                 save_dir=tmp_path, lengths=[8, 16])
+    rep = run_audit(
+        None, model=model, input_ids=IDS, layers=[0], gradients=False, save_dir=tmp_path, lengths=[8, 16]
+    )
     files = sorted(tmp_path.glob("*.npz"))
     assert len(files) == 4 and len(rep["heads"]) == 4
     cap = capture(model, IDS, layers=[0])[0]
@@ -210,6 +223,7 @@ def test_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert err.startswith("lora-harness: error:") and "\n" not in err
     with pytest.raises(HarnessError, match="--layers"):
         from harness.cli.audit import parse_layers
+
         parse_layers("a-b")
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(HarnessError, match="models' extra"):
@@ -217,8 +231,14 @@ def test_errors_are_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_unrecognised_architectures_are_refused():
-    cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                   num_attention_heads=4, num_key_value_heads=4)
+    cfg = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+    )
     with pytest.raises(HarnessError, match="rotary"):
         find_attention(transformers.LlamaModel(cfg))
     with pytest.raises(HarnessError, match="no recognisable attention modules"):
@@ -234,8 +254,21 @@ def test_cli_on_saved_tiny_model(tmp_path, capsys):
     model.save_pretrained(tmp_path / "m")
     text = tmp_path / "t.txt"
     text.write_text("a short text for the tiny random model")
-    rc = main(["audit", "--model", str(tmp_path / "m"), "--text", str(text), "--layers", "0",
-               "--json", str(tmp_path / "r.json"), "--max-tokens", "16"])
+    rc = main(
+        [
+            "audit",
+            "--model",
+            str(tmp_path / "m"),
+            "--text",
+            str(text),
+            "--layers",
+            "0",
+            "--json",
+            str(tmp_path / "r.json"),
+            "--max-tokens",
+            "16",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     rep = json.loads((tmp_path / "r.json").read_text())
@@ -265,8 +298,23 @@ def test_minilm_heads_reproduce_and_match_the_reported_range():
 def test_minilm_scaled_down_is_efficient_and_poly_meets_eps(tmp_path):
     from harness.cli import main
 
-    rc = main(["audit", "--model", _minilm_dir(), "--layers", "0", "--max-tokens", "32", "--scale", "1e-4",
-               "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
+    rc = main(
+        [
+            "audit",
+            "--model",
+            _minilm_dir(),
+            "--layers",
+            "0",
+            "--max-tokens",
+            "32",
+            "--scale",
+            "1e-4",
+            "--json",
+            str(tmp_path / "r.json"),
+            "--plot",
+            str(tmp_path / "r.png"),
+        ]
+    )
     assert rc == 0
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["summary"]["regimes"] == {"efficient": 12}

@@ -1,5 +1,6 @@
 """The pytest plugin (entry point `lora_harness`): cheap to load; fixtures and strategies work in a
 user's own test suite (run here with pytester)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -10,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytest_plugins = ["pytester"]
 
-USER_TESTS = '''
+USER_TESTS = """
 from hypothesis import given, settings
 from harness.pytest_plugin import instances, assert_solver_meets
 from harness.solvers import get_solver
@@ -37,21 +38,24 @@ def test_planted_bug_is_reported(tmp_path):
 
 def test_cli_solver(lora_solver, lora_assert_solver_meets):
     lora_assert_solver_meets(checks=("accuracy",), budget="smoke")
-'''
+"""
 
 
 def test_plugin_import_is_cheap_and_torch_free():
-    code = ("import sys, harness.pytest_plugin as p; "
-            "assert 'torch' not in sys.modules, 'plugin imported torch'; "
-            "assert callable(p.instances)")
+    code = (
+        "import sys, harness.pytest_plugin as p; "
+        "assert 'torch' not in sys.modules, 'plugin imported torch'; "
+        "assert callable(p.instances)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
 
 
 def test_fixtures_and_strategies_in_a_user_suite(pytester, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))
     pytester.makepyfile(test_user=USER_TESTS)
-    result = pytester.runpytest_inprocess("-q", "-p", "no:randomly", "--lora-solver", "streaming",
-                                          "--lora-claim-eps", "1e-8")
+    result = pytester.runpytest_inprocess(
+        "-q", "-p", "no:randomly", "--lora-solver", "streaming", "--lora-claim-eps", "1e-8"
+    )
     result.assert_outcomes(passed=4)
 
 

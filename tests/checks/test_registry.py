@@ -1,4 +1,5 @@
 """Checks as named units: the registry, selection by name (API and CLI), `--list-checks`."""
+
 from __future__ import annotations
 
 import pytest
@@ -60,7 +61,9 @@ def test_cli_lists_and_selects_checks(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert all(name in out for name in CHECKS)
     monkeypatch.setenv("LORA_HARNESS_CHECK_BUDGET", "smoke")
-    assert main(["check", "--solver", "closed-form", "--checks", "finite,ops", "--out-dir", str(tmp_path)]) == 0
+    assert (
+        main(["check", "--solver", "closed-form", "--checks", "finite,ops", "--out-dir", str(tmp_path)]) == 0
+    )
     rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:3]]
     assert rows == ["finite", "ops"]
     assert main(["check", "--solver", "closed-form", "--checks", "bogus"]) == 2

@@ -1,5 +1,6 @@
 """The third-party property suite (harness.checks): it rejects every planted bug (tests/planted.py)
 with a minimal counterexample on disk, and passes the project's exact solvers."""
+
 from __future__ import annotations
 
 import os
@@ -139,8 +140,11 @@ def test_fit_exponent_recovers_known_slopes():
 
 
 def _cli(*args, tmp_path):
-    env = dict(os.environ, LORA_HARNESS_CHECK_BUDGET="smoke",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        LORA_HARNESS_CHECK_BUDGET="smoke",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
     cmd = [sys.executable, "-m", "harness.cli", "check", *args, "--out-dir", str(tmp_path)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
 
@@ -228,15 +232,37 @@ def test_saved_counterexamples_are_replayed(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, exponent, check", [
-    ("printed_q", "2", "accuracy"), ("printed_p2", "2", "accuracy"), ("off_by_1e3", "2", "accuracy"),
-    ("quadratic", "1.1", "ops"), ("nan_on_large", "2", "finite")])
+@pytest.mark.parametrize(
+    "name, exponent, check",
+    [
+        ("printed_q", "2", "accuracy"),
+        ("printed_p2", "2", "accuracy"),
+        ("off_by_1e3", "2", "accuracy"),
+        ("quadratic", "1.1", "ops"),
+        ("nan_on_large", "2", "finite"),
+    ],
+)
 def test_cli_rejects_every_planted_bug_default_budget(name, exponent, check, tmp_path):
     """`lora-harness check` (default budget) exits 1 naming the check, with loadable counterexamples."""
-    env = dict(os.environ, LORA_HARNESS_CHECK_BUDGET="default",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "harness.cli", "check", "--solver", f"tests.planted:{name}",
-           "--claim-eps", "1e-8", "--claim-exponent", exponent, "--out-dir", str(tmp_path)]
+    env = dict(
+        os.environ,
+        LORA_HARNESS_CHECK_BUDGET="default",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "check",
+        "--solver",
+        f"tests.planted:{name}",
+        "--claim-eps",
+        "1e-8",
+        "--claim-exponent",
+        exponent,
+        "--out-dir",
+        str(tmp_path),
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert p.returncode == 1, p.stdout + p.stderr
     assert any(line.split()[:2] == [check, "FAIL"] for line in p.stdout.splitlines()), p.stdout

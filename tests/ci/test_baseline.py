@@ -1,5 +1,6 @@
 """Deterministic figures (ci/baseline.json) against this run: operation counts and their exponents,
 losses and exact-solver errors on fixed instances, certificates, chain answers."""
+
 from __future__ import annotations
 
 import sys
@@ -16,8 +17,10 @@ def test_baseline_figures_hold():
     base = baseline.load()
     rows = baseline.compare(base, baseline.compute(only=baseline.solvers_in(base)))
     bad = baseline.failures(rows)
-    assert not bad, ("deterministic figures moved (run `python -m ci update-baseline` if deliberate):\n"
-                     + baseline.format_rows(bad))
+    assert not bad, (
+        "deterministic figures moved (run `python -m ci update-baseline` if deliberate):\n"
+        + baseline.format_rows(bad)
+    )
 
 
 def test_baseline_has_the_exact_solvers():
@@ -28,14 +31,18 @@ def test_baseline_has_the_exact_solvers():
 
 
 def test_compare_reports_figure_baseline_current_tolerance():
-    base = {"ops/x/L=8": {"value": 100, "kind": "eq", "tol": 0},
-            "loss/c": {"value": 1.0, "kind": "rel", "tol": 1e-9},
-            "error/x/c": {"value": 1e-16, "kind": "le", "tol": 1e-10},
-            "ops-exponent/x": {"value": 2.0, "kind": "abs", "tol": 0.01}}
-    cur = {"ops/x/L=8": {"value": 101, "kind": "eq", "tol": 0},
-           "loss/c": {"value": 1.0 + 1e-12, "kind": "rel", "tol": 1e-9},
-           "error/x/c": {"value": 1e-3, "kind": "le", "tol": 1e-10},
-           "ops-exponent/y": {"value": 1.0, "kind": "abs", "tol": 0.01}}
+    base = {
+        "ops/x/L=8": {"value": 100, "kind": "eq", "tol": 0},
+        "loss/c": {"value": 1.0, "kind": "rel", "tol": 1e-9},
+        "error/x/c": {"value": 1e-16, "kind": "le", "tol": 1e-10},
+        "ops-exponent/x": {"value": 2.0, "kind": "abs", "tol": 0.01},
+    }
+    cur = {
+        "ops/x/L=8": {"value": 101, "kind": "eq", "tol": 0},
+        "loss/c": {"value": 1.0 + 1e-12, "kind": "rel", "tol": 1e-9},
+        "error/x/c": {"value": 1e-3, "kind": "le", "tol": 1e-10},
+        "ops-exponent/y": {"value": 1.0, "kind": "abs", "tol": 0.01},
+    }
     rows = baseline.compare(base, cur)
     got = {r[0]: r for r in rows}
     assert got["ops/x/L=8"][1:] == ("100", "101", "exact", "out of tolerance")

@@ -1,4 +1,5 @@
 """Same-run wall-time ratio gates (ci/gates.py): slow tier only; never an absolute time."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Golden instance hashes (ci/golden.json): same family, parameters and seed give the same bytes."""
+
 from __future__ import annotations
 
 import sys
@@ -48,6 +49,8 @@ def test_chain_instances_match_golden():
     if not chain:
         pytest.skip("reductions package not available")
     rec = golden.load()
-    cur = {name: {"array_sha256": inst.sha256, "file_sha256": golden.file_sha256(inst)}
-           for name, inst in chain.items()}
+    cur = {
+        name: {"array_sha256": inst.sha256, "file_sha256": golden.file_sha256(inst)}
+        for name, inst in chain.items()
+    }
     assert golden.diff({k: rec[k] for k in cur if k in rec}, cur) == []

@@ -1,4 +1,5 @@
 """The CI entry point: tiers, commands, the workflow template."""
+
 from __future__ import annotations
 
 import sys
@@ -37,3 +38,4 @@ def test_workflow_template_matches_installed_copy():
 def test_ci_runner_runs_the_fast_tier():
     run = (ROOT / ".ci" / "run").read_text()
     assert "ci/setup.sh" in run and "-m ci fast" in run
+    assert run.index("ruff check .") < run.index("ruff format --check .") < run.index("-m ci fast")

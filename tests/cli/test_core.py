@@ -1,4 +1,5 @@
 """CLI: generate, solve, solvers, check; every validation error is one line and a non-zero exit."""
+
 import subprocess
 import sys
 
@@ -17,8 +18,25 @@ def run(capsys, *argv):
 
 def test_generate_solve_check(tmp_path, capsys):
     inst = tmp_path / "inst.npz"
-    code, out, _ = run(capsys, "generate", "bounded", "--L", "64", "--d", "8", "--r", "4", "--gamma", "1.0",
-                       "--adapt", "q,v", "--seed", "0", "--out", str(inst))
+    code, out, _ = run(
+        capsys,
+        "generate",
+        "bounded",
+        "--L",
+        "64",
+        "--d",
+        "8",
+        "--r",
+        "4",
+        "--gamma",
+        "1.0",
+        "--adapt",
+        "q,v",
+        "--seed",
+        "0",
+        "--out",
+        str(inst),
+    )
     assert code == 0 and "wrote" in out
     loaded = load_instance(inst)
     assert loaded.adapted == ("q", "v") and loaded.r == 4 and loaded.L == 64
@@ -32,8 +50,9 @@ def test_generate_solve_check(tmp_path, capsys):
     assert meta["instance_sha256"] == loaded.sha256
     code, out, _ = run(capsys, "check", str(inst), "--solver", "streaming")
     assert code == 0 and "PASS" in out
-    code, out, _ = run(capsys, "check", str(inst), "--solver", "closed-form", "--dtype", "float32",
-                       "--tol", "1e-14")
+    code, out, _ = run(
+        capsys, "check", str(inst), "--solver", "closed-form", "--dtype", "float32", "--tol", "1e-14"
+    )
     assert code == 1 and "FAIL" in out
 
 
@@ -47,8 +66,15 @@ def test_solvers_lists_exact_ones(capsys):
 
 def _write(tmp_path, name, **arrays):
     rng = np.random.default_rng(0)
-    base = dict(X_q=rng.normal(size=(4, 3)), W_q=np.eye(3), W_k=np.eye(3), W_v=np.eye(3),
-                Y=np.zeros((4, 3)), A_q=np.ones((2, 3)), B_q=np.ones((3, 2)))
+    base = dict(
+        X_q=rng.normal(size=(4, 3)),
+        W_q=np.eye(3),
+        W_k=np.eye(3),
+        W_v=np.eye(3),
+        Y=np.zeros((4, 3)),
+        A_q=np.ones((2, 3)),
+        B_q=np.ones((3, 2)),
+    )
     base.update(arrays)
     for k in [k for k, v in base.items() if v is None]:
         del base[k]
@@ -91,14 +117,27 @@ def test_other_bad_input(tmp_path, capsys):
     corrupt.write_bytes(b"PK\x03\x04garbage")
     code, _, err = run(capsys, "solve", str(corrupt))
     assert code == 2 and "corrupt" in err
-    code, _, err = run(capsys, "generate", "bounded", "--L", "8", "--d", "2", "--r", "3",
-                       "--out", str(tmp_path / "x.npz"))
+    code, _, err = run(
+        capsys, "generate", "bounded", "--L", "8", "--d", "2", "--r", "3", "--out", str(tmp_path / "x.npz")
+    )
     assert code == 2 and "r=3" in err
-    code, _, err = run(capsys, "generate", "bounded", "--L", "8", "--d", "2", "--adapt", "q,z",
-                       "--out", str(tmp_path / "x.npz"))
+    code, _, err = run(
+        capsys,
+        "generate",
+        "bounded",
+        "--L",
+        "8",
+        "--d",
+        "2",
+        "--adapt",
+        "q,z",
+        "--out",
+        str(tmp_path / "x.npz"),
+    )
     assert code == 2 and "'z'" in err
-    code, _, err = run(capsys, "generate", "bounded", "--L", "8", "--d", "2",
-                       "--out", str(tmp_path / "nofolder" / "x.npz"))
+    code, _, err = run(
+        capsys, "generate", "bounded", "--L", "8", "--d", "2", "--out", str(tmp_path / "nofolder" / "x.npz")
+    )
     assert code == 2 and "does not exist" in err
     code, _, err = run(capsys, "solve", good, "--device", "cuda:0") if not _cuda() else (2, "", "CUDA")
     assert code == 2 and "CUDA" in err

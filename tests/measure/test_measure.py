@@ -1,4 +1,5 @@
 """Timer, peak memory and op counts (harness/measure/). No wall-time assertions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,7 +28,7 @@ def test_timer_budget_stops_early_but_times_once():
 
 def test_peak_memory_sees_torch_cpu_allocation():
     """64 MiB touched by torch (invisible to tracemalloc) must show up."""
-    n = 8 * 2 ** 20
+    n = 8 * 2**20
 
     def alloc():
         x = torch.ones(n, dtype=torch.float64)

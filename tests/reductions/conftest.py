@@ -1,5 +1,6 @@
 """Reduction tests run tiny instances: torch on one thread (a loaded 2-core machine gains nothing
 from more), restored after each module."""
+
 import pytest
 
 from harness.measure.threads import limit_threads

@@ -1,5 +1,6 @@
 """Helpers for the reduction-chain tests: random CNFs from a few drawn integers (a Hypothesis strategy)
 and the agreement check with python-sat."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,7 @@ def cnfs(draw, max_v: int = 12, max_m: int = 40):
     v = draw(st.integers(1, max_v))
     m = draw(st.integers(0, max_m))
     min_len = draw(st.sampled_from([0, 1, 2, 2, 3]))  # empty clauses only sometimes
-    seed = draw(st.integers(0, 2 ** 31 - 1))
+    seed = draw(st.integers(0, 2**31 - 1))
     return random_cnf(v, m, seed, min_len=min_len)
 
 

@@ -1,6 +1,7 @@
 """Every arrow on its own: decode(exact_solve(reduce(x))) is right, and the margins and identities
 of REDUCTIONS.md §2-§5 hold in float64 and float32 (oracles: numpy references and the harness's
 exact solvers)."""
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,11 @@ from reductions import sat_sources as S
 from reductions.arrows.attention_to_gradient import AttentionToGradient
 from reductions.arrows.base import CountingOracle
 from reductions.arrows.gradient_to_lora import GradientToLoRA
-from reductions.arrows.ov_to_attention import (GapHammingToAttentionAS23, OVToAttentionG1Layout,
-                                               OVToAttentionP1)
+from reductions.arrows.ov_to_attention import (
+    GapHammingToAttentionAS23,
+    OVToAttentionG1Layout,
+    OVToAttentionP1,
+)
 from reductions.arrows.ov_to_gadgets import OVToGapHamming, OVToMaxIP
 from reductions.arrows.ov_to_gradient import OVToGradientG1
 from reductions.arrows.sat_to_ov import SatToOV
@@ -131,7 +135,7 @@ def test_g1_identity_margins_and_binary_search(cnf):
         g = agr.exact_oracle(t)
         Tq = att.exact_attention(att.AAttCInstance(t.A1 @ t.X, t.A2, t.A3, float(t.d)))[:, 0]
         Tq = Tq[: ov.N]
-        expect = (Tq ** 2 * (1 - Tq) if zero else Tq * (Tq + 1) * (1 - Tq)).sum() / t.d
+        expect = (Tq**2 * (1 - Tq) if zero else Tq * (Tq + 1) * (1 - Tq)).sum() / t.d
         assert math.isclose(arrow.readout(t, g), expect, rel_tol=1e-9, abs_tol=1e-300)
         if yes.any():
             assert arrow.readout(t, g) >= t.meta["yes_lb"] * (1 - 1e-9)
@@ -157,8 +161,9 @@ def test_g1_matches_autograd_and_closed_form():
         assert np.max(np.abs(agr.gradient_oracle(name)(t) - g)) <= 1e-12 * np.max(np.abs(g))
 
 
-@pytest.mark.parametrize("form,adapt", [("cross", "C1"), ("cross", "C1-q"), ("cross", "C2"),
-                                        ("self", "C1"), ("self", "C2")])
+@pytest.mark.parametrize(
+    "form,adapt", [("cross", "C1"), ("cross", "C1-q"), ("cross", "C2"), ("self", "C1"), ("self", "C2")]
+)
 @pytest.mark.parametrize("alpha,fold", [(None, False), (1.0, True)])
 def test_lora_embedding_identity(form, adapt, alpha, fold):
     """MATH.md §7.4: the LoRA read-out equals the AAttLGC gradient to 1e-10 relative, the padded
@@ -173,7 +178,7 @@ def test_lora_embedding_identity(form, adapt, alpha, fold):
             res = get_solver(solver).solve(x.inst)
             gl = arrow.decode(x, res.grads)
             assert np.max(np.abs(gl - g)) <= 1e-10 * np.max(np.abs(g))
-            assert np.all(res.grads["dA_q"][:, src.d:] == 0)
+            assert np.all(res.grads["dA_q"][:, src.d :] == 0)
             assert math.isclose(res.loss, loss, rel_tol=1e-12)
         b = x.bounds()
         assert b["Gamma_K"] == pytest.approx(np.abs(src.A2).max())

@@ -1,4 +1,5 @@
 """k-CNF, SAT sources, DIMACS, and the split-and-list arrow (REDUCTIONS.md §1, §6)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ def test_split_and_list_counts_and_decodes(cnf):
     ov = arrow.reduce(cnf)
     v2 = cnf.nvars // 2
     assert ov.N == 2 ** ((cnf.nvars + 1) // 2) and ov.W.shape == ov.U.shape
-    real = ov.W[: 2 ** v2]
+    real = ov.W[: 2**v2]
     G = ov.U.astype(np.int64) @ real.T.astype(np.int64)
     assert int((G == 0).sum()) == cnf.count_models()
     truth = cnf.solve()
@@ -30,7 +31,7 @@ def test_split_and_list_counts_and_decodes(cnf):
     if model is not None:
         assert cnf.satisfies(model) and cnf.satisfies(truth)
     # padding rows (odd v) are all ones and never change the yes/no answer
-    assert np.all(ov.W[2 ** v2:] == 1)
+    assert np.all(ov.W[2**v2 :] == 1)
 
 
 def test_edge_cases():

@@ -1,5 +1,6 @@
 """pytest-benchmark benchmarks of every solver at a few sizes (`python -m ci bench`).
 All marked benchmark_only: the fast tier skips them. Bounded family, d = 4, r = 2, float64, CPU."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,7 +12,11 @@ from harness.solvers import get_solver
 pytestmark = pytest.mark.benchmark_only
 
 EXACT = ["closed-form", "streaming", "autograd"]
-APPROX = [("poly", {"degree": 5}), ("poly-chained", {"degree": 5}), ("random-features", {"m": 256, "seed": 0})]
+APPROX = [
+    ("poly", {"degree": 5}),
+    ("poly-chained", {"degree": 5}),
+    ("random-features", {"m": 256, "seed": 0}),
+]
 
 
 def _solver_or_skip(name):
@@ -38,7 +43,7 @@ def test_bench_approx(benchmark, name, opts, L):
     inst = bounded(L, 4, 2, gamma=1.0, seed=0)
     try:
         solver.solve(bounded(64, 4, 2, gamma=1.0, seed=0), **opts)
-    except HarnessError as exc:             # options of a solver still being written
+    except HarnessError as exc:  # options of a solver still being written
         pytest.skip(str(exc))
     res = benchmark(solver.solve, inst, **opts)
     benchmark.extra_info.update(ops=res.ops, L=L)

@@ -1,8 +1,9 @@
 """The three exact solvers agree (MATH.md §10, §12 [5]); gradcheck; numerical stability."""
+
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import families, theory

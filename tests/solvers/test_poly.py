@@ -1,7 +1,6 @@
 """The `poly` solver: exact polynomial factorisation, agreement with its dense reference, certified
 error, eps = L^-2 across L, error falls with g, linear operation counts, no L x L allocation,
 one-line refusals (MATH.md §2.3 [D], §13 items 10-11)."""
-import math
 
 import numpy as np
 import pytest
@@ -19,8 +18,14 @@ from harness.solvers.poly.naive import dense_poly_gradients, taylor_poly
 from harness.strategies import bounded_params, instances
 
 
-@given(st.integers(1, 5), st.integers(1, 7), st.integers(1, 9), st.integers(1, 9),
-       st.sampled_from([0.7, 1.0, -0.4, 0.0]), st.integers(0, 2**31))
+@given(
+    st.integers(1, 5),
+    st.integers(1, 7),
+    st.integers(1, 9),
+    st.integers(1, 9),
+    st.sampled_from([0.7, 1.0, -0.4, 0.0]),
+    st.integers(0, 2**31),
+)
 def test_factors_are_the_taylor_polynomial_exactly(d, g, a, b, beta, seed):
     gen = torch.Generator().manual_seed(seed)
     Q = torch.randn(2, a, d, generator=gen, dtype=torch.float64)
@@ -80,7 +85,7 @@ def test_low_degree_error_within_certificate(p, g):
 def test_inverse_poly_criterion_across_L(L):
     """Problem 1 with eps = L^-2: the chosen degree meets it (float64)."""
     inst = families.bounded(L, 4, 2, gamma=1.0, adapt=("q", "k", "v"), seed=L)
-    eps = L ** -2.0
+    eps = L**-2.0
     res = get_solver("poly").solve(inst, eps=eps)
     ref = get_solver("streaming").solve(inst)
     assert res.certificate["error_bound"] <= eps
@@ -102,7 +107,7 @@ def test_float32_runs_and_reports_dtype():
     ref = get_solver("closed-form").solve(inst)
     res = get_solver("poly").solve(inst, dtype="float32", degree=6)
     c = res.certificate
-    assert c["dtype"] == "float32" and c["unit_roundoff"] == pytest.approx(2 ** -23)
+    assert c["dtype"] == "float32" and c["unit_roundoff"] == pytest.approx(2**-23)
     scale = max(float(np.abs(v).max()) for v in ref.grads.values())
     assert res.max_abs_error(ref) <= c["error_bound"] + 1e-4 * scale
     assert get_solver("poly").solve(inst, dtype="float32", eps=1e-9).certificate.get("warning")
@@ -114,7 +119,7 @@ def test_rounding_breakdown_is_refused_not_returned_as_nan():
     suite's `finite` check found); within range the certificate is valid and carries no warning."""
     from harness.errors import HarnessError
 
-    inst = families.bounded(64, 1, 1, gamma=8.0, beta=1.0, adapt=("q",), seed=0)   # R ~ 47
+    inst = families.bounded(64, 1, 1, gamma=8.0, beta=1.0, adapt=("q",), seed=0)  # R ~ 47
     for name in ("poly", "poly-chained"):
         for dtype in ("float32", "float64"):
             with pytest.raises(HarnessError, match=r"refuses: instance is in the \w+ regime \(R=") as e:
@@ -126,7 +131,7 @@ def test_rounding_breakdown_is_refused_not_returned_as_nan():
 
 
 def test_operation_count_is_linear_in_L():
-    Ls = [2 ** e for e in range(8, 13)]
+    Ls = [2**e for e in range(8, 13)]
     ops = []
     for L in Ls:
         inst = families.bounded(L, 4, 2, gamma=1.0, adapt=("q", "k", "v"), seed=1)
@@ -148,7 +153,7 @@ class MaxNumel(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        for o in (out if isinstance(out, (tuple, list)) else (out,)):
+        for o in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(o, torch.Tensor):
                 self.max = max(self.max, o.numel())
         return out
@@ -163,11 +168,11 @@ def test_detector_sees_the_quadratic_buffer_of_the_exact_solver():
 
 
 def test_no_L_by_L_allocation():
-    L, d, g = 2 ** 14, 4, 4
+    L, d, g = 2**14, 4, 4
     inst = families.bounded(L, d, 2, gamma=1.0, adapt=("q", "k", "v"), seed=0)
     with MaxNumel() as mode:
         res = get_solver("poly").solve(inst, degree=g)
-    assert mode.max <= 4 * L * theory.feature_rank(d, g + 1)   # O(L k), here 1/200 of L^2
+    assert mode.max <= 4 * L * theory.feature_rank(d, g + 1)  # O(L k), here 1/200 of L^2
     assert mode.max * 8 < L * L * 8 / 100
     assert res.certificate["valid"]
 

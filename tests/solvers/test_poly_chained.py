@@ -1,6 +1,7 @@
 """`poly-chained` (the LoRA paper's Lemma 3.3-3.7 / Thm 3.1 chain, corrected conventions): agrees with
 `poly` (same polynomial) and with its dense reference; the printed p2 orientation is wrong
 (MATH.md §5.7, §6.4, §11 items 1-2)."""
+
 import numpy as np
 import pytest
 import torch
@@ -37,8 +38,14 @@ def test_chain_equals_poly_and_dense_reference(inst, g):
 def test_row_kron_identity():
     """(U1 V1^T) . (U2 V2^T) = (U1 (/) U2)(V1 (/) V2)^T (MATH.md §1)."""
     g = torch.Generator().manual_seed(0)
-    U1, V1 = torch.randn(7, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
-    U2, V2 = torch.randn(7, 4, generator=g, dtype=torch.float64), torch.randn(5, 4, generator=g, dtype=torch.float64)
+    U1, V1 = (
+        torch.randn(7, 3, generator=g, dtype=torch.float64),
+        torch.randn(5, 3, generator=g, dtype=torch.float64),
+    )
+    U2, V2 = (
+        torch.randn(7, 4, generator=g, dtype=torch.float64),
+        torch.randn(5, 4, generator=g, dtype=torch.float64),
+    )
     assert torch.allclose((U1 @ V1.T) * (U2 @ V2.T), row_kron(U1, U2) @ row_kron(V1, V2).T)
     assert row_kron(U1, U2)[2, 1 * 3 + 2] == U1[2, 2] * U2[2, 1]
 
@@ -47,19 +54,21 @@ def test_lemma_factors_reproduce_their_dense_objects():
     inst = families.bounded(30, 3, 2, gamma=1.0, adapt=("q",), seed=1)
     t = inst.as_torch()
     from harness.losses import effective_weights
+
     W = effective_weights(t, inst.alpha, inst.r)
     Q, K, V, Y = t["X_q"][0] @ W["q"], t["X_k"][0] @ W["k"], t["X_v"][0] @ W["v"], t["Y"][0]
     F = chained_factors(Q, K, V, Y, inst.beta, 3, 1)
     from harness.solvers.poly.naive import taylor_poly
+
     A = taylor_poly(inst.beta * Q @ K.T, 3)
     f = A / A.sum(1, keepdim=True)
     c = f @ V - Y
     q = c @ V.T
-    assert torch.allclose(F["U1"] @ F["V1"].T, f)                         # Lemma 3.3
-    assert torch.allclose(F["c"], c)                                       # Lemma 3.4
-    assert torch.allclose(F["U2"] @ F["V2"].T, q)                          # Lemma 3.5
+    assert torch.allclose(F["U1"] @ F["V1"].T, f)  # Lemma 3.3
+    assert torch.allclose(F["c"], c)  # Lemma 3.4
+    assert torch.allclose(F["U2"] @ F["V2"].T, q)  # Lemma 3.5
     assert torch.allclose(row_kron(F["U1"], F["U2"]) @ row_kron(F["V1"], F["V2"]).T, f * q)  # Lemma 3.6
-    assert torch.allclose(F["U4"] @ F["V4"].T, (f * q).sum(1, keepdim=True) * f)            # Lemma 3.7
+    assert torch.allclose(F["U4"] @ F["V4"].T, (f * q).sum(1, keepdim=True) * f)  # Lemma 3.7
 
 
 def test_printed_p2_orientation_is_wrong():
@@ -69,14 +78,17 @@ def test_printed_p2_orientation_is_wrong():
     good, _, _ = chained_gradients(*args)
     bad, _, _ = chained_gradients(*args, printed_p2=True)
     assert _max_rel(bad, dense_chained_reference(*args, printed_p2=True)) <= 1e-9  # it is what is printed
-    assert _max_rel(bad, good) > 1e-2                                              # and it is wrong
+    assert _max_rel(bad, good) > 1e-2  # and it is wrong
     ref = get_solver("closed-form").solve(inst)
     errs = {k: float(np.abs(bad[k].numpy() - ref.grads[k]).max()) for k in ref.grads}
     assert max(errs.values()) > 100 * get_solver("poly-chained").solve(inst).max_abs_error(ref)
     cross = families.bounded(10, 2, 1, gamma=1.0, cross=True, seed=0).replace(
-        X_k=np.ones((1, 7, 2)), X_v=np.ones((1, 7, 2)))
+        X_k=np.ones((1, 7, 2)), X_v=np.ones((1, 7, 2))
+    )
     with pytest.raises(HarnessError, match="only defined when Lq == Lk"):
-        chained_gradients(cross.as_torch(), cross.alpha, cross.beta, cross.r, cross.adapted, 2, printed_p2=True)
+        chained_gradients(
+            cross.as_torch(), cross.alpha, cross.beta, cross.r, cross.adapted, 2, printed_p2=True
+        )
 
 
 def test_solver_shares_the_poly_certificate():

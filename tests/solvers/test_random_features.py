@@ -1,5 +1,6 @@
 """`random-features` (FAVOR+): a Monte-Carlo estimator whose error falls like m^-1/2 and which does NOT
 certify 1/poly(L) accuracy; the harness must detect both."""
+
 import numpy as np
 import pytest
 import torch
@@ -63,6 +64,6 @@ def test_error_falls_like_inverse_sqrt_m_and_misses_inverse_poly(case):
         rms.append(np.sqrt(np.mean(sq)))
     slope = np.polyfit(np.log(ms), np.log(rms), 1)[0]
     assert -0.7 <= slope <= -0.3, slope
-    assert min(worst[-8:]) > inst.L ** -2.0
+    assert min(worst[-8:]) > inst.L**-2.0
     # the same harness check passes for the certified solver
-    assert get_solver("poly").solve(inst, eps=inst.L ** -2.0).max_abs_error(ref) <= inst.L ** -2.0
+    assert get_solver("poly").solve(inst, eps=inst.L**-2.0).max_abs_error(ref) <= inst.L**-2.0

@@ -1,17 +1,27 @@
 """The study grid, resume determinism, report generation and the `run` CLI (tiny grids only)."""
+
 from __future__ import annotations
 
-import io
 import json
-from pathlib import Path
 
 import pytest
 
 from harness.cli import main
 from harness.errors import HarnessError
+from harness.study import (
+    StudyConfig,
+    available_extras,
+    cell_id,
+    config_dict,
+    load_cells,
+    load_table,
+    make_grid,
+    poly_available,
+    run_and_store,
+    run_study,
+    write_table,
+)
 from harness.study.report import analyse, deterministic_view, load_report, summary_table, write_report
-from harness.study import (StudyConfig, available_extras, cell_id, config_dict, load_cells, load_table,
-                           make_grid, poly_available, run_and_store, run_study, write_table)
 
 HAS_POLY = poly_available()
 
@@ -59,7 +69,7 @@ def test_resume_after_kill_gives_same_report(full_run, tmp_path):
     deterministic content (op counts, degrees, ranks, errors) as the uninterrupted run."""
     cfg, cells, out, _, rep_full = full_run
     half = cells[::2]
-    for c in half:                       # the 'killed' run: these cells finished and were stored
+    for c in half:  # the 'killed' run: these cells finished and were stored
         run_and_store(str(tmp_path), c)
     with pytest.raises(HarnessError, match="resume"):
         write_table(tmp_path, cells)
@@ -77,7 +87,11 @@ def test_resume_after_kill_gives_same_report(full_run, tmp_path):
     rep = write_report(tmp_path, plots=False)
     assert deterministic_view(rep) == deterministic_view(rep_full)
     # the timings of the reused cells are the stored ones
-    t_old = {r["id"]: r["result"]["seconds"]["times"] for r in load_cells(tmp_path, half) if "seconds" in r["result"]}
+    t_old = {
+        r["id"]: r["result"]["seconds"]["times"]
+        for r in load_cells(tmp_path, half)
+        if "seconds" in r["result"]
+    }
     again = analyse(load_table(tmp_path))
     assert deterministic_view(again) == deterministic_view(rep)
     assert t_old
@@ -88,14 +102,14 @@ def test_report_files_and_content(full_run):
     for name in ("report.json", "report.md", "table.json", "grid.json"):
         assert (out / name).is_file()
     md = (out / "report.md").read_text()
-    for key, rel in rep["figures"].items():
+    for rel in rep["figures"].values():
         assert (out / rel).is_file() and (out / rel).with_suffix(".svg").is_file()
         assert f"({rel})" in md
     assert "time" in rep["figures"]
     stored = load_report(out)
     assert stored["summary"] and "closed-form" in summary_table(rep)
     cf = rep["scaling"]["series"]["closed-form"]
-    assert cf["max_abs_error"] == 0.0            # the reference itself
+    assert cf["max_abs_error"] == 0.0  # the reference itself
     # CI gate on deterministic op-count exponents: quadratic exact solvers
     assert 1.8 <= cf["ops_fit"]["exponent"] <= 2.2
     assert 1.8 <= rep["scaling"]["series"]["streaming"]["ops_fit"]["exponent"] <= 2.2
@@ -105,7 +119,7 @@ def test_report_files_and_content(full_run):
 def test_poly_op_exponent_and_phase(full_run):
     cfg, cells, out, _, rep = full_run
     poly = rep["scaling"]["series"]["poly"]
-    assert 0.9 <= poly["ops_fit"]["exponent"] <= 1.2          # fixed degree: linear in L
+    assert 0.9 <= poly["ops_fit"]["exponent"] <= 1.2  # fixed degree: linear in L
     assert poly["max_abs_error"] < 1e-2
     ph = rep["phase"]["cells"]
     assert {p["c"] for p in ph} == set(cfg.phase_c)
@@ -130,19 +144,22 @@ def test_cli_run_tiny_and_resume(tmp_path, capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "closed-form" in text and "time exponent" in text
-    assert main(args) == 2                                  # refuses to overwrite silently
+    assert main(args) == 2  # refuses to overwrite silently
     assert "--resume" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 0
     assert "0 cells run" in capsys.readouterr().out
     assert json.loads((out / "last_run.json").read_text())["ran"] == 0
 
 
-@pytest.mark.parametrize("argv,msg", [
-    (["run", "--groups", "nope"], "unknown study group"),
-    (["run", "--device", "tpu9"], "device"),
-    (["run", "--tiny", "--repeats", "0"], "repeats"),
-    (["run", "--tiny", "--threads", "0"], "threads"),
-])
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["run", "--groups", "nope"], "unknown study group"),
+        (["run", "--device", "tpu9"], "device"),
+        (["run", "--tiny", "--repeats", "0"], "repeats"),
+        (["run", "--tiny", "--threads", "0"], "threads"),
+    ],
+)
 def test_cli_errors_are_one_line(argv, msg, tmp_path, capsys):
     assert main(argv + ["--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()

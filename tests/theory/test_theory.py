@@ -1,5 +1,6 @@
 """harness.theory: Taylor bounds, degree/rank, score range, regime, and the rigorous gradient-error
 certificate of the polynomial method (MATH.md §2.3 [D], §11 item 6, §13 item 10)."""
+
 import math
 
 import numpy as np
@@ -9,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import families, theory
-from harness.theory import norms
 from harness.solvers import get_solver
 from harness.solvers.poly.features import monomial_plan
 from harness.solvers.poly.naive import dense_poly_gradients, taylor_poly
 from harness.strategies import bounded_params
+from harness.theory import norms
 
 
 @given(st.floats(0.01, 6.0), st.integers(1, 25))
@@ -55,6 +56,7 @@ def test_score_range_exact_and_bound(p, cross, beta):
     inst = families.bounded(**p, cross=cross, beta=beta)
     t = inst.as_torch()
     from harness.losses import effective_weights
+
     W = effective_weights(t, inst.alpha, inst.r)
     S = inst.beta * (t["X_q"] @ W["q"]) @ (t["X_k"] @ W["k"]).transpose(-1, -2)
     R = theory.score_range(inst)
@@ -85,7 +87,7 @@ def test_score_range_hull_reduction_is_exact(L, d, cross, seed):
 
 @pytest.mark.slow
 def test_score_range_at_L_2_17():
-    inst = families.bounded(2 ** 17, 4, 2, gamma=1.0, seed=0)
+    inst = families.bounded(2**17, 4, 2, gamma=1.0, seed=0)
     R = theory.score_range(inst)
     assert 0 < R <= theory.score_range_bound(inst) and R <= 1.0
 
@@ -121,7 +123,7 @@ def _bound_holds(inst, g):
     if e >= 1:
         return None
     bound = theory.gradient_error_bound(inst, e)
-    rows = theory.gradient_error_bound_rows(inst, g, R=R)   # per-query-row kernel errors
+    rows = theory.gradient_error_bound_rows(inst, g, R=R)  # per-query-row kernel errors
     assert rows <= bound * (1 + 1e-12)
     scale = max(float(np.abs(v).max()) for v in ref.grads.values())
     assert err <= rows + 1e-12 * max(scale, 1.0), (err, rows, bound)

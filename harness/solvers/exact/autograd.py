@@ -2,6 +2,7 @@
 
 It differentiates `harness.losses.lora_loss` and shares no gradient code with the other solvers.
 """
+
 from __future__ import annotations
 
 import torch

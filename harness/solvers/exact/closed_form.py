@@ -12,6 +12,7 @@ Two L x L buffers at a time (f and p); O(L^2 d) time.
 
 Its naive twins are in `harness.solvers.exact.naive` (p row by row; the printed orientation of q).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,12 +41,15 @@ def p_matrix(f: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return q
 
 
-
-
-
-
-def closed_form_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...],
-                          q_fn=None, ops: OpCounter | None = None) -> tuple[dict, float]:
+def closed_form_gradients(
+    t: dict,
+    alpha: float,
+    beta: float,
+    r: int,
+    adapted: tuple[str, ...],
+    q_fn=None,
+    ops: OpCounter | None = None,
+) -> tuple[dict, float]:
     """All adapter gradients of the general loss by the §10 formulas. `q_fn(c, V)` overrides how q
     is formed (default: the corrected q = c V^T); used to demonstrate the printed orientation."""
     ops = ops or OpCounter()

@@ -5,6 +5,7 @@ obviously-correct twin of `closed_form.p_matrix`; `printed_q` shows the publishe
 orientation q = C3 c^T used row-wise (§11 item 1), kept so the suite can show that it is wrong. The
 reference for the whole gradient is `autograd` (torch autograd of `harness.losses.lora_loss`).
 """
+
 from __future__ import annotations
 
 import torch

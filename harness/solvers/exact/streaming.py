@@ -11,6 +11,7 @@ log-sum-exp; pass 2 recomputes each tile of f = exp(S - lse) and accumulates, wi
 which is the p-matrix identity p = f . q - diag(<f_j, q_j>) f of §5.5 tile by tile
 (dS = p, q = R V^T). Then G_Wm = X_m^T dM and the LoRA chain rule of §10.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,9 @@ def streaming_forward(Q, K, V, beta: float, bq: int, bk: int, ops: OpCounter):
     return O, lse
 
 
-def streaming_backward(Q, K, V, R, O, lse, beta: float, bq: int, bk: int, need_qk: bool,
-                       need_v: bool, ops: OpCounter):
+def streaming_backward(
+    Q, K, V, R, O, lse, beta: float, bq: int, bk: int, need_qk: bool, need_v: bool, ops: OpCounter
+):
     """Pass 2: dQ, dK, dV of the loss with dL/dO = R, tile by tile (see module docstring)."""
     a, d = Q.shape
     b = K.shape[0]
@@ -118,8 +120,9 @@ class StreamingSolver(Solver):
                 loss += float(diff.square().sum()) / (2 * N)
                 if not G:
                     continue
-                dQ, dK, dV = streaming_backward(Q, K, V, diff / N, O, lse, beta, bq, bk,
-                                                need_qk, "v" in G, ops)
+                dQ, dK, dV = streaming_backward(
+                    Q, K, V, diff / N, O, lse, beta, bq, bk, need_qk, "v" in G, ops
+                )
                 for m, X, dM in (("q", t["X_q"][i], dQ), ("k", t["X_k"][i], dK), ("v", t["X_v"][i], dV)):
                     if m in G:
                         G[m] += X.T @ dM

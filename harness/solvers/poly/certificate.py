@@ -1,7 +1,9 @@
 """The certificate `poly` and `poly-chained` attach: `harness.theory.certify` before solving (with the
 one-line refusals), then the floating-point facts of the run (dtype, rounding estimate, validity).
 """
+
 from __future__ import annotations
+
 import math
 
 import torch
@@ -34,7 +36,8 @@ def prepare(name: str, inst: Instance, eps, degree, max_rank, dtype: torch.dtype
         raise HarnessError(
             f"{name} refuses: instance is in the {cert['regime']} regime (R={cert['R']:.3g} vs log "
             f"L={cert['log_L']:.3g}): {str(dtype).replace('torch.', '')} cannot evaluate the degree "
-            f"g={cert['degree']} Taylor kernel on [-R, R] (relative rounding ~{rel:.2g})")
+            f"g={cert['degree']} Taylor kernel on [-R, R] (relative rounding ~{rel:.2g})"
+        )
     return cert
 
 
@@ -59,14 +62,20 @@ def finish_certificate(cert: dict, dtype: torch.dtype, grads: dict, min_rowsum: 
     cert["valid"] = bool(not bad and min_rowsum > 0 and rel < 0.5)
     warnings = []
     if bad or not min_rowsum > 0 or rel >= 0.5:
-        warnings.append(f"{cert['dtype']} rounding breaks the kernel (relative rounding ~ {rel:.2g}, "
-                        f"min row sum {min_rowsum:.3g}, non-finite: {', '.join(bad) or 'none'})")
+        warnings.append(
+            f"{cert['dtype']} rounding breaks the kernel (relative rounding ~ {rel:.2g}, "
+            f"min row sum {min_rowsum:.3g}, non-finite: {', '.join(bad) or 'none'})"
+        )
     elif rel > cert["eps_rel"]:
-        warnings.append(f"{cert['dtype']} rounding in the kernel (~{rel:.2g} relative) exceeds its truncation "
-                        f"error ({cert['eps_rel']:.2g}): error_bound holds in exact arithmetic only")
+        warnings.append(
+            f"{cert['dtype']} rounding in the kernel (~{rel:.2g} relative) exceeds its truncation "
+            f"error ({cert['eps_rel']:.2g}): error_bound holds in exact arithmetic only"
+        )
     if cert.get("eps") is not None and cert["eps"] < 1e3 * u * max(cert["coefficient"], 1e-300):
-        warnings.append(f"target eps={cert['eps']:.3g} is near the {cert['dtype']} rounding level; "
-                        "the certificate covers exact arithmetic only")
+        warnings.append(
+            f"target eps={cert['eps']:.3g} is near the {cert['dtype']} rounding level; "
+            "the certificate covers exact arithmetic only"
+        )
     if warnings:
         cert["warning"] = "; ".join(warnings)
     return cert

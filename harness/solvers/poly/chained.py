@@ -4,7 +4,8 @@ K; V through the low-rank f~), with the CORRECTED conventions of MATH.md §11 it
 Per data point, with the degree-g monomial features of `harness.solvers.poly` (M(x)_a = x^a,
 w_a = 1/a!, x_q = s_q Q, x_k = s_k K, s_q s_k = beta):
 
-    Lemma 3.3  f~ = U1 V1^T,    U1 = diag(1/D~) M(x_q),  V1 = M(x_k) diag(w),  D~ = M(x_q) (V1^T 1)  (k1 = C(d+g, g))
+    Lemma 3.3  f~ = U1 V1^T,    U1 = diag(1/D~) M(x_q),  V1 = M(x_k) diag(w),  D~ = M(x_q) (V1^T 1)
+                                                                       (k1 = C(d+g, g))
     Lemma 3.4  c~ = (U1 (V1^T V) - Y)/N
     Lemma 3.5  q~ = c~ V^T = U2 V2^T,  U2 = [U1/N, -Y/N],  V2 = [V (V^T V1), V]          (k2 = k1 + d)
     Lemma 3.6  p~1 = f~ . q~ = U3 V3^T,  U3 = U1 (row-Kron) U2,  V3 = V1 (row-Kron) V2     (k3 = k1 k2)
@@ -21,6 +22,7 @@ U3 and V3 are built block by block (memory O(B k3 + k3 d)); no L x L matrix is f
 
 `harness.solvers.poly.naive.dense_chained_reference` forms f~, q~, p~1, p~2 densely from the same definitions.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,11 +30,11 @@ import math
 import numpy as np
 import torch
 
+from harness import theory
 from harness.errors import HarnessError
 from harness.instance import Instance
 from harness.losses import effective_weights
-from harness import theory
-from harness.solvers.poly.features import split_beta, TorchPlan, features
+from harness.solvers.poly.features import TorchPlan, features, split_beta
 from harness.solvers.poly.fused import adapter_grads
 from harness.solvers.poly.solver import PolySolver
 
@@ -41,7 +43,8 @@ MAX_K3 = 1 << 22
 
 
 def row_kron(U1: torch.Tensor, U2: torch.Tensor) -> torch.Tensor:
-    """Row-wise Kronecker product (MATH.md §1, AS24a Fact A.2): (U1 (/) U2)_{i,(l2-1)k1+l1} = U1_{i,l1} U2_{i,l2},
+    """Row-wise Kronecker product (MATH.md §1, AS24a Fact A.2):
+    (U1 (/) U2)_{i,(l2-1)k1+l1} = U1_{i,l1} U2_{i,l2},
     so (U1 V1^T) . (U2 V2^T) = (U1 (/) U2)(V1 (/) V2)^T."""
     n, k1 = U1.shape[-2], U1.shape[-1]
     return (U2[..., :, :, None] * U1[..., :, None, :]).reshape(*U1.shape[:-2], n, U2.shape[-1] * k1)
@@ -56,26 +59,43 @@ def chained_factors(Q, K, V, Y, beta: float, g: int, N: int, printed_p2: bool = 
     """U1, V1, U2, V2, U4, V4 and r~ for one data point (Lemmas 3.3-3.7, corrected unless printed_p2)."""
     sq, sk = split_beta(beta)
     plan = TorchPlan(Q.shape[-1], g, Q.dtype, Q.device)
-    Mq = features(sq * Q, plan).T                                  # (Lq, k1)
-    V1 = features(sk * K, plan).T * plan.w.T                       # (Lk, k1)
-    D = Mq @ V1.sum(0)                                             # Lemma 3.3: row sums of A~
+    Mq = features(sq * Q, plan).T  # (Lq, k1)
+    V1 = features(sk * K, plan).T * plan.w.T  # (Lk, k1)
+    D = Mq @ V1.sum(0)  # Lemma 3.3: row sums of A~
     U1 = Mq / D[:, None]
-    c = (U1 @ (V1.T @ V) - Y) / N                                  # Lemma 3.4
-    U2 = torch.cat([U1 / N, -Y / N], dim=1)                        # Lemma 3.5
+    c = (U1 @ (V1.T @ V) - Y) / N  # Lemma 3.4
+    U2 = torch.cat([U1 / N, -Y / N], dim=1)  # Lemma 3.5
     V2 = torch.cat([V @ (V.T @ V1), V], dim=1)
-    rr = ((U1 @ (V1.T @ V2)) * U2).sum(1)                          # Lemma 3.7 (I)
+    rr = ((U1 @ (V1.T @ V2)) * U2).sum(1)  # Lemma 3.7 (I)
     if printed_p2:
         if Q.shape[0] != K.shape[0]:
             raise HarnessError("the printed p2 = f diag(r) is only defined when Lq == Lk")
-        U4, V4 = U1, rr[:, None] * V1                              # as printed (WRONG, §11 item 2)
+        U4, V4 = U1, rr[:, None] * V1  # as printed (WRONG, §11 item 2)
     else:
-        U4, V4 = rr[:, None] * U1, V1                              # corrected: p2 = diag(r) f
-    return {"U1": U1, "V1": V1, "U2": U2, "V2": V2, "U4": U4, "V4": V4, "r": rr, "c": c,
-            "min_rowsum": float(D.min())}
+        U4, V4 = rr[:, None] * U1, V1  # corrected: p2 = diag(r) f
+    return {
+        "U1": U1,
+        "V1": V1,
+        "U2": U2,
+        "V2": V2,
+        "U4": U4,
+        "V4": V4,
+        "r": rr,
+        "c": c,
+        "min_rowsum": float(D.min()),
+    }
 
 
-def chained_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...], g: int,
-                      printed_p2: bool = False, block: int | None = None) -> tuple[dict, float, dict]:
+def chained_gradients(
+    t: dict,
+    alpha: float,
+    beta: float,
+    r: int,
+    adapted: tuple[str, ...],
+    g: int,
+    printed_p2: bool = False,
+    block: int | None = None,
+) -> tuple[dict, float, dict]:
     """All adapter gradients by the paper's chain (module docstring); `t` = Instance.as_torch(...)."""
     W = effective_weights(t, alpha, r)
     N, _, d = t["X_q"].shape
@@ -85,8 +105,10 @@ def chained_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple
     k1 = theory.feature_rank(d, g)
     k3 = k1 * (k1 + d)
     if k3 > MAX_K3 and ("q" in G or "k" in G):
-        raise HarnessError(f"poly-chained refuses: rank k3 = k1 (k1 + d) = {k3} > {MAX_K3} "
-                           f"(k1 = C(d+g, g) = {k1}, g={g}, d={d}); use the solver 'poly'")
+        raise HarnessError(
+            f"poly-chained refuses: rank k3 = k1 (k1 + d) = {k3} > {MAX_K3} "
+            f"(k1 = C(d+g, g) = {k1}, g={g}, d={d}); use the solver 'poly'"
+        )
     B = block or max(1, BLOCK_ENTRIES // k3)
     for i in range(N):
         Xq, Xk, Xv, Y = t["X_q"][i], t["X_k"][i], t["X_v"][i], t["Y"][i]
@@ -105,9 +127,11 @@ def chained_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple
             U3Q = sum(row_kron(U1[s:e], U2[s:e]).T @ Q[s:e] for s, e in _blocks(Q.shape[0], B))
             P1Q = torch.cat([row_kron(V1[s:e], V2[s:e]) @ U3Q for s, e in _blocks(K.shape[0], B)])
             G["k"] += beta * (Xk.T @ (P1Q - V4 @ (U4.T @ Q)))
-    return adapter_grads(t, G, alpha, r), loss, {"min_rowsum": min_rowsum, "k1": k1, "k2": k1 + d, "k3": k3, "k4": k1, "block": B}
-
-
+    return (
+        adapter_grads(t, G, alpha, r),
+        loss,
+        {"min_rowsum": min_rowsum, "k1": k1, "k2": k1 + d, "k3": k3, "k4": k1, "block": B},
+    )
 
 
 class PolyChainedSolver(PolySolver):

@@ -11,7 +11,9 @@ since sum_{|a|=t} x^a y^a / a! = <x, y>^t / t!; x_q = s_q Q, x_k = s_k K with s_
 (`monomial_plan`), so building Phi costs O(L k). Features are kept transposed, (k, B) per block, so the
 recurrence uses contiguous slices only; `feature_backward` is its vector-Jacobian product by hand.
 """
+
 from __future__ import annotations
+
 import math
 from functools import lru_cache
 
@@ -76,20 +78,20 @@ class TorchPlan:
 def features(x: torch.Tensor, plan: TorchPlan) -> torch.Tensor:
     """Transposed raw monomials M(x)^T: (..., B, d) -> (..., k, B), M(x)_a = x^a for |a| <= g, so
     M(x) diag(w) M(y)^T = P_g(x y^T), w_a = 1/a! (MATH.md §2.3 [D] item 3). One flop per entry."""
-    xt = x.transpose(-1, -2).unsqueeze(-2)                       # (..., d, 1, B)
+    xt = x.transpose(-1, -2).unsqueeze(-2)  # (..., d, 1, B)
     phi = x.new_empty(*x.shape[:-2], plan.k, x.shape[-2])
     phi[..., 0, :] = 1.0
     for blocks in plan.levels:
         for ds, de, ss, l in blocks:
-            torch.mul(phi[..., ss:ss + de - ds, :], xt[..., l, :, :], out=phi[..., ds:de, :])
+            torch.mul(phi[..., ss : ss + de - ds, :], xt[..., l, :, :], out=phi[..., ds:de, :])
     return phi
 
 
 def feature_backward(gphi: torch.Tensor, phi: torch.Tensor, x: torch.Tensor, plan: TorchPlan) -> torch.Tensor:
     """Vector-Jacobian product of `features`: d<gphi, M(x)^T>/dx, shape (..., B, d); reverse mode
     through the recurrence, top degree first. `gphi` (..., k, B) is overwritten. 4 flops per entry."""
-    xt = x.transpose(-1, -2).unsqueeze(-2)                       # (..., d, 1, B)
-    dx = torch.zeros_like(x.transpose(-1, -2))                   # (..., d, B)
+    xt = x.transpose(-1, -2).unsqueeze(-2)  # (..., d, 1, B)
+    dx = torch.zeros_like(x.transpose(-1, -2))  # (..., d, B)
     for blocks in reversed(plan.levels):
         for ds, de, ss, l in blocks:
             gc = gphi[..., ds:de, :]

@@ -16,14 +16,16 @@ monomial recurrence by hand (`feature_backward`). Everything is blocked over row
 
 `harness.solvers.poly.naive.dense_poly_gradients` is the obviously-correct O(L^2) twin.
 """
+
 from __future__ import annotations
+
 import math
 
 import torch
 
 from harness import theory
 from harness.losses import effective_weights
-from harness.solvers.poly.features import split_beta, TorchPlan, feature_backward, features
+from harness.solvers.poly.features import TorchPlan, feature_backward, features, split_beta
 
 BLOCK_ENTRIES = 1 << 20  # entries of one (N, block, k+) feature block
 
@@ -34,7 +36,8 @@ def _blocks(n: int, size: int):
 
 
 def adapter_grads(t: dict, G: dict, alpha: float, r: int) -> dict:
-    """LoRA chain rule (MATH.md §1 Jacobians, §10): dA_m = (alpha/r) B_m^T G_Wm, dB_m = (alpha/r) G_Wm A_m^T."""
+    """LoRA chain rule (MATH.md §1 Jacobians, §10):
+    dA_m = (alpha/r) B_m^T G_Wm, dB_m = (alpha/r) G_Wm A_m^T."""
     sc = alpha / r if r else 0.0
     out = {}
     for m, Gm in G.items():
@@ -43,8 +46,9 @@ def adapter_grads(t: dict, G: dict, alpha: float, r: int) -> dict:
     return out
 
 
-def poly_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...], g: int,
-                   block: int | None = None) -> tuple[dict, float, dict]:
+def poly_gradients(
+    t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...], g: int, block: int | None = None
+) -> tuple[dict, float, dict]:
     """All adapter gradients with the degree-g polynomial kernel, O(N L k d) (see module docstring).
     `t` is Instance.as_torch(...). Returns (grads, approximate loss, info)."""
     W = effective_weights(t, alpha, r)
@@ -58,22 +62,22 @@ def poly_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple[st
     k, kp = theory.feature_rank(d, g), plan.k
     B = block or max(1, BLOCK_ENTRIES // (N * kp))
     ones_k = torch.ones(N, Lk, 1, dtype=dtype, device=device)
-    Zk = torch.cat([V, ones_k], dim=-1)                           # (N, Lk, d+1)
+    Zk = torch.cat([V, ones_k], dim=-1)  # (N, Lk, d+1)
     G = {m: torch.zeros(d, d, dtype=dtype, device=device) for m in adapted}
     need_q, need_k, need_v = "q" in G, "k" in G, "v" in G
     # pass 1 (keys): Mk = Phi+_k^T [V, 1]
     Mk = torch.zeros(N, kp, d + 1, dtype=dtype, device=device)
     for s, e in _blocks(Lk, B):
         Mk += features(sk * K[:, s:e], plan) @ Zk[:, s:e]
-    Mk *= plan.w                                                   # diag(w) M_k^T [V, 1]
+    Mk *= plan.w  # diag(w) M_k^T [V, 1]
     # pass 2 (queries): output, residual, Zq, query gradient, Nq = Phi+_q^T Zq
     Nq = torch.zeros(N, kp, d + 1, dtype=dtype, device=device)
     loss = 0.0
     min_rowsum = math.inf
     for s, e in _blocks(Lq, B):
         xq = sq * Q[:, s:e]
-        phq = features(xq, plan)                                   # (N, k+, b)
-        num = phq[:, :k].transpose(-1, -2) @ Mk[:, :k]                            # (N, b, d+1): [A~ V, A~ 1]
+        phq = features(xq, plan)  # (N, k+, b)
+        num = phq[:, :k].transpose(-1, -2) @ Mk[:, :k]  # (N, b, d+1): [A~ V, A~ 1]
         D = num[..., d:]
         min_rowsum = min(min_rowsum, float(D.min()))
         O = num[..., :d] / D
@@ -81,13 +85,13 @@ def poly_gradients(t: dict, alpha: float, beta: float, r: int, adapted: tuple[st
         loss += float(diff.square().sum()) / (2 * N)
         c = diff / N
         rr = (c * O).sum(-1, keepdim=True)
-        Zq = torch.cat([c, -rr], dim=-1) / D                      # (N, b, d+1)
+        Zq = torch.cat([c, -rr], dim=-1) / D  # (N, b, d+1)
         if need_k or need_v:
             Nq += phq @ Zq
         if need_q:
             dQ = sq * feature_backward(Mk @ Zq.transpose(-1, -2), phq, xq, plan)
             G["q"] += torch.einsum("nja,njb->ab", Xq[:, s:e], dQ)
-    Nq *= plan.w                                                   # diag(w) M_q^T Zq
+    Nq *= plan.w  # diag(w) M_q^T Zq
     # pass 3 (keys): key and value gradients
     if need_k or need_v:
         for s, e in _blocks(Lk, B):

@@ -2,7 +2,9 @@
 matrix, with a certified max-norm error bound (features.py, fused.py, certificate.py; the dense twin
 is naive.py).
 """
+
 from __future__ import annotations
+
 import numpy as np
 import torch
 
@@ -33,8 +35,10 @@ class PolySolver(Solver):
             grads, loss, info = self._gradients(inst, t, cert["degree"])
         cert = finish_certificate(cert, dtype, grads, info["min_rowsum"])
         if cert["nonfinite"]:
-            raise HarnessError(f"{self.name} failed: non-finite {', '.join(cert['nonfinite'])} at degree "
-                               f"g={cert['degree']}, R={cert['R']:.3g} ({cert.get('warning', '')})")
+            raise HarnessError(
+                f"{self.name} failed: non-finite {', '.join(cert['nonfinite'])} at degree "
+                f"g={cert['degree']}, R={cert['R']:.3g} ({cert.get('warning', '')})"
+            )
         cert["ops"] = self._ops(inst, cert)
         out = {k: v.cpu().double().numpy() for k, v in grads.items()}
         return Result(out, loss, self.name, ops=cert["ops"], certificate=cert, info=info)
@@ -42,8 +46,9 @@ class PolySolver(Solver):
     def _ops(self, inst: Instance, cert: dict) -> int:
         return cert["ops"]
 
-    def forward(self, inst: Instance, *, dtype=None, device=None, eps=None, degree=None,
-                max_rank=None) -> np.ndarray:
+    def forward(
+        self, inst: Instance, *, dtype=None, device=None, eps=None, degree=None, max_rank=None
+    ) -> np.ndarray:
         from harness.solvers.base import resolve_device, resolve_dtype
 
         cert = prepare(self.name, inst, eps, degree, max_rank, resolve_dtype(dtype))

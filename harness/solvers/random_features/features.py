@@ -10,15 +10,18 @@ Optionally `orthogonal` draws (blocks of d orthogonal directions with chi(d) len
 each query row is multiplied by exp(-its max exponent) and all keys by one global exp(-max)
 (constants that cancel in the row normalisation, so the estimator is unchanged).
 """
+
 from __future__ import annotations
+
 import math
 
 import numpy as np
 import torch
 
 
-def draw_directions(m: int, d: int, seed: int, orthogonal: bool = False, dtype=torch.float64,
-                    device=None) -> torch.Tensor:
+def draw_directions(
+    m: int, d: int, seed: int, orthogonal: bool = False, dtype=torch.float64, device=None
+) -> torch.Tensor:
     """(m, d) Gaussian directions from a seeded generator (CPU numpy, so every device agrees)."""
     rng = np.random.default_rng([int(seed), m, d])
     if not orthogonal:
@@ -27,7 +30,7 @@ def draw_directions(m: int, d: int, seed: int, orthogonal: bool = False, dtype=t
         rows = []
         while sum(len(r) for r in rows) < m:
             q, r = np.linalg.qr(rng.normal(size=(d, d)))
-            q = q * np.sign(np.diag(r))                            # Haar-distributed rotation
+            q = q * np.sign(np.diag(r))  # Haar-distributed rotation
             rows.append(q.T * np.sqrt(rng.chisquare(d, size=(d, 1))))
         w = np.concatenate(rows)[:m]
     return torch.as_tensor(w, dtype=dtype, device=device)

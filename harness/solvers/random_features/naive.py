@@ -1,8 +1,10 @@
 """The O(L^2) twin of the random-feature loss: the same estimator with the L x L matrix A^ formed."""
+
 from __future__ import annotations
+
 import torch
 
-from harness.solvers.random_features.features import split_beta_signed, rf_features
+from harness.solvers.random_features.features import rf_features, split_beta_signed
 
 
 def dense_rf_loss(t: dict, W: dict, beta: float, w: torch.Tensor) -> torch.Tensor:

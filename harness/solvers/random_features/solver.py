@@ -5,7 +5,9 @@ Monte-Carlo estimator: its error falls like m^-1/2 and it does NOT certify 1/pol
 certificate says so ("error_bound": None, "meets_poly_criterion": False). `naive.dense_rf_loss` is the
 O(L^2) twin of the same estimator.
 """
+
 from __future__ import annotations
+
 import math
 
 import torch
@@ -19,8 +21,9 @@ from harness.solvers.base import Result, Solver
 from harness.solvers.random_features.features import draw_directions, rf_loss
 
 
-def rf_gradients(inst: Instance, m: int, seed: int, orthogonal: bool, dtype, device,
-                 loss_fn=rf_loss) -> tuple[dict, float]:
+def rf_gradients(
+    inst: Instance, m: int, seed: int, orthogonal: bool, dtype, device, loss_fn=rf_loss
+) -> tuple[dict, float]:
     """Adapter gradients of `loss_fn` by autograd (MATH.md §10 chain rule done by torch)."""
     t = inst.as_torch(dtype=dtype, device=device)
     for m_ in inst.adapted:
@@ -55,12 +58,18 @@ class RandomFeaturesSolver(Solver):
         ops.mm(Lq + Lk, d, m, N), ops.ew(N * (Lq + Lk) * m, 4)
         ops.mm(m, Lk, d + 1, N), ops.mm(Lq, m, d + 1, N), ops.ew(N * Lq * d, 4)
         fwd = int(ops)
-        ops.flops += 2 * fwd                                       # reverse mode ~ 2x the forward
+        ops.flops += 2 * fwd  # reverse mode ~ 2x the forward
         R = theory.score_range_bound(inst)
         cert = {
-            "method": "positive random features (FAVOR+)", "m": m, "seed": int(seed),
-            "orthogonal": bool(orthogonal), "R_bound": R, "regime": theory.regime(R, inst.L),
-            "log_L": math.log(max(inst.L, 2)), "error_bound": None, "meets_poly_criterion": False,
+            "method": "positive random features (FAVOR+)",
+            "m": m,
+            "seed": int(seed),
+            "orthogonal": bool(orthogonal),
+            "R_bound": R,
+            "regime": theory.regime(R, inst.L),
+            "log_L": math.log(max(inst.L, 2)),
+            "error_bound": None,
+            "meets_poly_criterion": False,
             "expected_error_rate": "m^-1/2 (Monte-Carlo)",
             "note": "no deterministic error bound; cannot certify eps = 1/poly(L)",
             "ops": int(ops),
