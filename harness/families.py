@@ -20,6 +20,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.instance import ADAPTABLE, Instance
+from harness.lora import effective_weights
 
 GENERATOR_VERSION = 1
 
@@ -73,12 +74,10 @@ def bounded(
     alpha = float(r) if alpha is None else float(alpha)
     W = {m: rng.normal(size=(d, d)) / math.sqrt(d) for m in ADAPTABLE}
     arrays: dict[str, np.ndarray] = {f"W_{m}": W[m] for m in ADAPTABLE}
-    eff = dict(W)
     for m in adapt:
-        A = rng.normal(size=(r, d)) / math.sqrt(d)
-        B = 0.5 * rng.normal(size=(d, r)) / math.sqrt(r)
-        arrays[f"A_{m}"], arrays[f"B_{m}"] = A, B
-        eff[m] = W[m] + (alpha / r) * B @ A
+        arrays[f"A_{m}"] = rng.normal(size=(r, d)) / math.sqrt(d)
+        arrays[f"B_{m}"] = 0.5 * rng.normal(size=(d, r)) / math.sqrt(r)
+    eff = effective_weights(arrays, alpha, r)
     shape = (N, L, d)
     Xq = rng.uniform(-1, 1, size=shape)
     Xk = rng.uniform(-1, 1, size=shape) if cross else Xq

@@ -13,18 +13,9 @@ from collections.abc import Mapping
 
 import torch
 
-from harness.instance import ADAPTABLE
+from harness.lora import effective_weights
 
-
-def effective_weights(t: Mapping[str, torch.Tensor], alpha: float, r: int) -> dict[str, torch.Tensor]:
-    """W_m = W*_m + (alpha/r) B_m A_m (MATH.md §4.2 Def. 1.1) for m in q, k, v."""
-    out = {}
-    for m in ADAPTABLE:
-        W = t[f"W_{m}"]
-        if f"A_{m}" in t:
-            W = W + (alpha / r) * (t[f"B_{m}"] @ t[f"A_{m}"])
-        out[m] = W
-    return out
+__all__ = ["attention_loss", "attention_output", "effective_weights", "lora_loss"]
 
 
 def attention_output(t: Mapping[str, torch.Tensor], alpha: float, beta: float, r: int) -> torch.Tensor:

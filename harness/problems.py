@@ -21,6 +21,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.instance import Instance
+from harness.lora import effective_weights
 
 
 def _eye(d: int) -> np.ndarray:
@@ -45,11 +46,8 @@ def c1_from_original(inst: Instance) -> Instance:
     a, r, alpha = inst.arrays, inst.r, inst.alpha
     if alpha == 0:
         raise HarnessError("c1_from_original needs alpha != 0 (C1 = alpha/r X_q)")
-    W_k, W_v = a["W_k"], a["W_v"]
-    if "k" in inst.adapted:
-        W_k = W_k + (alpha / r) * a["B_k"] @ a["A_k"]
-    if "v" in inst.adapted:
-        W_v = W_v + (alpha / r) * a["B_v"] @ a["A_v"]
+    W = effective_weights(a, alpha, r)
+    W_k, W_v = W["k"], W["v"]
     return c1_reduced(
         (alpha / r) * a["X_q"],
         a["X_k"] @ W_k,
@@ -93,9 +91,7 @@ def c2_from_original(inst: Instance) -> Instance:
     if not {"q", "k"} <= set(inst.adapted):
         raise HarnessError("c2_from_original needs adapters on both q and k")
     a, r, alpha = inst.arrays, inst.r, inst.alpha
-    W_v = a["W_v"]
-    if "v" in inst.adapted:
-        W_v = W_v + (alpha / r) * a["B_v"] @ a["A_v"]
+    W_v = effective_weights(a, alpha, r)["v"]
     s = alpha / r
     return c2_reduced(
         a["X_q"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.instance import Instance
+from harness.lora import effective_weights
 
 _BLOCK_ENTRIES = 1 << 22
 
@@ -18,16 +19,8 @@ HULL_MAX_D = 5
 
 def effective_np(inst: Instance) -> dict[str, np.ndarray]:
     """Effective weights W_m = W*_m + (alpha/r) B_m A_m in float64 numpy (MATH.md §4.2 Def. 1.1)."""
-    a = inst.arrays
-    out = {}
-    for m in ("q", "k", "v"):
-        W = np.asarray(a[f"W_{m}"], np.float64)
-        if f"A_{m}" in a:
-            W = W + (inst.alpha / inst.r) * (
-                np.asarray(a[f"B_{m}"], np.float64) @ np.asarray(a[f"A_{m}"], np.float64)
-            )
-        out[m] = W
-    return out
+    weights = {k: np.asarray(v, np.float64) for k, v in inst.arrays.items() if k[0] in "WAB"}
+    return effective_weights(weights, inst.alpha, inst.r)
 
 
 def projections(inst: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.instance import Instance
+from harness.lora import effective_weights
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,7 +32,7 @@ class ALoRAGCInstance:
         """Gamma quantities of Hu et al. Thm 4.1 (MATH.md §7.2): ||X_k W_k||_inf and
         ||(alpha/r) X_q B_q A_q||_inf (with beta folded in: ||beta X_q W_q||_inf)."""
         a = self.inst.arrays
-        Wq = a["W_q"] + (self.inst.alpha / self.inst.r) * (a["B_q"] @ a["A_q"])
+        Wq = effective_weights(a, self.inst.alpha, self.inst.r)["q"]
         return {
             "Gamma_K": float(np.abs(a["X_k"] @ a["W_k"]).max()),
             "Gamma_Q": float(np.abs(a["X_q"] @ Wq).max()),

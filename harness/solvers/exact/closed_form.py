@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from harness.instance import Instance
-from harness.losses import effective_weights
+from harness.lora import adapter_gradients, effective_weights
 from harness.measure.opcount import OpCounter
 from harness.solvers.base import Result, Solver
 
@@ -85,13 +85,8 @@ def closed_form_gradients(
                 G["k"] += beta * (Xk[i].T @ (p.T @ Q))
                 ops.mm(b, a, d), ops.mm(d, b, d)
         del f
-    s = alpha / r if r else 0.0
-    grads = {}
-    for m in adapted:
-        grads[f"dA_{m}"] = s * (t[f"B_{m}"].T @ G[m])
-        grads[f"dB_{m}"] = s * (G[m] @ t[f"A_{m}"].T)
-        ops.mm(r, d, d, 2)
-    return grads, loss
+    ops.mm(r, d, d, 2 * len(adapted))
+    return adapter_gradients(t, G, alpha, r), loss
 
 
 class ClosedFormSolver(Solver):

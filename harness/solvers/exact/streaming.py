@@ -20,17 +20,13 @@ import numpy as np
 import torch
 
 from harness.instance import Instance
-from harness.losses import effective_weights
+from harness.lora import adapter_gradients, effective_weights
 from harness.measure.opcount import OpCounter
+from harness.solvers._common import blocks, to_numpy
 from harness.solvers.base import Result, Solver
 
 TILE_ENTRIES = 1 << 21  # entries in one score tile (16 MiB in float64)
 KEY_BLOCK = 4096
-
-
-def _blocks(n: int, size: int):
-    for s in range(0, n, size):
-        yield s, min(n, s + size)
 
 
 def _sizes(a: int, b: int, block_q: int | None, block_k: int | None) -> tuple[int, int]:
@@ -45,11 +41,11 @@ def streaming_forward(Q, K, V, beta: float, bq: int, bk: int, ops: OpCounter):
     b = K.shape[0]
     O = torch.empty(a, V.shape[1], dtype=Q.dtype, device=Q.device)
     lse = torch.empty(a, dtype=Q.dtype, device=Q.device)
-    for qs, qe in _blocks(a, bq):
+    for qs, qe in blocks(a, bq):
         m = torch.full((qe - qs, 1), -math.inf, dtype=Q.dtype, device=Q.device)
         l = torch.zeros(qe - qs, 1, dtype=Q.dtype, device=Q.device)
         acc = torch.zeros(qe - qs, V.shape[1], dtype=Q.dtype, device=Q.device)
-        for ks, ke in _blocks(b, bk):
+        for ks, ke in blocks(b, bk):
             S = beta * (Q[qs:qe] @ K[ks:ke].T)
             m_new = torch.maximum(m, S.amax(dim=-1, keepdim=True))
             scale = torch.exp(m - m_new)
@@ -73,9 +69,9 @@ def streaming_backward(
     dK = torch.zeros_like(K)
     dV = torch.zeros_like(V)
     rho = (R * O).sum(dim=-1, keepdim=True)
-    for qs, qe in _blocks(a, bq):
+    for qs, qe in blocks(a, bq):
         Rb, rb, lb = R[qs:qe], rho[qs:qe], lse[qs:qe, None]
-        for ks, ke in _blocks(b, bk):
+        for ks, ke in blocks(b, bk):
             f = beta * (Q[qs:qe] @ K[ks:ke].T)
             f.sub_(lb).exp_()
             if need_v:
@@ -127,12 +123,8 @@ class StreamingSolver(Solver):
                     if m in G:
                         G[m] += X.T @ dM
                         ops.mm(d, X.shape[0], d)
-            s = inst.alpha / r if r else 0.0
-            grads = {}
-            for m in inst.adapted:
-                grads[f"dA_{m}"] = (s * (t[f"B_{m}"].T @ G[m])).cpu().double().numpy()
-                grads[f"dB_{m}"] = (s * (G[m] @ t[f"A_{m}"].T)).cpu().double().numpy()
-                ops.mm(r, d, d, 2)
+            grads = to_numpy(adapter_gradients(t, G, inst.alpha, r))
+            ops.mm(r, d, d, 2 * len(inst.adapted))
         return Result(grads, loss, self.name, ops=int(ops), info={"block_q": bq, "block_k": bk})
 
     def forward(self, inst: Instance, *, dtype=None, device=None, block_q=None, block_k=None) -> np.ndarray:

@@ -33,9 +33,9 @@ import torch
 from harness import theory
 from harness.errors import HarnessError
 from harness.instance import Instance
-from harness.losses import effective_weights
+from harness.lora import adapter_gradients, effective_weights
+from harness.solvers._common import blocks
 from harness.solvers.poly.features import TorchPlan, features, split_beta
-from harness.solvers.poly.fused import adapter_grads
 from harness.solvers.poly.solver import PolySolver
 
 BLOCK_ENTRIES = 1 << 21
@@ -48,11 +48,6 @@ def row_kron(U1: torch.Tensor, U2: torch.Tensor) -> torch.Tensor:
     so (U1 V1^T) . (U2 V2^T) = (U1 (/) U2)(V1 (/) V2)^T."""
     n, k1 = U1.shape[-2], U1.shape[-1]
     return (U2[..., :, :, None] * U1[..., :, None, :]).reshape(*U1.shape[:-2], n, U2.shape[-1] * k1)
-
-
-def _blocks(n: int, size: int):
-    for s in range(0, n, size):
-        yield s, min(n, s + size)
 
 
 def chained_factors(Q, K, V, Y, beta: float, g: int, N: int, printed_p2: bool = False) -> dict:
@@ -120,15 +115,15 @@ def chained_gradients(
         if "v" in G:
             G["v"] += Xv.T @ (V1 @ (U1.T @ c))
         if "q" in G:
-            V3K = sum(row_kron(V1[s:e], V2[s:e]).T @ K[s:e] for s, e in _blocks(K.shape[0], B))
-            P1K = torch.cat([row_kron(U1[s:e], U2[s:e]) @ V3K for s, e in _blocks(Q.shape[0], B)])
+            V3K = sum(row_kron(V1[s:e], V2[s:e]).T @ K[s:e] for s, e in blocks(K.shape[0], B))
+            P1K = torch.cat([row_kron(U1[s:e], U2[s:e]) @ V3K for s, e in blocks(Q.shape[0], B)])
             G["q"] += beta * (Xq.T @ (P1K - U4 @ (V4.T @ K)))
         if "k" in G:
-            U3Q = sum(row_kron(U1[s:e], U2[s:e]).T @ Q[s:e] for s, e in _blocks(Q.shape[0], B))
-            P1Q = torch.cat([row_kron(V1[s:e], V2[s:e]) @ U3Q for s, e in _blocks(K.shape[0], B)])
+            U3Q = sum(row_kron(U1[s:e], U2[s:e]).T @ Q[s:e] for s, e in blocks(Q.shape[0], B))
+            P1Q = torch.cat([row_kron(V1[s:e], V2[s:e]) @ U3Q for s, e in blocks(K.shape[0], B)])
             G["k"] += beta * (Xk.T @ (P1Q - V4 @ (U4.T @ Q)))
     return (
-        adapter_grads(t, G, alpha, r),
+        adapter_gradients(t, G, alpha, r),
         loss,
         {"min_rowsum": min_rowsum, "k1": k1, "k2": k1 + d, "k3": k3, "k4": k1, "block": B},
     )

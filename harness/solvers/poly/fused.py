@@ -24,26 +24,11 @@ import math
 import torch
 
 from harness import theory
-from harness.losses import effective_weights
+from harness.lora import adapter_gradients, effective_weights
+from harness.solvers._common import blocks
 from harness.solvers.poly.features import TorchPlan, feature_backward, features, split_beta
 
 BLOCK_ENTRIES = 1 << 20  # entries of one (N, block, k+) feature block
-
-
-def _blocks(n: int, size: int):
-    for s in range(0, n, size):
-        yield s, min(n, s + size)
-
-
-def adapter_grads(t: dict, G: dict, alpha: float, r: int) -> dict:
-    """LoRA chain rule (MATH.md §1 Jacobians, §10):
-    dA_m = (alpha/r) B_m^T G_Wm, dB_m = (alpha/r) G_Wm A_m^T."""
-    sc = alpha / r if r else 0.0
-    out = {}
-    for m, Gm in G.items():
-        out[f"dA_{m}"] = sc * (t[f"B_{m}"].T @ Gm)
-        out[f"dB_{m}"] = sc * (Gm @ t[f"A_{m}"].T)
-    return out
 
 
 def poly_gradients(
@@ -67,14 +52,14 @@ def poly_gradients(
     need_q, need_k, need_v = "q" in G, "k" in G, "v" in G
     # pass 1 (keys): Mk = Phi+_k^T [V, 1]
     Mk = torch.zeros(N, kp, d + 1, dtype=dtype, device=device)
-    for s, e in _blocks(Lk, B):
+    for s, e in blocks(Lk, B):
         Mk += features(sk * K[:, s:e], plan) @ Zk[:, s:e]
     Mk *= plan.w  # diag(w) M_k^T [V, 1]
     # pass 2 (queries): output, residual, Zq, query gradient, Nq = Phi+_q^T Zq
     Nq = torch.zeros(N, kp, d + 1, dtype=dtype, device=device)
     loss = 0.0
     min_rowsum = math.inf
-    for s, e in _blocks(Lq, B):
+    for s, e in blocks(Lq, B):
         xq = sq * Q[:, s:e]
         phq = features(xq, plan)  # (N, k+, b)
         num = phq[:, :k].transpose(-1, -2) @ Mk[:, :k]  # (N, b, d+1): [A~ V, A~ 1]
@@ -94,7 +79,7 @@ def poly_gradients(
     Nq *= plan.w  # diag(w) M_q^T Zq
     # pass 3 (keys): key and value gradients
     if need_k or need_v:
-        for s, e in _blocks(Lk, B):
+        for s, e in blocks(Lk, B):
             xk = sk * K[:, s:e]
             phk = features(xk, plan)
             if need_k:
@@ -103,4 +88,8 @@ def poly_gradients(
             if need_v:
                 dV = phk[:, :k].transpose(-1, -2) @ Nq[:, :k, :d]
                 G["v"] += torch.einsum("nja,njb->ab", Xv[:, s:e], dV)
-    return adapter_grads(t, G, alpha, r), loss, {"min_rowsum": min_rowsum, "block": B, "k": k, "k_plus": kp}
+    return (
+        adapter_gradients(t, G, alpha, r),
+        loss,
+        {"min_rowsum": min_rowsum, "block": B, "k": k, "k_plus": kp},
+    )

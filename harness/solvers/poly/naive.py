@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.losses import effective_weights
-from harness.solvers.poly.fused import adapter_grads
+from harness.lora import adapter_gradients, effective_weights
 
 
 def taylor_poly(x: torch.Tensor, g: int) -> torch.Tensor:
@@ -45,7 +44,7 @@ def dense_poly_gradients(
             G["k"] += beta * t["X_k"][i].T @ p.T @ Q
         if "v" in G:
             G["v"] += t["X_v"][i].T @ f.T @ c
-    return adapter_grads(t, G, alpha, r), loss
+    return adapter_gradients(t, G, alpha, r), loss
 
 
 def dense_chained_reference(

@@ -11,7 +11,7 @@ import torch
 from harness import theory
 from harness.errors import HarnessError
 from harness.instance import Instance
-from harness.losses import effective_weights
+from harness.lora import effective_weights
 from harness.solvers.base import Result, Solver
 from harness.solvers.poly.certificate import finish_certificate, prepare
 from harness.solvers.poly.features import poly_kernel_factors

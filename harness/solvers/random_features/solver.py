@@ -15,7 +15,7 @@ import torch
 from harness import theory
 from harness.errors import HarnessError
 from harness.instance import Instance
-from harness.losses import effective_weights
+from harness.lora import effective_weights
 from harness.measure.opcount import OpCounter
 from harness.solvers.base import Result, Solver
 from harness.solvers.random_features.features import draw_directions, rf_loss
