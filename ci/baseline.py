@@ -18,13 +18,13 @@ that moved (figure, baseline, current, tolerance).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from ci import read_section, write_section
+from harness.jsonable import jsonable
 
 BASELINE_PATH = Path(__file__).resolve().parent / "baseline.json"
 OPS_L = (64, 128, 256, 512)  # exact solvers
@@ -121,12 +121,8 @@ def _compute(only) -> dict[str, dict]:
                 )
     cf = get_solver("closed-form")
     for label, inst, decode, _expected in chain_cases() or []:
-        figs[f"chain/{label}"] = _fig(_jsonable(decode(cf.solve(inst).grads, cf)), "eq")
+        figs[f"chain/{label}"] = _fig(jsonable(decode(cf.solve(inst).grads, cf)), "eq")
     return figs
-
-
-def _jsonable(v):
-    return json.loads(json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
 def load() -> dict[str, dict]:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.jsonable import jsonable
 
 ADAPTABLE = ("q", "k", "v")
 X_NAMES = ("X_q", "X_k", "X_v")
@@ -282,16 +283,4 @@ def _validate_shapes(a: dict[str, np.ndarray]) -> None:
 
 
 def meta_json(meta: Mapping[str, Any]) -> str:
-    return json.dumps(dict(meta), sort_keys=True, default=_json_default)
-
-
-def _json_default(o: Any):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, tuple):
-        return list(o)
-    return str(o)
+    return json.dumps(jsonable(dict(meta)), sort_keys=True)

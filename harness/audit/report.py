@@ -4,13 +4,13 @@ plot of R against log L."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness import theory
 from harness.io import atomic_write_bytes, atomic_write_text
+from harness.jsonable import jsonable
 
 REGIMES = ("efficient", "threshold", "hard")
 
@@ -74,17 +74,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def write_json(report: dict[str, Any], path) -> None:
-    atomic_write_text(path, json.dumps(report, indent=1, sort_keys=True, default=_json_default) + "\n")
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
+    atomic_write_text(path, json.dumps(jsonable(report), indent=1, sort_keys=True) + "\n")
 
 
 def plot(report: dict[str, Any], path) -> None:

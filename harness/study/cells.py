@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
-import numpy as np
-
+from harness.jsonable import NULL_NAN, jsonable
 from harness.study.config import FORMAT, REFERENCE
 from harness.study.grid import cell_id
 
@@ -38,21 +36,6 @@ def reference(inst, device: str = "cpu") -> Any:
         dev = "cuda" if str(device).startswith("cuda") else "cpu"
         _REF_CACHE[key] = get_solver(REFERENCE).solve(inst, dtype="float64", device=dev)
     return _REF_CACHE[key]
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return v if math.isfinite(v) else (None if math.isnan(v) else ("inf" if v > 0 else "-inf"))
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.bool_,)):
-        return bool(x)
-    return x
 
 
 def _errors(res, inst, device: str = "cpu") -> dict:
@@ -102,6 +85,7 @@ def _phase_cell(cell: dict, inst) -> dict:
     from harness import theory
     from harness.measure import time_call
     from harness.solvers import get_solver
+    from harness.solvers._common import to_numpy
     from harness.solvers.base import Result, resolve_device, resolve_dtype
     from harness.solvers.poly.fused import poly_gradients
 
@@ -147,7 +131,7 @@ def _phase_cell(cell: dict, inst) -> dict:
         budget_s=cell["budget_s"],
         clock=cell["clock"],
     )
-    grads = {k: v.cpu().double().numpy() for k, v in tb.pop("last")[0].items()}
+    grads = to_numpy(tb.pop("last")[0])
     res = Result(grads, float("nan"), "poly-budget")
     out["budget"] = {
         "degree": g_b,
@@ -193,6 +177,6 @@ def run_cell(cell: dict) -> dict:
         "format": FORMAT,
         "id": cell_id(cell),
         "cell": cell,
-        "result": _jsonable(result),
+        "result": jsonable(result, nonfinite=NULL_NAN),
         "wall_s": time.perf_counter() - t0,
     }

@@ -14,10 +14,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
+from harness.jsonable import STRINGS, jsonable
 from harness.measure.fit import crossover, fit_power, fit_segmented
 from harness.study.config import EXACT
 from harness.study.markdown import DEFAULT_FIT_MIN, markdown, summary_table
@@ -285,22 +284,11 @@ def write_report(out: str | Path, *, plots: bool = True) -> dict:
 
         figures = draw_all(rep, out)
     rep["figures"] = figures
-    atomic_write_text(out / "report.json", json.dumps(_clean(rep), sort_keys=True, indent=1))
+    atomic_write_text(
+        out / "report.json", json.dumps(jsonable(rep, nonfinite=STRINGS), sort_keys=True, indent=1)
+    )
     atomic_write_text(out / "report.md", markdown(rep, figures))
     return rep
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        v = float(x)
-        return v if math.isfinite(v) else str(v)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
 
 
 def deterministic_view(rep: dict) -> dict:
@@ -321,7 +309,7 @@ def deterministic_view(rep: dict) -> dict:
     ph = [{k: v for k, v in p.items() if not k.endswith("seconds")} for p in rep["phase"]["cells"]]
     rk = [{k: v for k, v in x.items() if "seconds" not in k and k != "speedup"} for x in rep["rank"]]
     dm = [{"d": x["d"], "poly_rank": x["poly_rank"], "ops_crossover": x["ops_crossover"]} for x in rep["dim"]]
-    return _clean({"scaling": sc, "phase": ph, "rank": rk, "dim": dm})
+    return jsonable({"scaling": sc, "phase": ph, "rank": rk, "dim": dm}, nonfinite=STRINGS)
 
 
 def load_report(out: str | Path) -> dict:

@@ -21,6 +21,7 @@ import torch
 from harness.instance import Instance
 from harness.lora import adapter_gradients, effective_weights
 from harness.measure.opcount import OpCounter
+from harness.solvers._common import to_numpy
 from harness.solvers.base import Result, Solver
 
 
@@ -101,7 +102,7 @@ class ClosedFormSolver(Solver):
         ops = OpCounter()
         with torch.no_grad():
             grads, loss = closed_form_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, ops=ops)
-        out = {k: v.cpu().double().numpy() for k, v in grads.items()}
+        out = to_numpy(grads)
         return Result(out, loss, self.name, ops=int(ops))
 
     def forward(self, inst: Instance, *, dtype=None, device=None, **options) -> np.ndarray:

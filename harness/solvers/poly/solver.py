@@ -12,6 +12,7 @@ from harness import theory
 from harness.errors import HarnessError
 from harness.instance import Instance
 from harness.lora import effective_weights
+from harness.solvers._common import to_numpy
 from harness.solvers.base import Result, Solver
 from harness.solvers.poly.certificate import finish_certificate, prepare
 from harness.solvers.poly.features import poly_kernel_factors
@@ -40,7 +41,7 @@ class PolySolver(Solver):
                 f"g={cert['degree']}, R={cert['R']:.3g} ({cert.get('warning', '')})"
             )
         cert["ops"] = self._ops(inst, cert)
-        out = {k: v.cpu().double().numpy() for k, v in grads.items()}
+        out = to_numpy(grads)
         return Result(out, loss, self.name, ops=cert["ops"], certificate=cert, info=info)
 
     def _ops(self, inst: Instance, cert: dict) -> int:

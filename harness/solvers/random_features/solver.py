@@ -17,6 +17,7 @@ from harness.errors import HarnessError
 from harness.instance import Instance
 from harness.lora import effective_weights
 from harness.measure.opcount import OpCounter
+from harness.solvers._common import to_numpy
 from harness.solvers.base import Result, Solver
 from harness.solvers.random_features.features import draw_directions, rf_loss
 
@@ -74,5 +75,5 @@ class RandomFeaturesSolver(Solver):
             "note": "no deterministic error bound; cannot certify eps = 1/poly(L)",
             "ops": int(ops),
         }
-        out = {k: v.cpu().double().numpy() for k, v in grads.items()}
+        out = to_numpy(grads)
         return Result(out, loss, self.name, ops=int(ops), certificate=cert)
