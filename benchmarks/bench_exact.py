@@ -15,7 +15,7 @@ import sys
 import time
 
 CHILD = r"""
-import json, resource, sys, time
+import json, resource, statistics, sys
 import torch
 torch.set_num_threads(int(sys.argv[5]))
 from harness import families
@@ -26,16 +26,12 @@ small = families.bounded(L=64, d=d, r=4, gamma=1.0, adapt=("q", "v"), seed=0)
 s = get_solver(name)
 s.solve(small, dtype=dtype)  # warm-up
 rss0 = int(open("/proc/self/statm").read().split()[1]) * 4096
-reps = 3 if L <= 4096 else 1
-times, cpu = [], []
-for _ in range(reps):
-    t0, c0 = time.perf_counter(), time.process_time()
-    res = s.solve(inst, dtype=dtype)
-    times.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
+from harness.measure.timing import time_call
+t = time_call(lambda: s.solve(inst, dtype=dtype), warmup=0, repeats=3 if L <= 4096 else 1, clock="process")
+res = t["last"]
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-times.sort(); cpu.sort()
-print(json.dumps(dict(solver=name, dtype=dtype, L=L, d=d, seconds=times[len(times)//2],
-                      cpu_seconds=cpu[len(cpu)//2], threads=torch.get_num_threads(),
+print(json.dumps(dict(solver=name, dtype=dtype, L=L, d=d, seconds=statistics.median(t["wall_times"]),
+                      cpu_seconds=t["median"], threads=torch.get_num_threads(),
                       peak_extra_mib=max(peak - rss0, 0) / 2**20, ops=res.ops)))
 """
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -31,18 +30,16 @@ import torch
 
 from harness import families, theory
 from harness.errors import HarnessError
+from harness.measure.threads import limit_threads
+from harness.measure.timing import time_call
 from harness.solvers import get_solver
 
 
 def timed(fn, reps: int):
-    best = (math.inf, math.inf, None)
-    for _ in range(reps):
-        c0, w0 = time.process_time(), time.perf_counter()
-        out = fn()
-        c1, w1 = time.process_time(), time.perf_counter()
-        if c1 - c0 < best[0]:
-            best = (c1 - c0, w1 - w0, out)
-    return best
+    """(best CPU seconds, the wall seconds of that call, fn's result) over `reps` calls."""
+    t = time_call(fn, warmup=0, repeats=reps, clock="process")
+    i = t["times"].index(t["min"])
+    return t["min"], t["wall_times"][i], t["last"]
 
 
 def inst_for(L, d, gamma, seed=0):
@@ -234,7 +231,11 @@ def main(argv=None):
         help="take streaming timings from this earlier JSON instead of re-running them",
     )
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    with limit_threads(a.threads):
+        return _run(a)
+
+
+def _run(a) -> int:
     out = {"machine": machine()}
     reuse = json.load(open(a.reuse_exact)) if a.reuse_exact else None
     if reuse:

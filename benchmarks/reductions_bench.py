@@ -278,11 +278,11 @@ def main(argv=None) -> int:
         q.add_argument("--reference", default=None, help="float64 reference solver for the error columns")
         q.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    if args.threads:
-        import torch
+    from harness.measure.threads import limit_threads
 
-        torch.set_num_threads(args.threads)
-    rows = {"chain": cmd_chain, "calculus": cmd_calculus, "as23": cmd_as23, "fast": cmd_fast}[args.what](args)
+    with limit_threads(args.threads or None):
+        cmd = {"chain": cmd_chain, "calculus": cmd_calculus, "as23": cmd_as23, "fast": cmd_fast}[args.what]
+        rows = cmd(args)
     out = args.out or os.path.join(HERE, "results", f"reductions_{args.what}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as fh:

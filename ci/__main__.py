@@ -4,7 +4,8 @@ Test tiers (pytest):
     python -m ci fast      every change: `-m "not slow and not benchmark_only"`, Hypothesis profile `ci`
                            (derandomized, bounded examples); the whole project's tier stays < 10 min
                            on 2 cores
-    python -m ci slow      nightly: `-m slow`, Hypothesis profile `nightly`
+    python -m ci slow      nightly: `-m "slow or hypothesis"` (the @slow tests and every property test),
+                           Hypothesis profile `nightly` (12x the examples of `ci`)
     python -m ci all       both tiers
     python -m ci bench     pytest-benchmark benchmarks (`-m benchmark_only`)
 Extra pytest arguments follow the tier: `python -m ci fast -x -k golden`.
@@ -25,7 +26,7 @@ from pathlib import Path
 
 TIERS = {
     "fast": ["-m", "not slow and not benchmark_only", "-q", "-ra"],
-    "slow": ["-m", "slow", "-q", "-ra"],
+    "slow": ["-m", "slow or hypothesis", "-q", "-ra"],
     "all": ["-m", "not benchmark_only", "-q", "-ra"],
     "bench": ["-m", "benchmark_only", "--benchmark-only", "-q"],
 }

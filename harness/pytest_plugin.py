@@ -1,8 +1,10 @@
-"""pytest plugin (entry point `lora_harness`): Hypothesis profiles for the harness's tiers, and
-fixtures and strategies for checking a solver in your own test suite.
+"""pytest plugin (entry point `lora_harness`): fixtures and strategies for checking a solver in your
+own test suite. Loading it changes nothing: no Hypothesis profile is registered or loaded unless asked.
 
-Profiles: `ci` (derandomized, bounded examples, no deadline), `dev` (the default), `nightly`
-(many examples). Select with HYPOTHESIS_PROFILE=ci or `--hypothesis-profile=ci`.
+Options:
+    --lora-solver SPEC, --lora-claim-eps, --lora-claim-exponent, --lora-budget   (fixtures below)
+    --lora-hypothesis-profile ci|dev|nightly   load one of the harness's Hypothesis profiles
+                              (harness.checks.profiles; also $LORA_HARNESS_HYPOTHESIS_PROFILE)
 
 Fixtures (see docs/ci.md for an example):
     lora_reference            session-scoped `ref(instance) -> Result`: float64 autograd gradients, cached
@@ -21,13 +23,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import HealthCheck, settings
 
-_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("ci", derandomize=True, max_examples=25, print_blob=True, **_COMMON)
-settings.register_profile("dev", max_examples=30, **_COMMON)
-settings.register_profile("nightly", max_examples=300, **_COMMON)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+PROFILE_ENV = "LORA_HARNESS_HYPOTHESIS_PROFILE"
 
 _LAZY = {
     "assert_solver_meets": "harness.checks.suite",
@@ -63,6 +60,12 @@ def pytest_addoption(parser):
     group.addoption("--lora-claim-eps", type=float, default=None, help="claimed max-norm gradient error")
     group.addoption("--lora-claim-exponent", type=float, default=None, help="claimed runtime exponent in L")
     group.addoption(
+        "--lora-hypothesis-profile",
+        default=None,
+        choices=["ci", "dev", "nightly"],
+        help=f"load this Hypothesis profile of the harness (default: ${PROFILE_ENV}, else none)",
+    )
+    group.addoption(
         "--lora-budget",
         default="quick",
         choices=["smoke", "quick", "default", "thorough"],
@@ -70,22 +73,22 @@ def pytest_addoption(parser):
     )
 
 
+def pytest_configure(config):
+    """Load a harness Hypothesis profile only when asked (option or environment variable)."""
+    name = config.getoption("--lora-hypothesis-profile") or os.environ.get(PROFILE_ENV)
+    if name:
+        from harness.checks.profiles import load_profile
+
+        load_profile(name)
+
+
 @pytest.fixture(scope="session")
 def lora_reference():
     """`ref(instance) -> Result`: float64 autograd gradients on CPU (MATH.md §13 oracle (b)), cached
     by the instance's sha256. Session-scoped, so it is safe inside Hypothesis tests."""
-    from harness.solvers import get_solver
+    from harness.solvers.reference import ReferenceCache
 
-    solver = get_solver("autograd")
-    cache: dict = {}
-
-    def ref(inst):
-        key = inst.sha256
-        if key not in cache:
-            cache[key] = solver.solve(inst, dtype="float64", device="cpu")
-        return cache[key]
-
-    return ref
+    return ReferenceCache("autograd", dtype="float64", device="cpu", maxsize=None)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,18 @@
+"""This project's own test configuration: its Hypothesis profile ($HYPOTHESIS_PROFILE, set by
+`python -m ci`; `dev` otherwise) and one torch thread (tiny tensors; thread start-up and spinning cost
+more than they gain on small CI machines)."""
+
 import os
 
-import torch
+import pytest
 
-os.environ.setdefault("HYPOTHESIS_PROFILE", "dev")
-# Tests use tiny tensors: one intra-op thread avoids thread start-up/spin costs on small CI machines.
-torch.set_num_threads(1)
+from harness.checks.profiles import load_profile
+from harness.measure.threads import limit_threads
+
+load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    with limit_threads(1):
+        yield

@@ -1,5 +1,6 @@
 """The one JSON sanitiser (harness.jsonable): numpy types, containers, and the three policies for
 non-finite floats."""
+
 import json
 import math
 from pathlib import Path

@@ -28,7 +28,7 @@ runs the missing ones through any object with `.map(fn, iterable)` (in-process b
 * `plots`      its figures
 """
 
-from harness.study.cells import run_cell
+from harness.study.cells import reference_cache, run_cell
 from harness.study.config import EXACT, FORMAT, REFERENCE, StudyConfig, config_dict
 from harness.study.grid import available_extras, cell_id, code_fingerprint, make_grid, poly_available
 from harness.study.runner import run_study
@@ -49,6 +49,7 @@ __all__ = [
     "make_grid",
     "poly_available",
     "run_and_store",
+    "reference_cache",
     "run_cell",
     "run_study",
     "write_table",

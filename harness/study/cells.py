@@ -20,30 +20,22 @@ def make_instance(cell: dict):
     return families.bounded(gamma=cell["gamma"], **kw)
 
 
-_REF_CACHE: dict[str, Any] = {}
-
-
-def reference(inst, device: str = "cpu") -> Any:
-    """Exact float64 gradients of the closed form (cached per instance hash, a few entries). On a GPU
+def reference_cache(device: str = "cpu", maxsize: int = 4):
+    """The study's reference: exact float64 gradients of the closed form, a few instances kept. On a GPU
     study the reference is computed there, in float64 (a CPU reference at L = 2^15 would need tens of
-    GiB and minutes)."""
-    from harness.solvers import get_solver
+    GiB and minutes). One cache per run, passed to `run_cell`."""
+    from harness.solvers.reference import ReferenceCache
 
-    key = inst.sha256
-    if key not in _REF_CACHE:
-        if len(_REF_CACHE) >= 4:
-            _REF_CACHE.pop(next(iter(_REF_CACHE)))
-        dev = "cuda" if str(device).startswith("cuda") else "cpu"
-        _REF_CACHE[key] = get_solver(REFERENCE).solve(inst, dtype="float64", device=dev)
-    return _REF_CACHE[key]
+    dev = "cuda" if str(device).startswith("cuda") else "cpu"
+    return ReferenceCache(REFERENCE, dtype="float64", device=dev, maxsize=maxsize)
 
 
-def _errors(res, inst, device: str = "cpu") -> dict:
-    ref = reference(inst, device)
+def _errors(res, inst, refs) -> dict:
+    ref = refs(inst)
     return {"max_abs_error": res.max_abs_error(ref), "max_rel_error": res.max_rel_error(ref)}
 
 
-def _measure_cell(cell: dict, inst) -> dict:
+def _measure_cell(cell: dict, inst, refs) -> dict:
     from harness.measure import measure_solver
     from harness.solvers import get_solver
 
@@ -61,7 +53,7 @@ def _measure_cell(cell: dict, inst) -> dict:
     )
     res = m.pop("result")
     if cell["solver"] == REFERENCE and cell["dtype"] == "float64" and cell["device"] == "cpu":
-        _REF_CACHE.setdefault(inst.sha256, res)
+        refs.add(inst, res)
     out = {
         "seconds": m["seconds"],
         "mem_bytes": m["mem_bytes"],
@@ -74,11 +66,11 @@ def _measure_cell(cell: dict, inst) -> dict:
             k: c.get(k) for k in ("R", "regime", "degree", "rank", "eps_rel", "error_bound", "eps")
         }
     if cell["error"]:
-        out.update(_errors(res, inst, cell["device"]))
+        out.update(_errors(res, inst, refs))
     return out
 
 
-def _phase_cell(cell: dict, inst) -> dict:
+def _phase_cell(cell: dict, inst, refs) -> dict:
     """Thm 5.1 / 4.1 cell: needed degree/rank for eps = 1/L, error at the fixed rank budget, time."""
     import torch
 
@@ -138,9 +130,9 @@ def _phase_cell(cell: dict, inst) -> dict:
         "rank": theory.feature_rank(inst.d, g_b),
         "seconds": tb,
         "eps_rel": theory.taylor_rel_error(cert["R"], g_b),
-        **_errors(res, inst, cell["device"]),
+        **_errors(res, inst, refs),
     }
-    out["exact_ops"] = reference(inst, cell["device"]).ops
+    out["exact_ops"] = refs(inst).ops
     # time at the needed degree where affordable (otherwise only the predicted op count)
     if cert["rank"] <= cell["run_rank"]:
         solver = get_solver("poly")
@@ -159,20 +151,22 @@ def _phase_cell(cell: dict, inst) -> dict:
             clock=cell["clock"],
         )
         res_n = tn.pop("last")
-        out["needed"] = {"seconds": tn, "ops": res_n.ops, **_errors(res_n, inst, cell["device"])}
+        out["needed"] = {"seconds": tn, "ops": res_n.ops, **_errors(res_n, inst, refs)}
     else:
         out["needed"] = None
     return out
 
 
-def run_cell(cell: dict) -> dict:
-    """Measure one cell; returns the stored record {"id", "cell", "result", "wall_s"}."""
+def run_cell(cell: dict, refs=None) -> dict:
+    """Measure one cell; returns the stored record {"id", "cell", "result", "wall_s"}. `refs`: the run's
+    `reference_cache` (a fresh one when None)."""
     t0 = time.perf_counter()
     inst = make_instance(cell)
+    refs = refs if refs is not None else reference_cache(cell["device"])
     if cell["group"] == "phase":
-        result = _phase_cell(cell, inst)
+        result = _phase_cell(cell, inst, refs)
     else:
-        result = _measure_cell(cell, inst)
+        result = _measure_cell(cell, inst, refs)
     return {
         "format": FORMAT,
         "id": cell_id(cell),

@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
+from harness.study.cells import reference_cache
 from harness.study.config import FORMAT
 from harness.study.executors import InProcessExecutor
 from harness.study.grid import cell_id
@@ -49,7 +50,8 @@ def run_study(
         progress.start(len(cells), len(cells) - len(todo))
     t0 = time.perf_counter()
     ex = executor or InProcessExecutor()
-    for rec in ex.map(partial(run_and_store, str(out)), todo):
+    refs = reference_cache(cells[0]["device"]) if cells else None
+    for rec in ex.map(partial(run_and_store, str(out), refs=refs), todo):
         if progress:
             progress.update(rec)
     seconds = time.perf_counter() - t0

@@ -18,9 +18,9 @@ def cells_dir(out: str | os.PathLike) -> Path:
     return Path(out) / "cells"
 
 
-def run_and_store(out: str, cell: dict) -> dict:
+def run_and_store(out: str, cell: dict, refs=None) -> dict:
     """`run_cell`, then store the record atomically under <out>/cells/<id>.json."""
-    rec = run_cell(cell)
+    rec = run_cell(cell, refs)
     cells_dir(out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(cells_dir(out) / f"{rec['id']}.json", json.dumps(rec, sort_keys=True))
     return rec

@@ -63,3 +63,35 @@ def test_lora_solver_skips_without_option(pytester, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))
     pytester.makepyfile(test_user="def test_x(lora_solver):\n    pass\n")
     pytester.runpytest_inprocess("-q").assert_outcomes(skipped=1)
+
+
+def test_plugin_import_changes_no_hypothesis_settings():
+    """Loading the plugin registers and loads no profile (a user's own defaults stay)."""
+    code = (
+        "import hypothesis; from hypothesis import settings; n = settings().max_examples; "
+        "import harness.pytest_plugin; assert settings().max_examples == n, 'profile loaded'; "
+        "import pytest\n"
+        "try:\n    settings.get_profile('nightly')\nexcept hypothesis.errors.InvalidArgument:\n    pass\n"
+        "else:\n    raise SystemExit('profile registered at import')"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
+def test_profile_is_loaded_only_when_asked(pytester, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    monkeypatch.delenv("LORA_HARNESS_HYPOTHESIS_PROFILE", raising=False)
+    pytester.makepyfile(
+        test_user="""
+import sys
+from hypothesis import settings
+
+
+def test_examples():
+    print("max_examples", settings().max_examples)
+"""
+    )
+    asked = pytester.runpytest_inprocess(
+        "-q", "-s", "-p", "no:cacheprovider", "--lora-hypothesis-profile", "nightly"
+    )
+    asked.assert_outcomes(passed=1)
+    assert "max_examples 300" in asked.stdout.str()

@@ -26,3 +26,18 @@ def test_gate_logic_on_a_tiny_instance():
     g = gates.RatioGate("t", "streaming", "closed-form", L=16, d=4, bound=1e9, repeats=2)
     m = gates.measure_ratio(g)
     assert m["ok"] and 0 < m["ratio"] < float("inf")
+
+
+def crashing_solver(t):
+    """A third-party solver that crashes on every call."""
+    raise RuntimeError("kernel exploded")
+
+
+def test_a_crashing_solver_fails_the_gates_loudly():
+    from harness.errors import HarnessError
+
+    g = gates.RatioGate(
+        "t", "tests.ci.test_gates:crashing_solver", "closed-form", L=16, d=4, bound=1e9, repeats=1
+    )
+    with pytest.raises(HarnessError, match="kernel exploded"):
+        gates.run_gates([g], print_fn=lambda line: None)

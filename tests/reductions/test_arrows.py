@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 
+from harness.checks.profiles import examples
 from harness.errors import HarnessError
 from harness.solvers import get_solver
 from reductions import sat_sources as S
@@ -42,7 +43,7 @@ def _check(cnf, ov, pair):
 
 
 @given(cnfs(max_v=10, max_m=12))
-@settings(max_examples=20)
+@settings(max_examples=examples(20))
 def test_gadget_identities(cnf):
     ov = _ov(cnf)
     ip = ov.U.astype(np.int64) @ ov.W.T.astype(np.int64)
@@ -57,7 +58,7 @@ def test_gadget_identities(cnf):
 
 
 @given(cnfs(max_v=12))
-@settings(max_examples=15)
+@settings(max_examples=examples(15))
 def test_p1_margins_and_decode(cnf):
     """REDUCTIONS.md §3b: yes rows >= c/(c+1), no rows <= 1/(cN) (fp64 reference); decoding a
     float32 harness forward pass is right; realised under tau = 1 and tau = d alike."""
@@ -88,7 +89,7 @@ def test_p1_wrong_oracle_is_caught():
 
 
 @given(cnfs(max_v=8, max_m=14))
-@settings(max_examples=10)
+@settings(max_examples=examples(10))
 def test_as23_log_space(cnf):
     """REDUCTIONS.md §3a: decided right in log space; the yes/no bounds hold on the log column."""
     assume(cnf.m > 0)
@@ -123,7 +124,7 @@ def test_as23_float64_small_and_underflow():
 
 
 @given(cnfs(max_v=12))
-@settings(max_examples=15)
+@settings(max_examples=examples(15))
 def test_g1_identity_margins_and_binary_search(cnf):
     """REDUCTIONS.md §4d: g = (1/d') sum T_i (T_i + c)(1 - T_i); read-out on the right side of
     [no_ub, yes_lb] in float64; float32 harness oracle decides; decode uses <= ceil(log2 N) extra calls."""

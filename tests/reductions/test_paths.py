@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
+from harness.checks.profiles import examples
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.io import load_instance
@@ -89,7 +90,7 @@ def _all_paths(G):
 
 
 @given(cnfs(max_v=6, max_m=24))
-@settings(max_examples=12)
+@settings(max_examples=examples(12))
 def test_every_composed_path_decides(cnf):
     G = _cheap_graph()
     ps = _all_paths(G)
@@ -117,7 +118,7 @@ def test_default_graph_and_text(tmp_path):
 
 
 @given(cnfs(max_v=10, max_m=40))
-@settings(max_examples=6)
+@settings(max_examples=examples(6))
 def test_routes_with_harness_solvers(cnf):
     for via in VIAS:
         for solver, dtype in (("closed-form", "float64"), ("streaming", "float32")):

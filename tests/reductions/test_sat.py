@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
+from harness.checks.profiles import examples
 from harness.errors import HarnessError
 from reductions import sat_sources as S
 from reductions.arrows.sat_to_ov import SatToOV
@@ -15,7 +16,7 @@ from tests.reductions.helpers import cnfs
 
 
 @given(cnfs())
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 def test_split_and_list_counts_and_decodes(cnf):
     """#orthogonal pairs over real j = #models; decode(exact OV) == python-sat; models satisfy."""
     arrow = SatToOV()
