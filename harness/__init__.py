@@ -1,11 +1,53 @@
 """lora-limits: an executable test and reduction harness for the fine-grained complexity of
 attention and LoRA adapter gradients (Alman-Song 2023/2024; Hu et al., ICLR 2025).
 
-Data flows one way: generate -> Instance -> solver -> Result -> check / fit / plot.
+Data flows one way: generate -> Instance -> solver -> Result -> check / study / report.
+
+    from harness import Instance, HarnessError, get_solver, families, strategies, certify
+    from harness import run_suite, assert_solver_meets
+
+Everything but `Instance` and `HarnessError` loads on first use, so `import harness` stays cheap
+(no torch).
 """
 
-from harness.errors import HarnessError
-from harness.instance import ADAPTABLE, Instance
+from __future__ import annotations
 
-__all__ = ["ADAPTABLE", "HarnessError", "Instance"]
-__version__ = "0.1.0"
+import importlib
+
+from harness._version import __version__
+from harness.errors import HarnessError
+from harness.instance import Instance
+
+#: name -> (module, attribute or None for the module itself)
+_LAZY = {
+    "get_solver": ("harness.solvers.registry", "get_solver"),
+    "certify": ("harness.theory.certificate", "certify"),
+    "run_suite": ("harness.checks.suite", "run_suite"),
+    "assert_solver_meets": ("harness.checks.suite", "assert_solver_meets"),
+    "families": ("harness.families", None),
+    "strategies": ("harness.strategies", None),
+}
+
+__all__ = [
+    "HarnessError",
+    "Instance",
+    "__version__",
+    "assert_solver_meets",
+    "certify",
+    "families",
+    "get_solver",
+    "run_suite",
+    "strategies",
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        return mod if attr is None else getattr(mod, attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -39,6 +39,21 @@ def _check(L: int, d: int, r: int, N: int, adapt: Iterable[str]) -> tuple[str, .
     return adapt
 
 
+def _instance(
+    arrays: dict, dtype: str, alpha: float, beta: float, generator: str, seed: int, params: dict
+) -> Instance:
+    """The family's Instance: arrays cast to `dtype`, metadata recording generator, seed and parameters."""
+    meta = {
+        "generator": generator,
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "params": params,
+    }
+    return Instance.from_arrays(
+        {k: v.astype(dtype) for k, v in arrays.items()}, alpha=alpha, beta=beta, meta=meta
+    )
+
+
 def parse_adapt(text: str) -> tuple[str, ...]:
     """'q,v' -> ('q', 'v'); 'none' or '' -> ()."""
     items = [s.strip().lower() for s in text.replace(" ", ",").split(",") if s.strip()]
@@ -92,7 +107,6 @@ def bounded(
     arrays.update(X_q=Xq, X_k=Xk, X_v=Xv, Y=Y)
     if dtype not in ("float64", "float32"):
         raise HarnessError(f"unsupported dtype {dtype!r}; use float32 or float64")
-    arrays = {k: v.astype(dtype) for k, v in arrays.items()}
     params = dict(
         L=L,
         d=d,
@@ -106,13 +120,7 @@ def bounded(
         dtype=dtype,
     )
     params.update(extra_meta or {})
-    meta = {
-        "generator": generator,
-        "generator_version": GENERATOR_VERSION,
-        "seed": int(seed),
-        "params": params,
-    }
-    return Instance.from_arrays(arrays, alpha=alpha, beta=beta, meta=meta)
+    return _instance(arrays, dtype, alpha, beta, generator, seed, params)
 
 
 def threshold(L: int, d: int, r: int = 1, c: float = 1.0, **kw) -> Instance:
@@ -185,7 +193,6 @@ def gaussian(
     if cross:
         arrays.update(X_k=scale * rng.normal(size=(N, Lk, d)), X_v=scale * rng.normal(size=(N, Lk, d)))
     arrays.update(X_q=Xq, Y=rng.normal(size=(N, L, d)))
-    arrays = {k: v.astype(dtype) for k, v in arrays.items()}
     params = dict(
         L=L,
         Lk=Lk,
@@ -199,13 +206,7 @@ def gaussian(
         cross=cross,
         dtype=dtype,
     )
-    meta = {
-        "generator": "gaussian",
-        "generator_version": GENERATOR_VERSION,
-        "seed": int(seed),
-        "params": params,
-    }
-    return Instance.from_arrays(arrays, alpha=alpha, beta=beta, meta=meta)
+    return _instance(arrays, dtype, alpha, beta, "gaussian", seed, params)
 
 
 FAMILIES = {"bounded": bounded, "threshold": threshold, "outliers": outliers}
