@@ -1,4 +1,4 @@
-"""Benchmark of the three exact solvers (issue: foundation, "Performance"): time and peak memory at
+"""Benchmark of the three exact solvers: time and peak memory at
 L = 2^10..2^15, d = 16, float64 and float32. Each cell runs in a fresh child process so peak RSS is
 the cell's own; cells predicted not to fit in memory are skipped and say so.
 

@@ -1,4 +1,4 @@
-"""Benchmark of the fast solvers (issue 3): `poly` against the exact `streaming` solver in the bounded
+"""Benchmark of the fast solvers: `poly` against the exact `streaming` solver in the bounded
 regime (families.bounded, beta = 1/d so R <= gamma^2), float64, adapters q,k,v, N = 1.
 
     python benchmarks/bench_fast.py scaling  [--d 4] [--gamma 1] [--eps 1e-6] [--max-log2 17]

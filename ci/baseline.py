@@ -10,7 +10,7 @@ Figures (name -> value, with a kind and a tolerance):
 * `certificate/<solver>/<case>`        certified error_bound of an approximate solver; rel 1e-6
 * `certificate-ratio/<solver>/<case>`  actual error / certified bound; le 1
 * `chain/<label>`            answer decoded from closed-form gradients of a small reduction-chain
-                             instance (when the reductions package provides them); eq
+                             instance; eq
 
 `python -m ci update-baseline` rewrites the file; `compare` returns a readable table of the figures
 that moved (figure, baseline, current, tolerance).
@@ -45,18 +45,9 @@ def fixed_cases() -> dict:
 
 
 def _solvers(only=None) -> dict:
-    from harness.errors import HarnessError
     from harness.solvers import get_solver
 
-    out = {}
-    for name in SOLVERS:
-        if only is not None and name not in only and name != "autograd":
-            continue
-        try:
-            out[name] = get_solver(name)
-        except HarnessError:
-            continue
-    return out
+    return {name: get_solver(name) for name in SOLVERS if only is None or name in only or name == "autograd"}
 
 
 def _fig(value, kind: str, tol: float = 0.0) -> dict:
@@ -68,7 +59,7 @@ def solvers_in(figs: dict[str, dict]) -> set[str]:
 
 
 def compute(only=None) -> dict[str, dict]:
-    """Every figure of this run for the solvers this installation has (or only those in `only`,
+    """Every figure of this run for the solvers of SOLVERS (or only those in `only`,
     e.g. `solvers_in(load())` when checking). Single-threaded (the figures do not depend on it)."""
     from harness.measure.threads import limit_threads
 
@@ -120,7 +111,7 @@ def _compute(only) -> dict[str, dict]:
                     err / float(bound) if bound else 0.0, "le", 1.0
                 )
     cf = get_solver("closed-form")
-    for label, inst, decode, _expected in chain_cases() or []:
+    for label, inst, decode, _expected in chain_cases():
         figs[f"chain/{label}"] = _fig(jsonable(decode(cf.solve(inst).grads, cf)), "eq")
     return figs
 
@@ -159,7 +150,8 @@ def _tol_text(base: dict) -> str:
 
 def compare(baseline: dict[str, dict], current: dict[str, dict]) -> list[tuple[str, str, str, str, str]]:
     """Rows (figure, baseline, current, tolerance, problem) for every figure that fails. A figure of
-    a solver this installation lacks is not a failure; a new figure is listed as 'not in baseline'."""
+    a solver this run did not compute (see `solvers_in`) is not a failure; a new figure is listed as
+    'not in baseline'."""
     rows = []
     have = {k.split("/")[1] for k in current if k.count("/") >= 1}
     for name in sorted(set(baseline) | set(current)):

@@ -64,10 +64,10 @@ def build(name: str):
 
 
 def chain_instances() -> dict:
-    """Small reduction-chain instances, when the reductions package provides them."""
+    """The small reduction-chain instances of the `chain` check."""
     from harness.checks.chain import chain_cases
 
-    return {f"chain/{case[0]}": case[1] for case in (chain_cases() or [])}
+    return {f"chain/{case[0]}": case[1] for case in chain_cases()}
 
 
 def compute() -> dict[str, dict]:

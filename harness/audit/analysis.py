@@ -35,15 +35,6 @@ def _log10_int(n: int) -> float:
     return math.log10(n) if n < 10**300 else len(str(n)) - 1 + math.log10(int(str(n)[:15]) / 1e14)
 
 
-def _solver(name: str):
-    from harness.solvers import get_solver
-
-    try:
-        return get_solver(name), None
-    except HarnessError as exc:
-        return None, str(exc)
-
-
 def measure_gradients(
     inst,
     eps: float,
@@ -65,10 +56,7 @@ def measure_gradients(
         "seconds_exact": time.perf_counter() - t0,
     }
     for name in solvers:
-        s, why = _solver(name)
-        if s is None:
-            out[name] = {"status": "unavailable", "message": why}
-            continue
+        s = get_solver(name)
         opts: dict[str, Any] = {}
         if name == "poly":
             opts = {"eps": eps, "max_rank": max_rank}

@@ -25,7 +25,7 @@ def _fmt_err(g: dict | None, name: str) -> str:
         return "-"
     if rec["status"] == "ok":
         return f"{rec['abs_err']:.1e}"
-    return {"refused": "refused", "unavailable": "n/a"}.get(rec["status"], rec["status"])
+    return rec["status"]
 
 
 def format_table(report: dict[str, Any]) -> str:

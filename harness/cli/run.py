@@ -9,7 +9,6 @@ lora-harness run --report-only        # redraw the report and figures from the s
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -68,18 +67,10 @@ def _cmd_run(args) -> int:
 
 
 def _run(args, cfg, out: Path) -> int:
-    from harness.study import available_extras, config_dict, make_grid, poly_available, run_study
+    from harness.study import config_dict, make_grid, run_study
     from harness.study.report import summary_table, write_report
 
-    has_poly = poly_available()
-    if not has_poly:
-        print(
-            "lora-harness: note: the poly solver is not installed; running the exact solvers only",
-            file=sys.stderr,
-        )
-    cells = make_grid(
-        cfg, groups=_groups(args.groups), poly=has_poly, extra=available_extras() if has_poly else ()
-    )
+    cells = make_grid(cfg, groups=_groups(args.groups))
     if out.exists() and not out.is_dir():
         raise HarnessError(f"--out {out} exists and is not a folder")
     if (out / "cells").is_dir() and any((out / "cells").glob("*.json")) and not (args.resume or args.force):

@@ -84,10 +84,7 @@ def get_solver(spec: str | Solver | Callable) -> Solver:
     if spec in _registered:
         return _registered[spec]
     if spec in BUILTINS:
-        try:
-            return _as_solver(_import(BUILTINS[spec]), spec)
-        except HarnessError:
-            raise HarnessError(f"solver {spec!r} is not available in this installation") from None
+        return _as_solver(_import(BUILTINS[spec]), spec)
     eps = _entry_points()
     if spec in eps:
         try:

@@ -29,17 +29,17 @@ runs the missing ones through any object with `.map(fn, iterable)` (in-process b
 """
 
 from harness.study.cells import reference_cache, run_cell
-from harness.study.config import EXACT, FORMAT, REFERENCE, StudyConfig, config_dict
-from harness.study.grid import available_extras, cell_id, code_fingerprint, make_grid, poly_available
+from harness.study.config import EXACT, EXTRAS, FORMAT, REFERENCE, StudyConfig, config_dict
+from harness.study.grid import cell_id, code_fingerprint, make_grid
 from harness.study.runner import run_study
 from harness.study.store import cells_dir, load_cells, load_table, run_and_store, write_table
 
 __all__ = [
     "EXACT",
+    "EXTRAS",
     "FORMAT",
     "REFERENCE",
     "StudyConfig",
-    "available_extras",
     "cell_id",
     "cells_dir",
     "code_fingerprint",
@@ -47,7 +47,6 @@ __all__ = [
     "load_cells",
     "load_table",
     "make_grid",
-    "poly_available",
     "run_and_store",
     "reference_cache",
     "run_cell",

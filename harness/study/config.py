@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 EXACT = ("closed-form", "streaming", "autograd")
 
 REFERENCE = "closed-form"
+#: the further approximate solvers of the scaling group
+EXTRAS = ("poly-chained", "random-features")
 
 FORMAT = "lora-harness-study/1"
 

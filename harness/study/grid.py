@@ -8,8 +8,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from harness.errors import HarnessError
-from harness.study.config import REFERENCE, StudyConfig, pow2
+from harness.study.config import EXTRAS, REFERENCE, StudyConfig, pow2
 
 _CODE_FILES = (
     "families.py",
@@ -44,11 +43,11 @@ def make_grid(
     cfg: StudyConfig,
     groups: Iterable[str] = ("scaling", "phase", "rank", "dim"),
     poly: bool = True,
-    extra: Iterable[str] = (),
+    extra: Iterable[str] = EXTRAS,
 ) -> list[dict]:
     """The list of cells for `cfg` (deterministic order). `poly=False` leaves out every cell that
-    needs the polynomial solver (used when it is not installed); `extra` names the further
-    approximate solvers to scale ("poly-chained", "random-features"; see `available_extras`)."""
+    needs the polynomial solver (an exact-solvers-only study); `extra` names the further approximate
+    solvers to scale (default both of `EXTRAS`: "poly-chained", "random-features")."""
     extra = set(extra)
     base = {
         "code": code_fingerprint(),
@@ -136,28 +135,3 @@ def make_grid(
 def cell_id(cell: dict) -> str:
     """Stable identity of a cell: a hash of its canonical JSON."""
     return hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def available_extras() -> tuple[str, ...]:
-    """The further approximate solvers that are installed."""
-    from harness.solvers import get_solver
-
-    out = []
-    for name in ("poly-chained", "random-features"):
-        try:
-            get_solver(name)
-        except HarnessError:
-            continue
-        out.append(name)
-    return tuple(out)
-
-
-def poly_available() -> bool:
-    from harness.solvers import get_solver
-
-    try:
-        get_solver("poly")
-        from harness import theory  # noqa: F401
-    except (HarnessError, ImportError):
-        return False
-    return True

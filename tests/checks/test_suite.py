@@ -89,13 +89,9 @@ def test_exact_solvers_pass(name, tmp_path):
 
 
 @pytest.mark.parametrize("eps", [None, 1e-6])
-def test_poly_meets_its_claim_when_available(eps, tmp_path):
+def test_poly_meets_its_claim(eps, tmp_path):
     """poly in its regime: within its certificates, and within its default eps = 1e-6."""
-    try:
-        solver = get_solver("poly")
-    except HarnessError:
-        pytest.skip("poly solver not installed")
-    rep = _run(solver, tmp_path, claim_eps=eps, checks=("accuracy", "invariance"))
+    rep = _run("poly", tmp_path, claim_eps=eps, checks=("accuracy", "invariance"))
     assert rep.ok, rep.table()
 
 
@@ -186,8 +182,7 @@ def test_exact_solvers_pass_timing_claim(name, tmp_path):
 
 
 def test_printed_q_fails_the_reduction_chain(tmp_path):
-    if not chain_cases():
-        pytest.skip("reductions package not available")
+    assert chain_cases()
     rep = _run("tests.planted:printed_q", tmp_path, claim_eps=1e-8, checks=("chain",))
     chain = rep.outcome("chain")
     assert chain.failed and "expected SAT" in chain.detail, rep.table()
@@ -195,8 +190,7 @@ def test_printed_q_fails_the_reduction_chain(tmp_path):
 
 
 def test_chain_is_skipped_for_claims_looser_than_it_needs(tmp_path):
-    if not chain_cases():
-        pytest.skip("reductions package not available")
+    assert chain_cases()
     rep = _run("tests.planted:printed_q", tmp_path, claim_eps=0.5, checks=("chain",))
     assert rep.outcome("chain").status == "skip", rep.table()
 

@@ -10,20 +10,16 @@ from harness.cli import main
 from harness.errors import HarnessError
 from harness.study import (
     StudyConfig,
-    available_extras,
     cell_id,
     config_dict,
     load_cells,
     load_table,
     make_grid,
-    poly_available,
     run_and_store,
     run_study,
     write_table,
 )
 from harness.study.report import analyse, deterministic_view, load_report, summary_table, write_report
-
-HAS_POLY = poly_available()
 
 
 def _tiny_cfg() -> StudyConfig:
@@ -39,7 +35,7 @@ def full_run(tmp_path_factory):
     """One uninterrupted tiny study with its report (shared by the tests below)."""
     cfg = _tiny_cfg()
     out = tmp_path_factory.mktemp("study_full")
-    cells = make_grid(cfg, poly=HAS_POLY, extra=available_extras() if HAS_POLY else ())
+    cells = make_grid(cfg)
     info = run_study(cells, out, progress=False, config=config_dict(cfg))
     rep = write_report(out)
     return cfg, cells, out, info, rep
@@ -115,7 +111,6 @@ def test_report_files_and_content(full_run):
     assert 1.8 <= rep["scaling"]["series"]["streaming"]["ops_fit"]["exponent"] <= 2.2
 
 
-@pytest.mark.skipif(not HAS_POLY, reason="poly solver not installed")
 def test_poly_op_exponent_and_phase(full_run):
     cfg, cells, out, _, rep = full_run
     poly = rep["scaling"]["series"]["poly"]
