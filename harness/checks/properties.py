@@ -59,9 +59,10 @@ def finite_problem(runner: SolverRunner, inst) -> str | None:
 def accuracy_problem(
     runner: SolverRunner, inst, eps: float | None, check_cert: bool, seen: list | None = None
 ) -> str | None:
-    """None when the claim holds on `inst` (Problem-1 criterion, MATH.md §4.4): max-norm
-    |G - G_ref| <= eps * max(1, |G_ref|_inf), and, with `check_cert`, the error is within the
-    Result's certificate bound; else a message. `seen` collects the bounds met (certificate check)."""
+    """None when the claim holds on `inst` (Problem-1 criterion, Hu et al. (arXiv:2406.03136) Problem 1;
+    docs/theory.md §2.2): max-norm |G - G_ref| <= eps * max(1, |G_ref|_inf), and, with `check_cert`, the
+    error is within the Result's certificate bound; else a message. `seen` collects the bounds met
+    (certificate check)."""
     res, msg = _solve(runner, inst)
     if msg:
         return msg
@@ -88,7 +89,7 @@ def accuracy_problem(
 
 def permuted(inst, seed: int = 0):
     """Jointly permute query rows (X_q with Y) and key/value rows (X_k with X_v): the adapter
-    gradients do not change (MATH.md §13 item 6)."""
+    gradients do not change (docs/theory.md §3.5)."""
     rng = np.random.default_rng(seed)
     qp, kp = rng.permutation(inst.Lq), rng.permutation(inst.Lk)
     x = {k: inst.x3(k) for k in ("X_q", "X_k", "X_v", "Y")}
@@ -96,7 +97,7 @@ def permuted(inst, seed: int = 0):
 
 
 def invariance_problem(runner: SolverRunner, inst, eps: float) -> str | None:
-    """None when the solver's gradients survive the §13 item 6 permutation within 2 eps."""
+    """None when the solver's gradients survive the permutation of docs/theory.md §3.5 within 2 eps."""
     a, msg = _solve(runner, inst)
     b, msg = (None, msg) if msg else _solve(runner, permuted(inst))
     if msg:
@@ -105,7 +106,7 @@ def invariance_problem(runner: SolverRunner, inst, eps: float) -> str | None:
     diff = b.max_abs_error(a)
     if not diff <= 2 * eps * max(1.0, scale):
         return (
-            f"permuting query and key/value rows (MATH.md §13 item 6) changed the gradients by "
+            f"permuting query and key/value rows (docs/theory.md §3.5) changed the gradients by "
             f"{diff:.3e} > 2 x {eps:.1e} x max(1, {scale:.3g}) on {inst.describe()}"
         )
     return None
@@ -133,11 +134,11 @@ def finite(ctx: CheckContext) -> CheckOutcome:
 def accuracy(ctx: CheckContext) -> CheckOutcome:
     """Max-norm error against the float64 reference within the claim (and any certificate).
 
-    The Problem-1 criterion (MATH.md §4.4, §13 oracle (c)): for every drawn instance max-norm
-    |G - G_ref| <= eps * max(1, |G_ref|_inf) against the reference (`--reference`, default autograd).
-    eps is `--claim-eps`; without a claim, exact solvers are held to 1e-8 (float64) / 1e-3 (float32)
-    and approximate ones only to their certificates. Exact solvers are checked on general instances
-    (cross attention, any scale) and on the bounded family; approximate ones (`exact` False, the
+    The Problem-1 criterion (Hu et al. (arXiv:2406.03136) Problem 1; docs/theory.md §2.2): for every drawn
+    instance max-norm |G - G_ref| <= eps * max(1, |G_ref|_inf) against the reference (`--reference`,
+    default autograd). eps is `--claim-eps`; without a claim, exact solvers are held to 1e-8 (float64) /
+    1e-3 (float32) and approximate ones only to their certificates. Exact solvers are checked on general
+    instances (cross attention, any scale) and on the bounded family; approximate ones (`exact` False, the
     default for callables) only in the bounded-entry regime, where the almost-linear claims live."""
     runner, eps = ctx.runner, ctx.eps
     domain = "general + bounded instances" if ctx.exact else "bounded-entry regime"
@@ -158,7 +159,7 @@ def accuracy(ctx: CheckContext) -> CheckOutcome:
 def invariance(ctx: CheckContext) -> CheckOutcome:
     """Jointly permuting query rows and key/value rows leaves the gradients unchanged within 2 eps.
 
-    MATH.md §13 item 6; needs no reference, so it also tests approximate solvers on their whole
+    docs/theory.md §3.5; needs no reference, so it also tests approximate solvers on their whole
     domain. Skipped without an accuracy claim to hold it to."""
     runner, eps = ctx.runner, ctx.eps
     if eps is None:
