@@ -29,6 +29,7 @@ BUILTINS: dict[str, str] = {
     "autograd": "harness.solvers.exact.autograd:AutogradSolver",
     "closed-form": "harness.solvers.exact.closed_form:ClosedFormSolver",
     "streaming": "harness.solvers.exact.streaming:StreamingSolver",
+    "sdpa": "harness.solvers.exact.sdpa:SdpaSolver",
     "poly": "harness.solvers.poly.solver:PolySolver",
     "poly-chained": "harness.solvers.poly.chained:PolyChainedSolver",
     "random-features": "harness.solvers.random_features.solver:RandomFeaturesSolver",

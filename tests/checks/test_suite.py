@@ -78,7 +78,7 @@ def test_quadratic_fails_exponent_claim_on_op_counts(tmp_path):
     assert load_instance(ops.counterexample).L == 512
 
 
-@pytest.mark.parametrize("name", ["closed-form", "streaming", "tests.planted:correct"])
+@pytest.mark.parametrize("name", ["closed-form", "streaming", "sdpa", "tests.planted:correct"])
 def test_exact_solvers_pass(name, tmp_path):
     rep = _run(name, tmp_path, claim_eps=1e-8, claim_exponent=2.0)
     assert rep.ok, rep.table()
