@@ -26,3 +26,44 @@ def broken_shape(t):
     g = exact_solver(t)
     g["dA_q"] = g["dA_q"].T
     return g
+
+
+def sdpa_attention(q, k, v, scale=None):
+    """An attention function as users write them: torch's scaled_dot_product_attention."""
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=scale)
+
+
+def naive_attention(q, k, v, scale=None):
+    """softmax(scale q k^T) v, spelled out."""
+    s = (q @ k.transpose(-1, -2)) * scale
+    return torch.softmax(s, dim=-1) @ v
+
+
+def slow_exact_solver(t):
+    """exact_solver plus a fixed 0.15 s pause (for kill-mid-grid tests)."""
+    import time
+
+    time.sleep(0.15)
+    return exact_solver(t)
+
+
+slow_exact_solver.exact = True
+
+
+def dies_once(t):
+    """Kills its own (worker) process the first time it runs while $LORA_TEST_DIE_ONCE names a file
+    that does not exist yet; afterwards an exact solver. For worker-loss tests."""
+    import os
+
+    marker = os.environ.get("LORA_TEST_DIE_ONCE")
+    if marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return exact_solver(t)
+
+
+def always_dies(t):
+    """Kills its worker every time (a cell that can never finish)."""
+    import os
+
+    os._exit(1)

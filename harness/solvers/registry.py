@@ -147,4 +147,6 @@ class CallableSolver(Solver):
             grads[k] = g.astype(np.float64)
         loss = out.get("loss", float("nan"))
         loss = float(loss.detach().cpu()) if isinstance(loss, torch.Tensor) else float(loss)
-        return Result(grads, loss, self.name, info={"seconds": elapsed})
+        ops = out.get("ops")  # optional: a deterministic operation count the solver reports
+        ops = int(ops.item() if isinstance(ops, torch.Tensor) else ops) if ops is not None else None
+        return Result(grads, loss, self.name, ops=ops, info={"seconds": elapsed})
