@@ -12,6 +12,7 @@ lora-harness run --executor dask --scheduler tcp://host:8786   # ... or on a run
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -153,8 +154,24 @@ def _cmd_run(args) -> int:
     threads = args.threads if args.threads is not None else (1 if device == "cpu" else None)
     # BLAS too: the certificates do O(L d) numpy products, and a 2-thread OpenBLAS on a loaded
     # 2-core machine made them dominate poly's time; restored afterwards (the CLI may run in-process)
-    with limit_threads(threads, blas=True):
+    with limit_threads(threads, blas=True), _cwd_on_path():
         return _run(args, cfg, out)
+
+
+@contextlib.contextmanager
+def _cwd_on_path():
+    """`--solver mypkg.mod:fn` names a module in the current folder as `python -m` would find it (the
+    console script's sys.path does not hold the folder); local Dask workers inherit the path.
+    Restored afterwards (the CLI may run in-process)."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
 
 
 def _run(args, cfg, out: Path) -> int:

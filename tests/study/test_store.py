@@ -305,3 +305,37 @@ def test_config_file_sets_the_grid(tmp_path, capsys):
         assert main(["run", "--tiny", "--config", str(f), "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1
+
+
+def test_solver_module_in_the_current_folder(tmp_path):
+    """The console script finds `--solver mymod:fn` in the folder it runs in, as `python -m` would."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "lora-harness"
+    if not exe.exists():
+        pytest.skip("console script not installed")
+    shutil.copy(Path(__file__).resolve().parents[1] / "thirdparty.py", tmp_path / "mysolvers.py")
+    r = subprocess.run(
+        [
+            str(exe),
+            "run",
+            "--solver",
+            "mysolvers:exact_solver",
+            "--L",
+            "2^5..2^6",
+            "--out",
+            "o",
+            "--quiet",
+            "--no-plots",
+            "--repeats",
+            "1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "mysolvers:exact_solver" in r.stdout
