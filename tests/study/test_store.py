@@ -275,7 +275,8 @@ def test_local_cluster_gives_the_in_process_report(done, tmp_path):
         assert deterministic_view(write_report(tmp_path / "d", plots=False)) == view
         ucfg, ucells = _user_grid("tests.thirdparty:broken_shape")
         with pytest.raises(
-            HarnessError, match=r"cell [0-9a-f]{16} \(scaling tests.thirdparty:broken_shape L=32"
+            HarnessError,
+            match=r"cell [0-9a-f]{16} \(scaling tests.thirdparty:broken_shape L=(32|64) d=2\) failed on ",
         ):
             run_study(ucells, tmp_path / "e", executor=ex, config=config_dict(ucfg))
 
