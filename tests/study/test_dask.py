@@ -36,6 +36,11 @@ def _cli(*args):
     return [sys.executable, "-m", "harness.cli", "run", "--tiny", "--quiet", "--no-plots", *args]
 
 
+def _grid_argv(out, *executor):
+    """The grid every test here runs: the tiny built-in study plus a slow third-party series."""
+    return _cli("--out", str(out), "--groups", "scaling,phase,rank,dim", "--solver", SLOW, *executor)
+
+
 def _view(out):
     return deterministic_view(write_report(out, plots=False))
 
@@ -45,7 +50,7 @@ def reference_view(tmp_path_factory):
     """The uninterrupted in-process run of the grid the tests below use (tiny + a slow user series)."""
     out = tmp_path_factory.mktemp("inproc")
     subprocess.run(
-        _cli("--out", str(out), "--groups", "scaling,phase,rank,dim", "--solver", SLOW),
+        _grid_argv(out),
         check=True,
         cwd=ROOT,
         env=_env(),
@@ -125,18 +130,7 @@ def cluster(tmp_path_factory):
 def test_external_scheduler_gives_the_in_process_report(cluster, reference_view, tmp_path):
     out = tmp_path / "ext"
     r = subprocess.run(
-        _cli(
-            "--out",
-            str(out),
-            "--groups",
-            "scaling,phase,rank,dim",
-            "--solver",
-            SLOW,
-            "--executor",
-            "dask",
-            "--scheduler",
-            cluster,
-        ),
+        _grid_argv(out, "--executor", "dask", "--scheduler", cluster),
         cwd=ROOT,
         env=_env(),
         capture_output=True,
@@ -177,18 +171,7 @@ def _kill_mid_grid(out, argv):
 
 def test_killed_dask_run_resumes_to_the_same_report(reference_view, tmp_path):
     out = tmp_path / "killed"
-    argv = _cli(
-        "--out",
-        str(out),
-        "--groups",
-        "scaling,phase,rank,dim",
-        "--solver",
-        SLOW,
-        "--executor",
-        "dask",
-        "--workers",
-        "2",
-    )
+    argv = _grid_argv(out, "--executor", "dask", "--workers", "2")
     stored, total = _kill_mid_grid(out, argv)
     assert 0 < stored < total
     assert not (out / "table.json").exists()
