@@ -34,7 +34,7 @@ def ensure_installed(name: str, requires: list[str], install: bool = True) -> st
         if not install:
             return f"not installed ({exc})"
     cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *requires]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode:
         last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
         return f"pip install --no-deps failed: {last}"
@@ -58,9 +58,9 @@ def _row(name, entry, rep, mode, secs):
 def run_gallery(budget: str = "quick", out_dir: str | os.PathLike = ROOT / "benchmarks" / "results",
                 install: bool = True, only: list[str] | None = None) -> dict:
     import torch
+    from harness.checks import run_suite
 
     from harness import from_attention
-    from harness.check_suite import run_suite
 
     torch.set_num_threads(1)
     out_dir = Path(out_dir)
@@ -92,8 +92,8 @@ def run_gallery(budget: str = "quick", out_dir: str | os.PathLike = ROOT / "benc
 
 def _md(record: dict) -> str:
     lines = ["# Peers: real attention libraries through the referee", "",
-             f"`python -m ci peers` ({record['budget']} budget, torch {record['torch']}, one thread, CPU). "
-             "Each library's adapter is in `examples/peers/`; it claims what the library promises.", "",
+             (f"`python -m ci peers` ({record['budget']} budget, torch {record['torch']}, one thread, CPU). "
+              "Each library's adapter is in `examples/peers/`; it claims what the library promises."), "",
              "| library | promise | claim | mode | verdict | findings |", "|---|---|---|---|---|---|"]
     for r in record["rows"]:
         claim = ", ".join(x for x in (f"eps {r['claim_eps']:g}" if r["claim_eps"] else "",

@@ -201,6 +201,7 @@ def test_accuracy_without_claim_is_not_claimed(tmp_path, capsys):
     """Bug: an all-zeros solver got accuracy 'pass' without a claim or certificate."""
     code, out, _ = run(capsys, "check", "--solver", "tests.thirdparty:zeros", "--budget", "smoke",
                        "--out-dir", str(tmp_path))
+    assert code == 0, out
     acc = next(line for line in out.splitlines() if line.startswith("accuracy"))
     assert "not claimed" in acc and " pass " not in acc, out
     assert "all claims hold" not in out
@@ -232,5 +233,6 @@ def test_repeated_library_warning_is_shown_once(tmp_path, capsys):
     code, out, err = run(capsys, "check", "--solver", "tests.thirdparty:noisy", "--claim-eps", "1e-8",
                          "--budget", "smoke", "--out-dir", str(tmp_path))
     text = out + err
+    assert code == 0, text
     assert text.count("torch.cuda.amp.autocast(args...) is deprecated") == 1, text
     assert "shown once" in text

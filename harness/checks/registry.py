@@ -4,9 +4,9 @@ function `check(ctx: CheckContext) -> CheckOutcome | None` with its own docstrin
 `--list-checks` prints this table). `default` checks run when none are named."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable, Iterable
 
 from harness.checks import chain, forward, properties, scaling
 from harness.checks.context import CheckContext

@@ -4,7 +4,7 @@ refusal, or a failure), and the per-check tallies (instances solved, declined, l
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from harness.errors import HarnessError, Refusal
 from harness.solvers.reference import ReferenceCache

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Iterable
+from collections.abc import Iterable
 
 from harness.checks.budgets import DEFAULT, DEFAULT_EPS, QUICK, Budget, resolve_budget
 from harness.checks.context import CheckContext

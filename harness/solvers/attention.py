@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import inspect
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ class AttentionSolver(Solver):
             raise HarnessError(f"attention function {name or fn!r} is not callable")
         self.fn = fn
         self.name = name or getattr(fn, "__qualname__", None) or repr(fn)
-        pick = lambda given, attr, default: bool(given if given is not None else getattr(fn, attr, default))  # noqa: E731
+        pick = lambda given, attr, default: bool(given if given is not None else getattr(fn, attr, default))
         self.exact = pick(exact, "exact", False)
         self.self_attention_only = pick(self_attention_only, "self_attention_only", False)
         self.supports_float64 = pick(supports_float64, "supports_float64", True)

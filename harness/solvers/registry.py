@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Callable
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
