@@ -5,6 +5,7 @@ replacing torch) or skip it, saying why; run `check --attention` in full and for
 the claims in its ENTRIES; measure the defects found (smallest instance, the figure); write
 benchmarks/results/peers.md and peers.json. Budget: LORA_HARNESS_PEERS_BUDGET (default quick).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -17,9 +18,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ["sdpa", "performer", "taylor", "mea", "nystrom", "local", "linear_attention"]
-IMPORTS = {"performer": "performer_pytorch", "taylor": "taylor_series_linear_attention",
-           "mea": "memory_efficient_attention_pytorch", "nystrom": "nystrom_attention",
-           "local": "local_attention", "linear_attention": "linear_attention_transformer"}
+IMPORTS = {
+    "performer": "performer_pytorch",
+    "taylor": "taylor_series_linear_attention",
+    "mea": "memory_efficient_attention_pytorch",
+    "nystrom": "nystrom_attention",
+    "local": "local_attention",
+    "linear_attention": "linear_attention_transformer",
+}
 
 
 def ensure_installed(name: str, requires: list[str], install: bool = True) -> str | None:
@@ -47,20 +53,33 @@ def ensure_installed(name: str, requires: list[str], install: bool = True) -> st
 
 
 def _row(name, entry, rep, mode, secs):
-    return {"library": name, "mode": mode, "promise": entry.get("promise", ""),
-            "claim_eps": entry.get("claim_eps"), "claim_exponent": entry.get("claim_exponent"),
-            "verdict": rep.verdict, "exit": rep.exit_code, "seconds": round(secs, 1),
-            "checks": [{"check": o.check, "status": o.status, "detail": o.detail,
-                        "counterexample": o.counterexample} for o in rep.outcomes],
-            "warnings": [f"x{n} {m}" for n, m in rep.warnings]}
+    return {
+        "library": name,
+        "mode": mode,
+        "promise": entry.get("promise", ""),
+        "claim_eps": entry.get("claim_eps"),
+        "claim_exponent": entry.get("claim_exponent"),
+        "verdict": rep.verdict,
+        "exit": rep.exit_code,
+        "seconds": round(secs, 1),
+        "checks": [
+            {"check": o.check, "status": o.status, "detail": o.detail, "counterexample": o.counterexample}
+            for o in rep.outcomes
+        ],
+        "warnings": [f"x{n} {m}" for n, m in rep.warnings],
+    }
 
 
-def run_gallery(budget: str = "quick", out_dir: str | os.PathLike = ROOT / "benchmarks" / "results",
-                install: bool = True, only: list[str] | None = None) -> dict:
+def run_gallery(
+    budget: str = "quick",
+    out_dir: str | os.PathLike = ROOT / "benchmarks" / "results",
+    install: bool = True,
+    only: list[str] | None = None,
+) -> dict:
     import torch
-    from harness.checks import run_suite
 
     from harness import from_attention
+    from harness.checks import run_suite
 
     torch.set_num_threads(1)
     out_dir = Path(out_dir)
@@ -77,31 +96,65 @@ def run_gallery(budget: str = "quick", out_dir: str | os.PathLike = ROOT / "benc
             for fwd in (False, True):
                 solver = from_attention(entry["fn"], name=f"examples.peers.{name}:{entry['fn'].__name__}")
                 t0 = time.perf_counter()
-                rep = run_suite(solver, claim_eps=entry.get("claim_eps"),
-                                claim_exponent=entry.get("claim_exponent"), budget=budget,
-                                out_dir=cex, forward_only=fwd)
-                rows.append(_row(label, entry, rep, "forward-only" if fwd else "full", time.perf_counter() - t0))
+                rep = run_suite(
+                    solver,
+                    claim_eps=entry.get("claim_eps"),
+                    claim_exponent=entry.get("claim_exponent"),
+                    budget=budget,
+                    out_dir=cex,
+                    forward_only=fwd,
+                )
+                rows.append(
+                    _row(label, entry, rep, "forward-only" if fwd else "full", time.perf_counter() - t0)
+                )
                 print(f"peers: {label} ({rows[-1]['mode']}): {rep.verdict}", flush=True)
     from ci.peers_defects import defects
 
     found = defects([n for n in (only or MODULES) if n not in skipped])
-    record = {"budget": budget, "torch": torch.__version__, "rows": rows, "skipped": skipped, "defects": found}
+    record = {
+        "budget": budget,
+        "torch": torch.__version__,
+        "rows": rows,
+        "skipped": skipped,
+        "defects": found,
+    }
     write(record, out_dir)
     return record
 
 
 def _md(record: dict) -> str:
-    lines = ["# Peers: real attention libraries through the referee", "",
-             (f"`python -m ci peers` ({record['budget']} budget, torch {record['torch']}, one thread, CPU). "
-              "Each library's adapter is in `examples/peers/`; it claims what the library promises."), "",
-             "| library | promise | claim | mode | verdict | findings |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# Peers: real attention libraries through the referee",
+        "",
+        (
+            f"`python -m ci peers` ({record['budget']} budget, torch {record['torch']}, one thread, CPU). "
+            "Each library's adapter is in `examples/peers/`; it claims what the library promises."
+        ),
+        "",
+        "| library | promise | claim | mode | verdict | findings |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in record["rows"]:
-        claim = ", ".join(x for x in (f"eps {r['claim_eps']:g}" if r["claim_eps"] else "",
-                                      f"exponent {r['claim_exponent']:g}" if r["claim_exponent"] else "") if x) or "none"
-        notable = "; ".join(f"{c['check']} {c['status']}: {c['detail']}" for c in r["checks"]
-                            if c["status"] in ("FAIL", "not verified", "not claimed", "info"))
-        lines.append(f"| {r['library']} | {r['promise']} | {claim} | {r['mode']} | {r['verdict']} | "
-                     f"{notable.replace('|', '/')} |")
+        claim = (
+            ", ".join(
+                x
+                for x in (
+                    f"eps {r['claim_eps']:g}" if r["claim_eps"] else "",
+                    f"exponent {r['claim_exponent']:g}" if r["claim_exponent"] else "",
+                )
+                if x
+            )
+            or "none"
+        )
+        notable = "; ".join(
+            f"{c['check']} {c['status']}: {c['detail']}"
+            for c in r["checks"]
+            if c["status"] in ("FAIL", "not verified", "not claimed", "info")
+        )
+        lines.append(
+            f"| {r['library']} | {r['promise']} | {claim} | {r['mode']} | {r['verdict']} | "
+            f"{notable.replace('|', '/')} |"
+        )
     if record["skipped"]:
         lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in record["skipped"].items())]
     lines += ["", "## Defects found (smallest instance, cause)", ""]
@@ -114,7 +167,9 @@ def write(record: dict, out_dir: Path) -> None:
     from harness.io import atomic_write_text
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "peers.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write_text(
+        out_dir / "peers.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+    )
     atomic_write_text(out_dir / "peers.md", _md(record))
     print(f"wrote {out_dir / 'peers.md'} and peers.json")
 

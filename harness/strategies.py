@@ -98,8 +98,9 @@ def stress_instances(max_L: int = 8, max_d: int = 4, max_N: int = 2, cross: bool
     return st.one_of(big_gaussian(), outlier())
 
 
-def accuracy_instances(exact: bool, max_L: int = 8, max_d: int = 4, max_N: int = 2,
-                       cross: bool | None = None):
+def accuracy_instances(
+    exact: bool, max_L: int = 8, max_d: int = 4, max_N: int = 2, cross: bool | None = None
+):
     """The claim's domain: general instances plus the bounded family for exact solvers; the
     bounded-entry regime only for approximate ones (`families.bounded`, gamma <= 1.5, beta = 1/d, so
     R = ||beta S||_inf <= 2.25), where the almost-linear claims live."""

@@ -51,7 +51,7 @@ def noisy(t):
     """Exact gradients and a library-style warning on every call."""
     import warnings
 
-    warnings.warn("torch.cuda.amp.autocast(args...) is deprecated", FutureWarning)
+    warnings.warn("torch.cuda.amp.autocast(args...) is deprecated", FutureWarning, stacklevel=1)
     return exact_solver(t)
 
 

@@ -5,9 +5,19 @@ is claimed about accuracy, only linear time.
 
     lora-harness check --attention examples.peers.linear_attention:linear --claim-exponent 1.1
 """
-REQUIRES = ["linear-attention-transformer==0.19.1", "linformer==0.2.3", "product-key-memory==0.3.0",
-            "colt5-attention==0.11.2", "local-attention==1.11.2", "axial-positional-embedding==0.3.12",
-            "hyper-connections==0.4.11", "torch-einops-utils==0.2.0", "packaging", "einops==0.8.2"]
+
+REQUIRES = [
+    "linear-attention-transformer==0.19.1",
+    "linformer==0.2.3",
+    "product-key-memory==0.3.0",
+    "colt5-attention==0.11.2",
+    "local-attention==1.11.2",
+    "axial-positional-embedding==0.3.12",
+    "hyper-connections==0.4.11",
+    "torch-einops-utils==0.2.0",
+    "packaging",
+    "einops==0.8.2",
+]
 
 
 def linear(q, k, v, *, scale):
@@ -18,5 +28,10 @@ def linear(q, k, v, *, scale):
 
 
 linear.exact = False
-ENTRIES = {"linear-attention-transformer linear_attn": {"fn": linear, "claim_exponent": 1.1,
-                                                        "promise": "a different operator; linear time"}}
+ENTRIES = {
+    "linear-attention-transformer linear_attn": {
+        "fn": linear,
+        "claim_exponent": 1.1,
+        "promise": "a different operator; linear time",
+    }
+}

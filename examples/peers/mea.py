@@ -4,6 +4,7 @@
     lora-harness check --attention examples.peers.mea:chunked --claim-eps 1e-8 --claim-exponent 2
     lora-harness check --attention examples.peers.mea:flash --claim-eps 1e-3 --claim-exponent 2
 """
+
 import math
 
 REQUIRES = ["memory-efficient-attention-pytorch==0.1.6", "einops==0.8.2"]
@@ -29,8 +30,16 @@ chunked.exact = True
 flash.exact = True
 flash.supports_float64 = False  # its row sums / maxima are allocated in the default dtype (float32)
 ENTRIES = {
-    "mea memory_efficient_attention": {"fn": chunked, "claim_eps": 1e-8, "claim_exponent": 2.0,
-                                       "promise": "exact"},
-    "mea FlashAttentionFunction (float32)": {"fn": flash, "claim_eps": 1e-3, "claim_exponent": 2.0,
-                                             "promise": "exact (float32 buffers)"},
+    "mea memory_efficient_attention": {
+        "fn": chunked,
+        "claim_eps": 1e-8,
+        "claim_exponent": 2.0,
+        "promise": "exact",
+    },
+    "mea FlashAttentionFunction (float32)": {
+        "fn": flash,
+        "claim_eps": 1e-3,
+        "claim_exponent": 2.0,
+        "promise": "exact (float32 buffers)",
+    },
 }

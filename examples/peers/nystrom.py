@@ -4,6 +4,7 @@ With dim = 3d and x = [q | k | v], to_qkv is the identity and to_out selects the
 
     lora-harness check --attention examples.peers.nystrom:nystrom --claim-exponent 1.1
 """
+
 import torch
 
 REQUIRES = ["nystrom-attention==0.0.14", "einops==0.8.2"]
@@ -15,7 +16,9 @@ def _module(d, dtype, landmarks):
 
     key = (d, dtype, landmarks)
     if key not in _modules:
-        m = NystromAttention(dim=3 * d, dim_head=d, heads=1, num_landmarks=landmarks, residual=False).to(dtype)
+        m = NystromAttention(dim=3 * d, dim_head=d, heads=1, num_landmarks=landmarks, residual=False).to(
+            dtype
+        )
         with torch.no_grad():
             m.to_qkv.weight.copy_(torch.eye(3 * d, dtype=dtype))
             m.to_out[0].weight.copy_(torch.eye(3 * d, d, dtype=dtype))
@@ -39,5 +42,7 @@ def nystrom8(q, k, v, *, scale):
 for f in (nystrom, nystrom8):
     f.exact = False
     f.self_attention_only = True
-ENTRIES = {"nystrom (256 landmarks)": {"fn": nystrom, "claim_exponent": 1.1, "promise": "approximation"},
-           "nystrom (8 landmarks)": {"fn": nystrom8, "promise": "approximation"}}
+ENTRIES = {
+    "nystrom (256 landmarks)": {"fn": nystrom, "claim_exponent": 1.1, "promise": "approximation"},
+    "nystrom (8 landmarks)": {"fn": nystrom8, "promise": "approximation"},
+}

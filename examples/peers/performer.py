@@ -1,13 +1,20 @@
 """performer-pytorch 1.1.4, FAVOR+ (`FastAttention`: positive orthogonal random features).
 
-    lora-harness check --attention examples.peers.performer:favor --claim-exponent 1.1
+lora-harness check --attention examples.peers.performer:favor --claim-exponent 1.1
 """
+
 import math
 
 import torch
 
-REQUIRES = ["performer-pytorch==1.1.4", "axial-positional-embedding==0.3.12", "local-attention==1.11.2",
-            "hyper-connections==0.4.11", "torch-einops-utils==0.2.0", "einops==0.8.2"]
+REQUIRES = [
+    "performer-pytorch==1.1.4",
+    "axial-positional-embedding==0.3.12",
+    "local-attention==1.11.2",
+    "hyper-connections==0.4.11",
+    "torch-einops-utils==0.2.0",
+    "einops==0.8.2",
+]
 _modules: dict = {}
 
 
@@ -25,5 +32,10 @@ def favor(q, k, v, *, scale, nb_features=256, seed=0):
 
 
 favor.exact = False
-ENTRIES = {"performer FAVOR+ (m=256)": {"fn": favor, "claim_exponent": 1.1,
-                                        "promise": "unbiased estimate, error ~ m^-1/2 (no tolerance stated)"}}
+ENTRIES = {
+    "performer FAVOR+ (m=256)": {
+        "fn": favor,
+        "claim_exponent": 1.1,
+        "promise": "unbiased estimate, error ~ m^-1/2 (no tolerance stated)",
+    }
+}

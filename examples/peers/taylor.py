@@ -5,10 +5,16 @@ the selections of q, k and v (the library's code runs unchanged).
 
     lora-harness check --attention examples.peers.taylor:taylor --claim-exponent 1.1
 """
+
 import torch
 
-REQUIRES = ["taylor-series-linear-attention==0.2.0", "jaxtyping==0.3.11", "wadler-lindig",
-            "rotary-embedding-torch==0.9.1", "einops==0.8.2"]
+REQUIRES = [
+    "taylor-series-linear-attention==0.2.0",
+    "jaxtyping==0.3.11",
+    "wadler-lindig",
+    "rotary-embedding-torch==0.9.1",
+    "einops==0.8.2",
+]
 _modules: dict = {}
 
 
@@ -33,5 +39,10 @@ def taylor(q, k, v, *, scale):
 
 taylor.exact = False
 taylor.self_attention_only = True
-ENTRIES = {"taylor (2nd order)": {"fn": taylor, "claim_exponent": 1.1,
-                                  "promise": "2nd-order Taylor of exp; no tolerance stated"}}
+ENTRIES = {
+    "taylor (2nd order)": {
+        "fn": taylor,
+        "claim_exponent": 1.1,
+        "promise": "2nd-order Taylor of exp; no tolerance stated",
+    }
+}

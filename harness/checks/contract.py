@@ -1,6 +1,7 @@
 """The calling-convention preflight: the solver is called once on a tiny instance before any check
 runs, so a callable with the wrong signature, return type, keys or shapes is a usage error (one line,
 exit 2, no counterexample written) rather than five failing checks with unrelated counterexamples."""
+
 from __future__ import annotations
 
 from harness.errors import ContractError, HarnessError
@@ -26,5 +27,7 @@ def check_contract(solver, dtype: str = "float64", device: str = "cpu", forward:
         raise
     except HarnessError as exc:
         if forward and "does not compute the attention forward pass" in str(exc):
-            raise HarnessError(f"--forward-only needs an attention function (--attention MODULE:FN) or a "
-                               f"solver with a forward pass; {solver.name!r} has none") from None
+            raise HarnessError(
+                f"--forward-only needs an attention function (--attention MODULE:FN) or a "
+                f"solver with a forward pass; {solver.name!r} has none"
+            ) from None

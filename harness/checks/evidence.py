@@ -13,18 +13,20 @@ Verdict on a verified fit (MARGIN absorbs cache effects, which push clean O(L^2)
 FAIL when the CI's low end exceeds claim + MARGIN; pass when the point estimate is at most
 claim + MARGIN; else "not verified" (inconclusive).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
 
+from harness.checks.budgets import MARGIN  # cache effects: clean O(L^2) code reads 2.2-2.5
+
 FLOOR_L = 16
 WORK_FACTOR = 10.0
 MIN_SIZES = 3
 MIN_SPAN = 4.0
 MAX_CI_WIDTH = 1.0
-from harness.checks.budgets import MARGIN
 
 
 def work_dominated(Ls: Sequence[int], medians: Sequence[float], floor: float) -> list[int]:
@@ -41,10 +43,14 @@ def exponent_evidence(Ls, samples, floor: float, n_boot: int = 400) -> dict:
     out = {"floor_s": floor, "medians": med, "kept": [Ls[i] for i in keep]}
     if len(keep) < MIN_SIZES or Ls[keep[-1]] / Ls[keep[0]] < MIN_SPAN:
         biggest = max(med) if med else 0.0
-        out.update(status="overhead",
-                   reason=(f"only {len(keep)} size(s) with time >= {WORK_FACTOR:g} x the call overhead "
-                           f"({floor * 1e3:.2g} ms at L={FLOOR_L}); largest call {biggest * 1e3:.3g} ms "
-                           f"at L={Ls[-1] if Ls else 0}: need {MIN_SIZES} spanning {MIN_SPAN:g}x in L"))
+        out.update(
+            status="overhead",
+            reason=(
+                f"only {len(keep)} size(s) with time >= {WORK_FACTOR:g} x the call overhead "
+                f"({floor * 1e3:.2g} ms at L={FLOOR_L}); largest call {biggest * 1e3:.3g} ms "
+                f"at L={Ls[-1] if Ls else 0}: need {MIN_SIZES} spanning {MIN_SPAN:g}x in L"
+            ),
+        )
         return out
     xs = [Ls[i] for i in keep]
     ss = [samples[i] for i in keep]
@@ -52,19 +58,25 @@ def exponent_evidence(Ls, samples, floor: float, n_boot: int = 400) -> dict:
     fit = {"exponent": float(f["exponent"]), "ci_low": float(f["ci"][0]), "ci_high": float(f["ci"][1])}
     out.update(status="fit", fit=fit, reason="")
     if fit["ci_high"] - fit["ci_low"] > MAX_CI_WIDTH:
-        out.update(status="noisy", reason=f"95% CI {fit['ci_low']:.2f}..{fit['ci_high']:.2f} is wider "
-                                          f"than {MAX_CI_WIDTH:g}")
+        out.update(
+            status="noisy",
+            reason=f"95% CI {fit['ci_low']:.2f}..{fit['ci_high']:.2f} is wider than {MAX_CI_WIDTH:g}",
+        )
     return out
 
 
 def exponent_verdict(claim: float | None, ev: dict, margin: float = MARGIN) -> tuple[str, str]:
     """(status, detail) for a timing-based exponent claim."""
     if ev["status"] == "overhead":
-        return ("not verified" if claim is not None else "info"), f"timing dominated by overhead: {ev['reason']}"
+        return (
+            "not verified" if claim is not None else "info"
+        ), f"timing dominated by overhead: {ev['reason']}"
     f = ev["fit"]
     kept = ev["kept"]
-    desc = (f"time ~ L^{f['exponent']:.2f} (95% CI {f['ci_low']:.2f}..{f['ci_high']:.2f}) over "
-            f"L={kept[0]}..{kept[-1]} (work-dominated sizes: >= {WORK_FACTOR:g} x overhead)")
+    desc = (
+        f"time ~ L^{f['exponent']:.2f} (95% CI {f['ci_low']:.2f}..{f['ci_high']:.2f}) over "
+        f"L={kept[0]}..{kept[-1]} (work-dominated sizes: >= {WORK_FACTOR:g} x overhead)"
+    )
     if claim is None:
         return "info", desc + "; no exponent claimed"
     if f["ci_low"] > claim + margin:

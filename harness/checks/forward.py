@@ -2,6 +2,7 @@
 backward and to tell forward errors from backward ones. Each runs on `solver.forward(instance)`
 (an attention function through `harness.from_attention`, or a built-in solver with a forward pass),
 draws the same instance domains as the gradient checks and shrinks a failure the same way."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,7 +49,9 @@ def forward_finite_problem(runner: SolverRunner, inst) -> str | None:
         return f"returned an attention output of shape {out.shape}; expected {want}"
     if not np.all(np.isfinite(out)):
         bad = "NaN" if np.isnan(out).any() else "inf"
-        return f"returned {bad} in the attention output ({int((~np.isfinite(out)).sum())} of {out.size} entries)"
+        return (
+            f"returned {bad} in the attention output ({int((~np.isfinite(out)).sum())} of {out.size} entries)"
+        )
     return None
 
 
@@ -64,8 +67,10 @@ def forward_accuracy_problem(runner: SolverRunner, inst, eps: float | None) -> s
     scale = float(np.max(np.abs(ref))) if ref.size else 0.0
     runner.record_error(err, scale)
     if eps is not None and err > eps * max(1.0, scale):
-        return (f"attention output max-norm error {err:.3e} > claimed {eps:.1e} x max(1, |O|_inf = "
-                f"{scale:.3g}) on {inst.describe()} R={theory.score_range(inst):.3g}")
+        return (
+            f"attention output max-norm error {err:.3e} > claimed {eps:.1e} x max(1, |O|_inf = "
+            f"{scale:.3g}) on {inst.describe()} R={theory.score_range(inst):.3g}"
+        )
     return None
 
 
@@ -78,8 +83,10 @@ def equivariance_problem(runner: SolverRunner, inst, tol: float) -> str | None:
     scale = float(np.max(np.abs(a))) if a.size else 0.0
     diff = float(np.max(np.abs(b - a[:, query_permutation(inst)]))) if a.size else 0.0
     if not diff <= 2 * tol * max(1.0, scale):
-        return (f"permuting the tokens changed the attention output by {diff:.3e} > 2 x {tol:.1e} x "
-                f"max(1, {scale:.3g}) on {inst.describe()}")
+        return (
+            f"permuting the tokens changed the attention output by {diff:.3e} > 2 x {tol:.1e} x "
+            f"max(1, {scale:.3g}) on {inst.describe()}"
+        )
     return None
 
 
@@ -87,8 +94,14 @@ def equivariance_problem(runner: SolverRunner, inst, tol: float) -> str | None:
 def forward_finite(ctx: CheckContext) -> CheckOutcome:
     """Finite attention output of shape (N, Lq, d) on large-score instances (beta up to 1e3, outliers)."""
     runner = ctx.runner
-    return property_check("forward-finite", stress_instances(**ctx.domain),
-                          lambda inst: forward_finite_problem(runner, inst), runner, ctx.budget, ctx.out_dir)
+    return property_check(
+        "forward-finite",
+        stress_instances(**ctx.domain),
+        lambda inst: forward_finite_problem(runner, inst),
+        runner,
+        ctx.budget,
+        ctx.out_dir,
+    )
 
 
 def forward_accuracy(ctx: CheckContext) -> CheckOutcome:
@@ -97,8 +110,14 @@ def forward_accuracy(ctx: CheckContext) -> CheckOutcome:
     Same domains and defaults as `accuracy`: exact functions are held to 1e-8 / 1e-3 without a claim;
     approximate ones without a claim are "not claimed" (the measured error is reported)."""
     runner, eps = ctx.runner, ctx.eps
-    o = property_check("forward-accuracy", accuracy_instances(ctx.exact, **ctx.domain),
-                       lambda inst: forward_accuracy_problem(runner, inst, eps), runner, ctx.budget, ctx.out_dir)
+    o = property_check(
+        "forward-accuracy",
+        accuracy_instances(ctx.exact, **ctx.domain),
+        lambda inst: forward_accuracy_problem(runner, inst, eps),
+        runner,
+        ctx.budget,
+        ctx.out_dir,
+    )
     return claimed(o, eps, ctx.domain_name)
 
 
@@ -108,8 +127,14 @@ def equivariance(ctx: CheckContext) -> CheckOutcome:
     Within 2 eps, or to rounding (1e-8 / 1e-3) without a claim: softmax attention treats the keys as
     a set, whatever approximation is made of it."""
     runner, tol = ctx.runner, ctx.tol
-    o = property_check("equivariance", accuracy_instances(ctx.exact, **ctx.domain),
-                       lambda inst: equivariance_problem(runner, inst, tol), runner, ctx.budget, ctx.out_dir)
+    o = property_check(
+        "equivariance",
+        accuracy_instances(ctx.exact, **ctx.domain),
+        lambda inst: equivariance_problem(runner, inst, tol),
+        runner,
+        ctx.budget,
+        ctx.out_dir,
+    )
     if o.status == "pass" and ctx.eps is None:
         o.detail = f"to rounding ({tol:.0e}; no eps claimed): {o.detail}"
     return o
@@ -133,7 +158,9 @@ def forward_chain_cases() -> list:
         x = cnf
         for a in arrows:
             x = a.reduce(x)
-        cases.append((f"{family}-k{k}-v{v}-s{seed}", cnf, x, arrows, "SAT" if cnf.solve() is not None else "UNSAT"))
+        cases.append(
+            (f"{family}-k{k}-v{v}-s{seed}", cnf, x, arrows, "SAT" if cnf.solve() is not None else "UNSAT")
+        )
     return cases
 
 
@@ -173,14 +200,20 @@ def forward_chain(ctx: CheckContext) -> CheckOutcome:
             msg = one_line(exc)
         if msg:
             inst = to_instance(x)
-            path = write_counterexample(inst, ctx.out_dir, runner.solver.name, "forward-chain", f"{label}: {msg}")
-            return CheckOutcome("forward-chain", "FAIL", f"{label} ({inst.describe()}): {msg}", counterexample=path)
+            path = write_counterexample(
+                inst, ctx.out_dir, runner.solver.name, "forward-chain", f"{label}: {msg}"
+            )
+            return CheckOutcome(
+                "forward-chain", "FAIL", f"{label} ({inst.describe()}): {msg}", counterexample=path
+            )
         done += 1
     if not done:
         why = f"{declined} declined, {loose} need accuracy below the claimed eps"
         return CheckOutcome("forward-chain", "skip", f"no chain instance decoded: {why}")
     extra = (f", {declined} declined" if declined else "") + (f", {loose} beyond the claim" if loose else "")
-    return CheckOutcome("forward-chain", "pass", f"{done} SAT/UNSAT attention-route instances decoded correctly{extra}")
+    return CheckOutcome(
+        "forward-chain", "pass", f"{done} SAT/UNSAT attention-route instances decoded correctly{extra}"
+    )
 
 
 def forward_scaling(ctx: CheckContext) -> CheckOutcome | None:

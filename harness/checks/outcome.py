@@ -7,6 +7,7 @@ measured figure is shown, nothing promised), "skip" (not applicable), "info" (a 
 Exit codes (docs/referee.md): 0 every claim checked and held, 1 a claim failed, 4 no failure but a
 claim not verified; 2 (usage) and 3 (internal) come from the CLI.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ class CheckOutcome:
     """One row of the summary table."""
 
     check: str
-    status: str            # one of STATUSES
+    status: str  # one of STATUSES
     detail: str
     counterexample: str | None = None
     figures: dict[str, Any] = field(default_factory=dict)

@@ -4,6 +4,7 @@ to a minimal counterexample (harness.checks.search) and returns one `CheckOutcom
 A `*_problem(runner, inst, ...)` function states the property on one instance: None when it holds,
 else a one-line description of what went wrong.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,8 +54,9 @@ def finite_problem(runner: SolverRunner, inst) -> str | None:
     return None
 
 
-def accuracy_problem(runner: SolverRunner, inst, eps: float | None, check_cert: bool,
-                     seen: list | None = None) -> str | None:
+def accuracy_problem(
+    runner: SolverRunner, inst, eps: float | None, check_cert: bool, seen: list | None = None
+) -> str | None:
     """None when the claim holds on `inst` (Problem-1 criterion, MATH.md §4.4): max-norm
     |G - G_ref| <= eps * max(1, |G_ref|_inf), and, with `check_cert`, the error is within the
     Result's certificate bound; else a message. `seen` collects the bounds met (certificate check)."""
@@ -73,8 +75,10 @@ def accuracy_problem(runner: SolverRunner, inst, eps: float | None, check_cert: 
     if (res.certificate or {}).get("error_bound") is not None:
         runner.tally["certs"] += 1
     if eps is not None and err > eps * max(1.0, scale):
-        return (f"max-norm error {err:.3e} > claimed {eps:.1e} x max(1, |grad|_inf = {scale:.3g}) "
-                f"on {inst.describe()} R={theory.score_range(inst):.3g}")
+        return (
+            f"max-norm error {err:.3e} > claimed {eps:.1e} x max(1, |grad|_inf = {scale:.3g}) "
+            f"on {inst.describe()} R={theory.score_range(inst):.3g}"
+        )
     bound = (res.certificate or {}).get("error_bound") if check_cert else None
     if bound is not None and seen is not None:
         seen.append(float(bound))
@@ -101,8 +105,10 @@ def invariance_problem(runner: SolverRunner, inst, eps: float) -> str | None:
     scale = _grad_scale(a.grads)
     diff = b.max_abs_error(a)
     if not diff <= 2 * eps * max(1.0, scale):
-        return (f"permuting query and key/value rows (MATH.md §13 item 6) changed the gradients by "
-                f"{diff:.3e} > 2 x {eps:.1e} x max(1, {scale:.3g}) on {inst.describe()}")
+        return (
+            f"permuting query and key/value rows (MATH.md §13 item 6) changed the gradients by "
+            f"{diff:.3e} > 2 x {eps:.1e} x max(1, {scale:.3g}) on {inst.describe()}"
+        )
     return None
 
 
@@ -115,8 +121,14 @@ def finite(ctx: CheckContext) -> CheckOutcome:
     right shapes, finite, without raising. A deliberate one-line `HarnessError` refusal from a Solver is
     allowed; an exception escaping a callable is not."""
     runner = ctx.runner
-    return property_check("finite", stress_instances(**ctx.domain), lambda inst: finite_problem(runner, inst),
-                          runner, ctx.budget, ctx.out_dir)
+    return property_check(
+        "finite",
+        stress_instances(**ctx.domain),
+        lambda inst: finite_problem(runner, inst),
+        runner,
+        ctx.budget,
+        ctx.out_dir,
+    )
 
 
 def accuracy(ctx: CheckContext) -> CheckOutcome:
@@ -130,9 +142,14 @@ def accuracy(ctx: CheckContext) -> CheckOutcome:
     attention, any scale) and on the bounded family; approximate ones (`exact` False, the default for
     callables) only in the bounded-entry regime, where the almost-linear claims live."""
     runner, eps = ctx.runner, ctx.eps
-    o = property_check("accuracy", accuracy_instances(ctx.exact, **ctx.domain),
-                       lambda inst: accuracy_problem(runner, inst, eps, check_cert=True),
-                       runner, ctx.budget, ctx.out_dir)
+    o = property_check(
+        "accuracy",
+        accuracy_instances(ctx.exact, **ctx.domain),
+        lambda inst: accuracy_problem(runner, inst, eps, check_cert=True),
+        runner,
+        ctx.budget,
+        ctx.out_dir,
+    )
     return claimed(o, eps, ctx.domain_name)
 
 
@@ -147,8 +164,10 @@ def claimed(o: CheckOutcome, eps: float | None, domain: str) -> CheckOutcome:
         o.detail = f"certificates (no --claim-eps) on {domain}: {o.detail}"
     else:
         o.status = "not claimed"
-        o.detail = (f"no --claim-eps and no certificate; measured max-norm error up to "
-                    f"{o.figures.get('max_rel', 0.0):.2e} x max(1, |ref|_inf) on {domain} ({o.detail})")
+        o.detail = (
+            f"no --claim-eps and no certificate; measured max-norm error up to "
+            f"{o.figures.get('max_rel', 0.0):.2e} x max(1, |ref|_inf) on {domain} ({o.detail})"
+        )
     return o
 
 
@@ -159,8 +178,14 @@ def invariance(ctx: CheckContext) -> CheckOutcome:
     domain. Without an accuracy claim the gradients are held to rounding (1e-8 / 1e-3): a sum over
     tokens does not depend on their order."""
     runner, tol = ctx.runner, ctx.tol
-    o = property_check("invariance", accuracy_instances(ctx.exact, **ctx.domain),
-                       lambda inst: invariance_problem(runner, inst, tol), runner, ctx.budget, ctx.out_dir)
+    o = property_check(
+        "invariance",
+        accuracy_instances(ctx.exact, **ctx.domain),
+        lambda inst: invariance_problem(runner, inst, tol),
+        runner,
+        ctx.budget,
+        ctx.out_dir,
+    )
     if o.status == "pass" and ctx.eps is None:
         o.detail = f"to rounding ({tol:.0e}; no eps claimed): {o.detail}"
     return o
@@ -172,9 +197,14 @@ def certificate(ctx: CheckContext) -> CheckOutcome:
     Only the certificate, no accuracy claim (`accuracy` checks both); skipped when the solver attached
     no bound to any instance it was given."""
     runner, seen = ctx.runner, []
-    o = property_check("certificate", accuracy_instances(ctx.exact, **ctx.domain),
-                       lambda inst: accuracy_problem(runner, inst, None, check_cert=True, seen=seen),
-                       runner, ctx.budget, ctx.out_dir)
+    o = property_check(
+        "certificate",
+        accuracy_instances(ctx.exact, **ctx.domain),
+        lambda inst: accuracy_problem(runner, inst, None, check_cert=True, seen=seen),
+        runner,
+        ctx.budget,
+        ctx.out_dir,
+    )
     if o.status == "pass" and not seen:
         return CheckOutcome("certificate", "skip", "the solver attached no error_bound to its results")
     return o

@@ -2,6 +2,7 @@
 function `check(ctx: CheckContext) -> CheckOutcome | None` with its own docstring, selectable by name
 (`run_suite(..., checks=("accuracy", "ops"))`, `lora-harness check --checks accuracy,ops`;
 `--list-checks` prints this table). `default` checks run when none are named."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -19,7 +20,7 @@ class Check:
     name: str
     fn: Callable[[CheckContext], CheckOutcome | None]
     default: bool = True
-    forward: bool = False   # a forward-only check (`--forward-only` runs these, and only these)
+    forward: bool = False  # a forward-only check (`--forward-only` runs these, and only these)
 
     @property
     def summary(self) -> str:
@@ -30,20 +31,25 @@ class Check:
         return self.fn(ctx)
 
 
-CHECKS = MappingProxyType({c.name: c for c in (
-    Check("finite", properties.finite),
-    Check("accuracy", properties.accuracy),
-    Check("invariance", properties.invariance),
-    Check("certificate", properties.certificate, default=False),  # `accuracy` checks certificates too
-    Check("chain", chain.chain),
-    Check("scaling", scaling.scaling),
-    Check("ops", scaling.ops),
-    Check("forward-finite", forward.forward_finite, forward=True),
-    Check("forward-accuracy", forward.forward_accuracy, forward=True),
-    Check("equivariance", forward.equivariance, forward=True),
-    Check("forward-chain", forward.forward_chain, forward=True),
-    Check("forward-scaling", forward.forward_scaling, forward=True),
-)})
+CHECKS = MappingProxyType(
+    {
+        c.name: c
+        for c in (
+            Check("finite", properties.finite),
+            Check("accuracy", properties.accuracy),
+            Check("invariance", properties.invariance),
+            Check("certificate", properties.certificate, default=False),  # `accuracy` checks certificates too
+            Check("chain", chain.chain),
+            Check("scaling", scaling.scaling),
+            Check("ops", scaling.ops),
+            Check("forward-finite", forward.forward_finite, forward=True),
+            Check("forward-accuracy", forward.forward_accuracy, forward=True),
+            Check("equivariance", forward.equivariance, forward=True),
+            Check("forward-chain", forward.forward_chain, forward=True),
+            Check("forward-scaling", forward.forward_scaling, forward=True),
+        )
+    }
+)
 DEFAULT_CHECKS = tuple(name for name, c in CHECKS.items() if c.default and not c.forward)
 FORWARD_CHECKS = tuple(name for name, c in CHECKS.items() if c.forward)
 
@@ -65,8 +71,10 @@ def resolve_checks(names: Iterable[str] | str | None, forward_only: bool = False
     if forward_only:
         grad = [n for n in names if not CHECKS[n].forward]
         if grad:
-            raise HarnessError(f"check {grad[0]!r} needs gradients; with --forward-only choose from "
-                               f"{', '.join(FORWARD_CHECKS)}")
+            raise HarnessError(
+                f"check {grad[0]!r} needs gradients; with --forward-only choose from "
+                f"{', '.join(FORWARD_CHECKS)}"
+            )
     return tuple(n for n in CHECKS if n in set(names))
 
 

@@ -1,6 +1,7 @@
 """Running the solver under test: its calls with the suite's dtype, device and options, the float64
 reference (a `ReferenceCache` passed in), how a solver's errors are told apart (a deliberate
 refusal, or a failure), and the per-check tallies (instances solved, declined, largest error)."""
+
 from __future__ import annotations
 
 import re

@@ -3,6 +3,7 @@ not parallelism; OpenMP barriers under a loaded machine make multi-threaded time
 median of interleaved repeats (harness.measure.timing), log-log least squares with a bootstrap CI
 (harness.measure.fit) over the work-dominated sizes only (harness.checks.evidence); and the same fit on
 the solver's deterministic operation counts."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,9 @@ from harness.measure.threads import limit_threads
 from harness.measure.timing import time_call, time_interleaved
 
 
-def fit_exponent(xs: Iterable[float], samples: Iterable[Iterable[float]], n_boot: int = 400,
-                 seed: int = 0) -> dict:
+def fit_exponent(
+    xs: Iterable[float], samples: Iterable[Iterable[float]], n_boot: int = 400, seed: int = 0
+) -> dict:
     """Log-log least-squares slope of median(samples) against xs with a 95% bootstrap CI
     (`harness.measure.fit.fit_power`: resamples residuals and, with several repeats, the repeats)."""
     from harness.measure.fit import fit_power
@@ -44,14 +46,18 @@ def _caller(solver, dtype: str, device: str, opts: dict, forward: bool = False):
     """`call(inst) -> (output, ops)` for the solver: a callable's own mapping, a Solver's Result, or
     (forward) the attention output. No `torch.no_grad()`: autograd-based solvers need grad mode."""
     if forward:
+
         def fcall(inst):
             return solver.forward(inst, dtype=dtype, device=device, **opts), None
+
         return fcall
     fn = callable_of(solver)
     if fn is None:
+
         def call(inst):
             res = solver.solve(inst, dtype=dtype, device=device, **opts)
             return res, res.ops
+
         return call
 
     from harness.solvers.base import resolve_device, resolve_dtype
@@ -73,11 +79,17 @@ def _grow(Ls: list[int], first: list[float], budget: Budget) -> bool:
     if not budget.repeats or 2 * L > budget.max_scaling_L or len(first) < 2:
         return False
     slope = max(1.0, math.log(max(first[-1], 1e-9) / max(first[-2], 1e-9)) / math.log(Ls[-1] / Ls[-2]))
-    return first[-1] * 2 ** slope <= budget.call_budget_s and (slope < 1.5 or 2 * L <= 8192)
+    return first[-1] * 2**slope <= budget.call_budget_s and (slope < 1.5 or 2 * L <= 8192)
 
 
-def measure_scaling(solver, budget: Budget, dtype: str = "float64", device: str = "cpu",
-                    opts: dict | None = None, forward: bool = False) -> dict:
+def measure_scaling(
+    solver,
+    budget: Budget,
+    dtype: str = "float64",
+    device: str = "cpu",
+    opts: dict | None = None,
+    forward: bool = False,
+) -> dict:
     """Op counts and (with repeats) interleaved timings over geometric L, plus the call-overhead floor
     (median time at L = FLOOR_L; harness.checks.evidence). CPU times are this process's CPU time on one
     thread (the work, not the other jobs of a shared machine). Returns {"L", "seconds", "ops" or None,
@@ -92,31 +104,47 @@ def measure_scaling(solver, budget: Budget, dtype: str = "float64", device: str 
         floor = 0.0
         if budget.repeats:
             fi = scaling_instance(FLOOR_L, budget.scaling_d)
-            t = time_call(lambda: call(fi), warmup=1, repeats=max(3, budget.repeats), device=timed_device,
-                          clock=clock)
+            t = time_call(
+                lambda: call(fi), warmup=1, repeats=max(3, budget.repeats), device=timed_device, clock=clock
+            )
             floor = float(np.median(t["times"]))
         Ls, insts, ops, first = [], [], [], []
         sizes = list(budget.scaling_L)
         i = 0
         while i < len(sizes):
             inst = scaling_instance(sizes[i], budget.scaling_d)
-            t = time_call(lambda inst=inst: call(inst), warmup=1 if budget.repeats else 0, repeats=1,
-                          device=timed_device, clock=clock)
+            t = time_call(
+                lambda inst=inst: call(inst),
+                warmup=1 if budget.repeats else 0,
+                repeats=1,
+                device=timed_device,
+                clock=clock,
+            )
             Ls.append(sizes[i])
             insts.append(inst)
             ops.append(t["last"][1])  # op counts are deterministic
             first.append(t["times"][0])
-            if t["wall_times"][0] > budget.call_budget_s or \
-                    time.perf_counter() - start > budget.scaling_budget_s / 3:
+            if (
+                t["wall_times"][0] > budget.call_budget_s
+                or time.perf_counter() - start > budget.scaling_budget_s / 3
+            ):
                 break
             if i == len(sizes) - 1 and _grow(Ls, first, budget):
                 sizes.append(2 * sizes[i])
             i += 1
-        seconds = time_interleaved([lambda inst=inst: call(inst) for inst in insts], rounds=budget.repeats,
-                                   budget_s=budget.scaling_budget_s - (time.perf_counter() - start),
-                                   device=timed_device, clock=clock)
-    return {"L": Ls, "seconds": seconds, "ops": ops if all(o is not None for o in ops) else None,
-            "floor_s": floor}
+        seconds = time_interleaved(
+            [lambda inst=inst: call(inst) for inst in insts],
+            rounds=budget.repeats,
+            budget_s=budget.scaling_budget_s - (time.perf_counter() - start),
+            device=timed_device,
+            clock=clock,
+        )
+    return {
+        "L": Ls,
+        "seconds": seconds,
+        "ops": ops if all(o is not None for o in ops) else None,
+        "floor_s": floor,
+    }
 
 
 def _measurement(ctx: CheckContext, forward: bool = False):
@@ -130,22 +158,28 @@ def _measurement(ctx: CheckContext, forward: bool = False):
             m = measure_scaling(solver, ctx.budget, r.dtype, r.device, r.opts, forward=forward)
         except HarnessError as exc:
             if refused(solver, exc):
-                m = ("not verified" if claimed else "skip", f"solver refused a scaling instance: {one_line(exc)}")
+                m = (
+                    "not verified" if claimed else "skip",
+                    f"solver refused a scaling instance: {one_line(exc)}",
+                )
             else:
                 m = ("FAIL", f"solver failed on a scaling instance: {one_line(exc)}")
         except Exception as exc:
             m = ("FAIL", f"solver failed on a scaling instance: {one_line(exc)}")
         if isinstance(m, dict) and len(m["L"]) < 3:
-            m = ("not verified" if claimed else "skip",
-                 f"solver too slow for a fit (one call > {ctx.budget.call_budget_s:g} s at L={m['L'][-1]})")
+            m = (
+                "not verified" if claimed else "skip",
+                f"solver too slow for a fit (one call > {ctx.budget.call_budget_s:g} s at L={m['L'][-1]})",
+            )
         ctx.cache[key] = m
     return ctx.cache[key]
 
 
 def _witness(ctx: CheckContext, check: str, L: int, desc: str) -> str:
     """For an exponent claim the witness is the largest timed instance (a reproducer)."""
-    return write_counterexample(scaling_instance(L, ctx.budget.scaling_d), ctx.out_dir, ctx.solver.name,
-                                check, desc)
+    return write_counterexample(
+        scaling_instance(L, ctx.budget.scaling_d), ctx.out_dir, ctx.solver.name, check, desc
+    )
 
 
 def _ops_verdict(ctx: CheckContext, m: dict) -> CheckOutcome:
@@ -156,8 +190,13 @@ def _ops_verdict(ctx: CheckContext, m: dict) -> CheckOutcome:
     if claim is None:
         return CheckOutcome("ops", "info", desc + "; no exponent claimed", figures=figs)
     if ofit["exponent"] > claim + OPS_MARGIN:
-        return CheckOutcome("ops", "FAIL", f"{desc}: above claimed {claim:g} + {OPS_MARGIN:g}",
-                            counterexample=_witness(ctx, "ops", Ls[-1], desc), figures=figs)
+        return CheckOutcome(
+            "ops",
+            "FAIL",
+            f"{desc}: above claimed {claim:g} + {OPS_MARGIN:g}",
+            counterexample=_witness(ctx, "ops", Ls[-1], desc),
+            figures=figs,
+        )
     return CheckOutcome("ops", "pass", f"{desc}; claimed {claim:g}", figures=figs)
 
 
@@ -174,14 +213,23 @@ def timing_outcome(ctx: CheckContext, check: str = "scaling", forward: bool = Fa
         if m["ops"] and "ops" in ctx.selected and not forward:
             return None  # timing disabled: the op-count fit is the evidence
         status = "not verified" if claim is not None and not ops_decides else "skip"
-        return CheckOutcome(check, status, "timing disabled at this budget"
-                            + (" (the `ops` check fits op counts)" if m["ops"] else " and no op counts"))
+        return CheckOutcome(
+            check,
+            status,
+            "timing disabled at this budget"
+            + (" (the `ops` check fits op counts)" if m["ops"] else " and no op counts"),
+        )
     ev = exponent_evidence(m["L"], m["seconds"], m["floor_s"], n_boot=ctx.budget.n_boot)
     status, desc = exponent_verdict(claim, ev)
     if status == "not verified" and ops_decides and "ops" in ctx.selected:
         status, desc = "info", desc + " (the claim is decided by the op counts)"
-    figs = {"L": m["L"], "median_seconds": ev["medians"], "floor_s": ev["floor_s"], "fitted_L": ev["kept"],
-            **(ev.get("fit") or {})}
+    figs = {
+        "L": m["L"],
+        "median_seconds": ev["medians"],
+        "floor_s": ev["floor_s"],
+        "fitted_L": ev["kept"],
+        **(ev.get("fit") or {}),
+    }
     cex = _witness(ctx, check, m["L"][-1], desc) if status == "FAIL" else None
     return CheckOutcome(check, status, desc, counterexample=cex, figures=figs)
 
@@ -205,6 +253,9 @@ def ops(ctx: CheckContext) -> CheckOutcome | None:
     if isinstance(m, tuple):
         return None if "scaling" in ctx.selected else CheckOutcome("ops", *m)
     if not m["ops"]:
-        return None if "scaling" in ctx.selected else CheckOutcome(
-            "ops", "skip", "the solver reports no operation counts")
+        return (
+            None
+            if "scaling" in ctx.selected
+            else CheckOutcome("ops", "skip", "the solver reports no operation counts")
+        )
     return _ops_verdict(ctx, m)

@@ -111,10 +111,15 @@ def property_check(name: str, strategy, problem, runner, budget, out_dir) -> Che
         cut = ", time budget reached" if tried < budget.max_examples else ""
         tl = runner.tally
         if tl["refused"] and not tl["solved"]:
-            return CheckOutcome(name, "not verified", f"the solver declined all {tl['refused']} instances "
-                                                      f"({tl['why']})")
+            return CheckOutcome(
+                name, "not verified", f"the solver declined all {tl['refused']} instances ({tl['why']})"
+            )
         declined = f", {tl['refused']} declined" if tl["refused"] else ""
-        return CheckOutcome(name, "pass", f"{tried} instances{again}{declined}, no failure ({secs:.1f} s{cut})",
-                            figures=dict(tl))
+        return CheckOutcome(
+            name,
+            "pass",
+            f"{tried} instances{again}{declined}, no failure ({secs:.1f} s{cut})",
+            figures=dict(tl),
+        )
     path = write_counterexample(inst, out_dir, runner.solver.name, name, msg)
     return CheckOutcome(name, "FAIL", msg, counterexample=path)

@@ -28,8 +28,9 @@ def check_instance(
     return res.max_abs_error(ref), res.max_rel_error(ref), res, ref
 
 
-def instance_tolerance(result, dtype: str, tol: float | None = None, reference=None,
-                       claim_eps: float | None = None) -> tuple[float, str]:
+def instance_tolerance(
+    result, dtype: str, tol: float | None = None, reference=None, claim_eps: float | None = None
+) -> tuple[float, str]:
     """The tolerance of instance mode and where it comes from: `tol` (absolute) when given; else the
     suite's relative criterion claim_eps * max(1, |G_ref|_inf); else the certificate's error_bound;
     else the dtype's default eps (1e-8 / 1e-3) * max(1, |G_ref|_inf)."""

@@ -16,6 +16,7 @@ written in the interchange format (harness.io.save_instance) to `out_dir`, and i
 The solver's counterexamples already in `out_dir` (`<solver>-<check>*.npz`) are replayed first,
 so a regression found once is checked again on every later run (add your own pins there).
 """
+
 from __future__ import annotations
 
 import math
@@ -38,11 +39,19 @@ def _positive(name: str, value: float | None) -> None:
         raise HarnessError(f"--{name} must be a positive number, got {value}")
 
 
-def run_suite(solver, claim_eps: float | None = None, claim_exponent: float | None = None,
-              out_dir: str | os.PathLike = "lora-harness-counterexamples", dtype: str = "float64",
-              device: str = "cpu", opts: dict | None = None, reference: str = "autograd",
-              budget: Budget | str = DEFAULT, checks: Iterable[str] | str | None = None,
-              forward_only: bool = False) -> SuiteReport:
+def run_suite(
+    solver,
+    claim_eps: float | None = None,
+    claim_exponent: float | None = None,
+    out_dir: str | os.PathLike = "lora-harness-counterexamples",
+    dtype: str = "float64",
+    device: str = "cpu",
+    opts: dict | None = None,
+    reference: str = "autograd",
+    budget: Budget | str = DEFAULT,
+    checks: Iterable[str] | str | None = None,
+    forward_only: bool = False,
+) -> SuiteReport:
     """Run the property suite on `solver` (name, `module:attr`, Solver or callable).
 
     `checks` names the checks to run (registry order; see `harness.checks.CHECKS`); the default ones
@@ -91,9 +100,14 @@ def once_each(caught) -> list[tuple[int, str]]:
     return [(n, k) for k, n in counts.items()]
 
 
-def assert_solver_meets(solver, eps: float | None = None, exponent: float | None = None,
-                        budget: Budget | str = QUICK, out_dir: str | os.PathLike | None = None,
-                        **kw) -> SuiteReport:
+def assert_solver_meets(
+    solver,
+    eps: float | None = None,
+    exponent: float | None = None,
+    budget: Budget | str = QUICK,
+    out_dir: str | os.PathLike | None = None,
+    **kw,
+) -> SuiteReport:
     """Run the suite and raise AssertionError (with the table and the counterexample path) when a
     claim fails; for use in a user's own tests (also exported by the pytest plugin). Without an
     exponent claim the timing checks are left out."""
@@ -102,10 +116,12 @@ def assert_solver_meets(solver, eps: float | None = None, exponent: float | None
 
         out_dir = tempfile.mkdtemp(prefix="lora-harness-cex-")
     if exponent is None and "checks" not in kw:
-        kw["checks"] = tuple(n for n in resolve_checks(None, kw.get("forward_only", False))
-                             if n not in ("scaling", "ops", "forward-scaling"))
-    report = run_suite(solver, claim_eps=eps, claim_exponent=exponent, out_dir=out_dir,
-                       budget=budget, **kw)
+        kw["checks"] = tuple(
+            n
+            for n in resolve_checks(None, kw.get("forward_only", False))
+            if n not in ("scaling", "ops", "forward-scaling")
+        )
+    report = run_suite(solver, claim_eps=eps, claim_exponent=exponent, out_dir=out_dir, budget=budget, **kw)
     if not report.ok:
         raise AssertionError("solver does not meet its claims:\n" + report.table())
     if report.unverified:  # an unverifiable claim never passes

@@ -91,7 +91,12 @@ def register(sub) -> None:
         help="absolute max-norm tolerance (default: --claim-eps x max(1, |G_ref|_inf), else the "
         "certificate's bound, else 1e-8 / 1e-3 x max(1, |G_ref|_inf))",
     )
-    p.add_argument("--claim-eps", type=float, default=None, help="claimed max-norm error, relative to max(1, |G_ref|_inf)")
+    p.add_argument(
+        "--claim-eps",
+        type=float,
+        default=None,
+        help="claimed max-norm error, relative to max(1, |G_ref|_inf)",
+    )
     p.add_argument("--claim-exponent", type=float, default=None, help="claimed runtime exponent (suite mode)")
     p.add_argument(
         "--out-dir",

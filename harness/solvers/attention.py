@@ -9,6 +9,7 @@ A function declares what it supports by attributes (or `from_attention` keywords
 and declines one instance by raising `harness.Refusal` (a refusal, never a failure). Causal
 attention (issue 16) will be one more declared attribute, `supports_causal`.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -44,13 +45,23 @@ class AttentionSolver(Solver):
 
     options: dict = {}
 
-    def __init__(self, fn: Callable, name: str | None = None, *, exact: bool | None = None,
-                 self_attention_only: bool | None = None, supports_float64: bool | None = None):
+    def __init__(
+        self,
+        fn: Callable,
+        name: str | None = None,
+        *,
+        exact: bool | None = None,
+        self_attention_only: bool | None = None,
+        supports_float64: bool | None = None,
+    ):
         if not callable(fn):
             raise HarnessError(f"attention function {name or fn!r} is not callable")
         self.fn = fn
         self.name = name or getattr(fn, "__qualname__", None) or repr(fn)
-        pick = lambda given, attr, default: bool(given if given is not None else getattr(fn, attr, default))
+
+        def pick(given, attr, default):
+            return bool(given if given is not None else getattr(fn, attr, default))
+
         self.exact = pick(exact, "exact", False)
         self.self_attention_only = pick(self_attention_only, "self_attention_only", False)
         self.supports_float64 = pick(supports_float64, "supports_float64", True)
@@ -78,18 +89,25 @@ class AttentionSolver(Solver):
         except TypeError as exc:
             if "argument" in str(exc) and _signature_problem(self.fn) is None:
                 # a builtin whose signature could not be inspected: a binding TypeError is a usage error
-                raise ContractError(f"attention function {self.name!r} cannot be called as "
-                                    f"fn(q, k, v, *, scale): {exc}") from None
+                raise ContractError(
+                    f"attention function {self.name!r} cannot be called as fn(q, k, v, *, scale): {exc}"
+                ) from None
             raise HarnessError(f"attention function {self.name!r} raised TypeError: {exc}") from None
         except Exception as exc:
-            raise HarnessError(f"attention function {self.name!r} raised {type(exc).__name__}: {exc}") from None
+            raise HarnessError(
+                f"attention function {self.name!r} raised {type(exc).__name__}: {exc}"
+            ) from None
         if not isinstance(out, torch.Tensor):
-            raise ContractError(f"attention function {self.name!r} returned {type(out).__name__}; "
-                                f"expected a torch.Tensor of shape (N, Lq, d)")
+            raise ContractError(
+                f"attention function {self.name!r} returned {type(out).__name__}; "
+                f"expected a torch.Tensor of shape (N, Lq, d)"
+            )
         want = (Q.shape[0], Q.shape[1], V.shape[2])
         if tuple(out.shape) != want:
-            raise ContractError(f"attention function {self.name!r} returned shape {tuple(out.shape)}; "
-                                f"expected (N, Lq, d) = {want}")
+            raise ContractError(
+                f"attention function {self.name!r} returned shape {tuple(out.shape)}; "
+                f"expected (N, Lq, d) = {want}"
+            )
         return out
 
     def _qkv(self, inst: Instance, t: dict):
@@ -111,18 +129,23 @@ class AttentionSolver(Solver):
             loss = ((out - t["Y"]) ** 2).sum() / (2 * inst.N)  # harness.losses.lora_loss
             if leaves:
                 if not loss.requires_grad:
-                    raise HarnessError(f"attention function {self.name!r} returned an output that is "
-                                       f"not differentiable (no grad_fn); use --forward-only")
+                    raise HarnessError(
+                        f"attention function {self.name!r} returned an output that is "
+                        f"not differentiable (no grad_fn); use --forward-only"
+                    )
                 try:
                     loss.backward()
                 except Exception as exc:
-                    raise HarnessError(f"backward through attention function {self.name!r} raised "
-                                       f"{type(exc).__name__}: {exc}") from None
+                    raise HarnessError(
+                        f"backward through attention function {self.name!r} raised "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from None
         grads = {}
         for k in leaves:
             g = t[k].grad
-            grads["d" + k] = (np.zeros(inst.arrays[k].shape) if g is None
-                              else g.detach().cpu().double().numpy())
+            grads["d" + k] = (
+                np.zeros(inst.arrays[k].shape) if g is None else g.detach().cpu().double().numpy()
+            )
         info = {"seconds": time.perf_counter() - t0}
         return Result(grads, float(loss.detach()), self.name, info=info)
 
@@ -140,9 +163,15 @@ class AttentionSolver(Solver):
         return out.detach().cpu().double().numpy()
 
 
-def from_attention(fn: Callable, *, exact: bool | None = None, name: str | None = None,
-                   self_attention_only: bool | None = None,
-                   supports_float64: bool | None = None) -> AttentionSolver:
+def from_attention(
+    fn: Callable,
+    *,
+    exact: bool | None = None,
+    name: str | None = None,
+    self_attention_only: bool | None = None,
+    supports_float64: bool | None = None,
+) -> AttentionSolver:
     """An ordinary Solver whose gradients come from autograd through `fn(q, k, v, *, scale)`."""
-    return AttentionSolver(fn, name, exact=exact, self_attention_only=self_attention_only,
-                           supports_float64=supports_float64)
+    return AttentionSolver(
+        fn, name, exact=exact, self_attention_only=self_attention_only, supports_float64=supports_float64
+    )

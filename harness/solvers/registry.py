@@ -7,6 +7,7 @@ with `dA_m`, `dB_m` for every adapted m (torch tensors or numpy arrays), optiona
 subclass or instance may be named instead. Attributes `exact` and `cost` on the callable are used
 when present.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -45,7 +46,9 @@ def register(solver: Solver) -> Solver:
 def resolve_object(spec: str, what: str = "solver") -> Any:
     """The object named by 'module:attr' (attr may be dotted)."""
     if ":" not in spec:
-        raise HarnessError(f"{what} {spec!r}: expected MODULE:ATTR (e.g. torch.nn.functional:scaled_dot_product_attention)")
+        raise HarnessError(
+            f"{what} {spec!r}: expected MODULE:ATTR (e.g. torch.nn.functional:scaled_dot_product_attention)"
+        )
     return _import(spec)
 
 
@@ -88,16 +91,22 @@ def import_module_like_python_m(mod_name: str, spec: str):
             return attempt()
     except ModuleNotFoundError as exc:
         if _missing(exc, mod_name):
-            raise HarnessError(f"unknown solver {spec!r}: cannot import module {mod_name!r}: no module named "
-                               f"{exc.name!r} (searched the current directory and sys.path)") from None
-        raise HarnessError(f"{spec!r}: importing module {mod_name!r} failed: ModuleNotFoundError: {exc}") from None
+            raise HarnessError(
+                f"unknown solver {spec!r}: cannot import module {mod_name!r}: no module named "
+                f"{exc.name!r} (searched the current directory and sys.path)"
+            ) from None
+        raise HarnessError(
+            f"{spec!r}: importing module {mod_name!r} failed: ModuleNotFoundError: {exc}"
+        ) from None
     except HarnessError:
         raise
     except BaseException as exc:  # SyntaxError, RuntimeError at import, SystemExit ...
         if isinstance(exc, KeyboardInterrupt):
             raise
         msg = " ".join(str(exc).split())
-        raise HarnessError(f"{spec!r}: importing module {mod_name!r} failed: {type(exc).__name__}: {msg}") from None
+        raise HarnessError(
+            f"{spec!r}: importing module {mod_name!r} failed: {type(exc).__name__}: {msg}"
+        ) from None
 
 
 def _as_solver(obj: Any, name: str) -> Solver:
@@ -195,19 +204,25 @@ class CallableSolver(Solver):
         from harness.errors import ContractError
 
         if not hasattr(out, "keys"):
-            raise ContractError(f"solver {self.name!r} returned {type(out).__name__}; expected a mapping "
-                                f"with dA_m, dB_m for each adapted m")
+            raise ContractError(
+                f"solver {self.name!r} returned {type(out).__name__}; expected a mapping "
+                f"with dA_m, dB_m for each adapted m"
+            )
         grads = {}
         for k in gradient_names(inst):
             if k not in out:
                 got = ", ".join(sorted(map(str, out.keys()))) or "nothing"
-                raise ContractError(f"solver {self.name!r} returned no {k!r} (returned: {got}); expected "
-                                    f"dA_m, dB_m for each adapted m")
+                raise ContractError(
+                    f"solver {self.name!r} returned no {k!r} (returned: {got}); expected "
+                    f"dA_m, dB_m for each adapted m"
+                )
             g = out[k]
             g = g.detach().cpu().numpy() if isinstance(g, torch.Tensor) else np.asarray(g)
             want = inst.arrays[k[1:]].shape
             if g.shape != want:
-                raise ContractError(f"solver {self.name!r} returned {k} with shape {g.shape}; expected {want}")
+                raise ContractError(
+                    f"solver {self.name!r} returned {k} with shape {g.shape}; expected {want}"
+                )
             grads[k] = g.astype(np.float64)
         loss = out.get("loss", float("nan"))
         loss = float(loss.detach().cpu()) if isinstance(loss, torch.Tensor) else float(loss)

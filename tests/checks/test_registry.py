@@ -10,9 +10,20 @@ from harness.errors import HarnessError
 
 
 def test_every_check_is_a_documented_function():
-    assert list(CHECKS) == ["finite", "accuracy", "invariance", "certificate", "chain", "scaling", "ops",
-                            "forward-finite", "forward-accuracy", "equivariance", "forward-chain",
-                            "forward-scaling"]
+    assert list(CHECKS) == [
+        "finite",
+        "accuracy",
+        "invariance",
+        "certificate",
+        "chain",
+        "scaling",
+        "ops",
+        "forward-finite",
+        "forward-accuracy",
+        "equivariance",
+        "forward-chain",
+        "forward-scaling",
+    ]
     for name, check in CHECKS.items():
         assert check.name == name and callable(check.fn)
         assert check.summary and check.summary in describe_checks()

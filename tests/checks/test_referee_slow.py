@@ -1,4 +1,5 @@
 """Slow tier: the referee's exponent verdicts on torch SDPA with real timing, and the gallery runner."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -14,9 +15,13 @@ pytestmark = pytest.mark.slow
 
 def test_sdpa_exponent_2_holds_and_1_1_fails(tmp_path):
     sdpa = from_attention(torch.nn.functional.scaled_dot_product_attention, exact=True)
-    ok = run_suite(sdpa, claim_eps=1e-8, claim_exponent=2, budget=DEFAULT, out_dir=tmp_path, checks=("scaling",))
+    ok = run_suite(
+        sdpa, claim_eps=1e-8, claim_exponent=2, budget=DEFAULT, out_dir=tmp_path, checks=("scaling",)
+    )
     assert ok.outcome("scaling").status == "pass", ok.table()
-    bad = run_suite(sdpa, claim_eps=1e-8, claim_exponent=1.1, budget=DEFAULT, out_dir=tmp_path, checks=("scaling",))
+    bad = run_suite(
+        sdpa, claim_eps=1e-8, claim_exponent=1.1, budget=DEFAULT, out_dir=tmp_path, checks=("scaling",)
+    )
     row = bad.outcome("scaling")
     assert row.status == "FAIL" and row.counterexample, bad.table()
     assert row.figures["ci_low"] > 1.6 and min(row.figures["fitted_L"]) >= 256

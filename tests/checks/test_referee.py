@@ -1,5 +1,6 @@
 """The referee for attention functions (harness.from_attention, --attention, --forward-only) and the
 honest-verdict rules of the check suite: each bug of issue 11 has a regression test here."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,17 @@ from harness.solvers import get_solver
 ROOT = Path(__file__).resolve().parents[1]
 SDPA = "torch.nn.functional:scaled_dot_product_attention"
 # tiny timing budget: real timing, sizes small enough for the fast tier
-TINY_TIMED = Budget(max_examples=10, max_L=6, max_d=3, max_N=2, scaling_L=(32, 64, 128), repeats=1,
-                    max_scaling_L=128, scaling_budget_s=5.0, property_budget_s=5.0)
+TINY_TIMED = Budget(
+    max_examples=10,
+    max_L=6,
+    max_d=3,
+    max_N=2,
+    scaling_L=(32, 64, 128),
+    repeats=1,
+    max_scaling_L=128,
+    scaling_budget_s=5.0,
+    property_budget_s=5.0,
+)
 
 
 def run(capsys, *argv):
@@ -35,8 +45,10 @@ def run(capsys, *argv):
 def test_from_attention_sdpa_matches_the_reference():
     s = from_attention(torch.nn.functional.scaled_dot_product_attention, exact=True)
     ref = get_solver("autograd")
-    for inst in (families.bounded(L=7, d=3, r=2, adapt=("q", "k", "v"), N=2, seed=1),
-                 families.gaussian(L=5, Lk=9, d=4, r=1, seed=2, cross=True)):
+    for inst in (
+        families.bounded(L=7, d=3, r=2, adapt=("q", "k", "v"), N=2, seed=1),
+        families.gaussian(L=5, Lk=9, d=4, r=1, seed=2, cross=True),
+    ):
         res, want = s.solve(inst), ref.solve(inst)
         assert res.max_abs_error(want) <= 1e-12 * max(1.0, max(np.abs(g).max() for g in want.grads.values()))
         assert np.allclose(s.forward(inst), ref.forward(inst), atol=1e-13)
@@ -74,8 +86,13 @@ def test_refusals_are_never_failures_nor_passes(tmp_path):
     def refuses(q, k, v, *, scale):
         raise Refusal("this kernel needs L a multiple of 128")
 
-    rep = run_suite(from_attention(refuses, exact=True), claim_eps=1e-8, budget=SMOKE, out_dir=tmp_path,
-                    checks=("finite", "accuracy", "invariance"))
+    rep = run_suite(
+        from_attention(refuses, exact=True),
+        claim_eps=1e-8,
+        budget=SMOKE,
+        out_dir=tmp_path,
+        checks=("finite", "accuracy", "invariance"),
+    )
     assert rep.ok and not rep.verified, rep.table()
     assert {o.status for o in rep.outcomes} == {"not verified"}
     assert rep.exit_code == 4 and not list(tmp_path.iterdir())
@@ -88,8 +105,13 @@ def test_self_attention_only_draws_self_attention(tmp_path):
 
     strict.self_attention_only = True
     strict.exact = True
-    rep = run_suite(from_attention(strict), claim_eps=1e-8, budget=SMOKE, out_dir=tmp_path,
-                    checks=("finite", "accuracy", "invariance"))
+    rep = run_suite(
+        from_attention(strict),
+        claim_eps=1e-8,
+        budget=SMOKE,
+        out_dir=tmp_path,
+        checks=("finite", "accuracy", "invariance"),
+    )
     assert rep.verified, rep.table()
 
 
@@ -99,8 +121,16 @@ def test_sdpa_passes_at_1e8_and_wrong_axis_fails_in_both_modes(tmp_path, capsys)
     code, out, _ = run(capsys, "check", "--attention", SDPA, "--claim-eps", "1e-8", *checks)
     assert code == 0 and "all claims hold" in out, out
     for extra in ([], ["--forward-only"]):
-        code, out, _ = run(capsys, "check", "--attention", "tests.planted:softmax_wrong_axis",
-                           "--claim-eps", "1e-8", *checks, *extra)
+        code, out, _ = run(
+            capsys,
+            "check",
+            "--attention",
+            "tests.planted:softmax_wrong_axis",
+            "--claim-eps",
+            "1e-8",
+            *checks,
+            *extra,
+        )
         assert code == 1 and "CLAIM FAILED" in out, out
         name = "forward-accuracy" if extra else "accuracy"
         cex = tmp_path / f"tests.planted_softmax_wrong_axis-{name}.npz"
@@ -111,8 +141,20 @@ def test_sdpa_passes_at_1e8_and_wrong_axis_fails_in_both_modes(tmp_path, capsys)
 
 
 def test_sdpa_forward_only_passes(tmp_path, capsys):
-    code, out, _ = run(capsys, "check", "--attention", SDPA, "--exact", "--claim-eps", "1e-8",
-                       "--forward-only", "--budget", "smoke", "--out-dir", str(tmp_path))
+    code, out, _ = run(
+        capsys,
+        "check",
+        "--attention",
+        SDPA,
+        "--exact",
+        "--claim-eps",
+        "1e-8",
+        "--forward-only",
+        "--budget",
+        "smoke",
+        "--out-dir",
+        str(tmp_path),
+    )
     assert code == 0, out
     for row in ("forward-finite", "forward-accuracy", "equivariance", "forward-chain"):
         assert any(line.startswith(row) and " pass " in line for line in out.splitlines()), out
@@ -121,16 +163,34 @@ def test_sdpa_forward_only_passes(tmp_path, capsys):
 # ------------------------------------------------------------------ honest verdicts
 def test_scaling_runs_autograd_callables_with_grad_mode(tmp_path):
     """Bug: the scaling check called callables under torch.no_grad(), so autograd-based ones failed."""
-    rep = run_suite("tests.thirdparty:exact_solver", claim_eps=1e-8, claim_exponent=2, budget=TINY_TIMED,
-                    out_dir=tmp_path, checks=("scaling",))
+    rep = run_suite(
+        "tests.thirdparty:exact_solver",
+        claim_eps=1e-8,
+        claim_exponent=2,
+        budget=TINY_TIMED,
+        out_dir=tmp_path,
+        checks=("scaling",),
+    )
     row = rep.outcome("scaling")
     assert "does not require grad" not in row.detail and row.status != "FAIL", row
 
 
 def test_unchecked_exponent_claim_is_not_verified(tmp_path, capsys):
     """Bug: smoke budget (no timing), no op counts: a claim of L^0.5 for O(L^2) code 'held'."""
-    code, out, _ = run(capsys, "check", "--solver", "tests.thirdparty:dense_no_ops", "--claim-eps", "1e-8",
-                       "--claim-exponent", "0.5", "--budget", "smoke", "--out-dir", str(tmp_path))
+    code, out, _ = run(
+        capsys,
+        "check",
+        "--solver",
+        "tests.thirdparty:dense_no_ops",
+        "--claim-eps",
+        "1e-8",
+        "--claim-exponent",
+        "0.5",
+        "--budget",
+        "smoke",
+        "--out-dir",
+        str(tmp_path),
+    )
     assert code == 4, out
     assert "NOT VERIFIED (scaling)" in out and "all claims hold" not in out
 
@@ -156,7 +216,9 @@ def test_work_dominated_fit_decides():
     assert ev["kept"][0] >= 256 and len(ev["kept"]) >= 3
     assert exponent_verdict(1.1, ev)[0] == "FAIL"
     assert exponent_verdict(2.0, ev)[0] == "pass"
-    noisy = exponent_evidence(Ls[:3], _samples(Ls[:3], lambda L: 1e-8 * L * L, jitter=0.8, seed=3), floor=1e-7)
+    noisy = exponent_evidence(
+        Ls[:3], _samples(Ls[:3], lambda L: 1e-8 * L * L, jitter=0.8, seed=3), floor=1e-7
+    )
     assert exponent_verdict(2.0, noisy)[0] in ("not verified", "pass")
     if noisy["status"] == "noisy":
         assert exponent_verdict(2.0, noisy)[0] == "not verified"
@@ -166,41 +228,62 @@ def test_instance_mode_honours_claim_eps(tmp_path, capsys):
     """Bug: `check inst.npz` ignored --claim-eps and used 1e-8."""
     inst = tmp_path / "i.npz"
     run(capsys, "generate", "bounded", "--L", "8", "--d", "4", "--seed", "3", "--out", str(inst))
-    code, out, _ = run(capsys, "check", str(inst), "--solver", "tests.planted:off_by_1e3", "--claim-eps", "1e-2")
+    code, out, _ = run(
+        capsys, "check", str(inst), "--solver", "tests.planted:off_by_1e3", "--claim-eps", "1e-2"
+    )
     assert code == 0 and "claimed 1.0e-02 x max(1, |G_ref|_inf" in out, out
     code, out, _ = run(capsys, "check", str(inst), "--solver", "closed-form", "--claim-eps", "1e-17")
     assert code == 1 and "FAIL" in out, out
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("tests.thirdparty:wrong_signature", "cannot be called as fn(tensors)"),
-    ("tests.thirdparty:returns_tuple", "returned tuple; expected a mapping"),
-    ("tests.thirdparty:wrong_keys", "returned no 'dA_q'"),
-    ("tests.thirdparty:broken_shape", "with shape (2, 1); expected (1, 2)"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("tests.thirdparty:wrong_signature", "cannot be called as fn(tensors)"),
+        ("tests.thirdparty:returns_tuple", "returned tuple; expected a mapping"),
+        ("tests.thirdparty:wrong_keys", "returned no 'dA_q'"),
+        ("tests.thirdparty:broken_shape", "with shape (2, 1); expected (1, 2)"),
+    ],
+)
 def test_contract_errors_are_usage_errors(spec, words, tmp_path, capsys):
     """Bug: five checks 'FAIL', exit 1, and unrelated counterexamples replayed on every later run."""
     out_dir = tmp_path / "cex"
-    code, out, err = run(capsys, "check", "--solver", spec, "--claim-eps", "1e-8", "--budget", "smoke",
-                         "--out-dir", str(out_dir))
+    code, out, err = run(
+        capsys,
+        "check",
+        "--solver",
+        spec,
+        "--claim-eps",
+        "1e-8",
+        "--budget",
+        "smoke",
+        "--out-dir",
+        str(out_dir),
+    )
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1, (out, err)
     assert not out_dir.exists()
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("tests.thirdparty:attention_wrong_signature", "cannot be called as fn(q, k, v, *, scale)"),
-    ("tests.thirdparty:attention_wrong_shape", "returned shape (1, 1, 2); expected (N, Lq, d)"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("tests.thirdparty:attention_wrong_signature", "cannot be called as fn(q, k, v, *, scale)"),
+        ("tests.thirdparty:attention_wrong_shape", "returned shape (1, 1, 2); expected (N, Lq, d)"),
+    ],
+)
 def test_attention_contract_errors_are_usage_errors(spec, words, tmp_path, capsys):
-    code, _, err = run(capsys, "check", "--attention", spec, "--budget", "smoke", "--out-dir", str(tmp_path / "c"))
+    code, _, err = run(
+        capsys, "check", "--attention", spec, "--budget", "smoke", "--out-dir", str(tmp_path / "c")
+    )
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "c").exists()
 
 
 def test_accuracy_without_claim_is_not_claimed(tmp_path, capsys):
     """Bug: an all-zeros solver got accuracy 'pass' without a claim or certificate."""
-    code, out, _ = run(capsys, "check", "--solver", "tests.thirdparty:zeros", "--budget", "smoke",
-                       "--out-dir", str(tmp_path))
+    code, out, _ = run(
+        capsys, "check", "--solver", "tests.thirdparty:zeros", "--budget", "smoke", "--out-dir", str(tmp_path)
+    )
     assert code == 0, out
     acc = next(line for line in out.splitlines() if line.startswith("accuracy"))
     assert "not claimed" in acc and " pass " not in acc, out
@@ -212,7 +295,8 @@ def test_module_attr_resolves_the_current_directory(tmp_path, monkeypatch):
     (tmp_path / "cwd_attention_mod.py").write_text(
         "import torch\n"
         "def attn(q, k, v, *, scale):\n"
-        "    return torch.softmax(scale * q @ k.transpose(-1, -2), -1) @ v\n")
+        "    return torch.softmax(scale * q @ k.transpose(-1, -2), -1) @ v\n"
+    )
     (tmp_path / "broken_dep_mod.py").write_text("import not_installed_pkg_xyz\n")
     (tmp_path / "raising_mod.py").write_text("raise RuntimeError('needs CUDA')\n")
     monkeypatch.chdir(tmp_path)
@@ -230,8 +314,18 @@ def test_module_attr_resolves_the_current_directory(tmp_path, monkeypatch):
 
 def test_repeated_library_warning_is_shown_once(tmp_path, capsys):
     """Bug: Hypothesis resets the once-per-location registry on each draw: one warning per call."""
-    code, out, err = run(capsys, "check", "--solver", "tests.thirdparty:noisy", "--claim-eps", "1e-8",
-                         "--budget", "smoke", "--out-dir", str(tmp_path))
+    code, out, err = run(
+        capsys,
+        "check",
+        "--solver",
+        "tests.thirdparty:noisy",
+        "--claim-eps",
+        "1e-8",
+        "--budget",
+        "smoke",
+        "--out-dir",
+        str(tmp_path),
+    )
     text = out + err
     assert code == 0, text
     assert text.count("torch.cuda.amp.autocast(args...) is deprecated") == 1, text
