@@ -52,6 +52,16 @@ def ensure_installed(name: str, requires: list[str], install: bool = True) -> st
     return None
 
 
+def _rel(path: str | None) -> str | None:
+    """A counterexample path relative to the repository root (the record is committed)."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return path
+
+
 def _row(name, entry, rep, mode, secs):
     return {
         "library": name,
@@ -63,7 +73,12 @@ def _row(name, entry, rep, mode, secs):
         "exit": rep.exit_code,
         "seconds": round(secs, 1),
         "checks": [
-            {"check": o.check, "status": o.status, "detail": o.detail, "counterexample": o.counterexample}
+            {
+                "check": o.check,
+                "status": o.status,
+                "detail": o.detail,
+                "counterexample": _rel(o.counterexample),
+            }
             for o in rep.outcomes
         ],
         "warnings": [f"x{n} {m}" for n, m in rep.warnings],
