@@ -22,7 +22,7 @@ import torch
 
 from harness.errors import ContractError, HarnessError, Refusal
 from harness.instance import Instance
-from harness.losses import effective_weights
+from harness.lora import effective_weights
 from harness.solvers.base import Result, Solver
 
 
