@@ -16,9 +16,11 @@ Deterministic figures and gates:
     python -m ci check-golden       compare fixed-seed instance hashes with ci/golden.json
     python -m ci regen-golden       rewrite ci/golden.json deliberately
     python -m ci gates              same-run wall-time ratio gates (ci/gates.py; slow-tier material)
-    python -m ci peers [NAME ...]   the gallery (examples/peers/) through the referee -> benchmarks/results/peers.md
+    python -m ci peers [NAME ...]   the gallery (examples/peers/) through the referee
+                                    -> benchmarks/results/peers.md
                                     (installs each library with --no-deps, or skips it saying why; slow tier)
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +52,11 @@ def _check_baseline(_extra) -> int:
     bad = baseline.failures(rows)
     if rows:
         print(baseline.format_rows(rows))
-    print(f"baseline: {len(bad)} figure(s) out of tolerance or missing"
-          + ("" if bad else " - ok") + f" ({baseline.BASELINE_PATH})")
+    print(
+        f"baseline: {len(bad)} figure(s) out of tolerance or missing"
+        + ("" if bad else " - ok")
+        + f" ({baseline.BASELINE_PATH})"
+    )
     return 1 if bad else 0
 
 
@@ -95,9 +100,14 @@ def _gates(_extra) -> int:
     return 0 if run_gates() else 1
 
 
-COMMANDS = {"check-baseline": _check_baseline, "update-baseline": _update_baseline,
-            "check-golden": _check_golden, "regen-golden": _regen_golden, "gates": _gates,
-            "peers": lambda extra: __import__("ci.peers", fromlist=["main"]).main(extra)}
+COMMANDS = {
+    "check-baseline": _check_baseline,
+    "update-baseline": _update_baseline,
+    "check-golden": _check_golden,
+    "regen-golden": _regen_golden,
+    "gates": _gates,
+    "peers": lambda extra: __import__("ci.peers", fromlist=["main"]).main(extra),
+}
 
 
 def main(argv: list[str]) -> int:
@@ -108,8 +118,10 @@ def main(argv: list[str]) -> int:
         return _run_tier(cmd, argv[1:])
     if cmd in COMMANDS:
         return COMMANDS[cmd](argv[1:])
-    print(f"python -m ci: unknown command {cmd!r}; choose from {', '.join(list(TIERS) + list(COMMANDS))}",
-          file=sys.stderr)
+    print(
+        f"python -m ci: unknown command {cmd!r}; choose from {', '.join(list(TIERS) + list(COMMANDS))}",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -18,6 +18,7 @@ Importable from here (lazily, so loading the plugin stays cheap): `assert_solver
 and the strategies `instances`, `instance_params`, `bounded_instances`, `bounded_params`,
 `stress_instances`, `accuracy_instances`.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,14 +51,26 @@ def __getattr__(name: str):
 
 def pytest_addoption(parser):
     group = parser.getgroup("lora-harness", "lora-harness solver checks")
-    group.addoption("--lora-solver", default=None, metavar="SPEC",
-                    help="solver for the lora_solver / lora_assert_solver_meets fixtures "
-                         "(registered name, module:attr or entry point)")
-    group.addoption("--lora-attention", default=None, metavar="MODULE:FN",
-                    help="an attention function fn(q, k, v, *, scale) for the same fixtures "
-                         "(harness.from_attention; instead of --lora-solver)")
-    group.addoption("--lora-forward-only", action="store_true", default=False,
-                    help="lora_assert_solver_meets checks the attention output only (--forward-only)")
+    group.addoption(
+        "--lora-solver",
+        default=None,
+        metavar="SPEC",
+        help="solver for the lora_solver / lora_assert_solver_meets fixtures "
+        "(registered name, module:attr or entry point)",
+    )
+    group.addoption(
+        "--lora-attention",
+        default=None,
+        metavar="MODULE:FN",
+        help="an attention function fn(q, k, v, *, scale) for the same fixtures "
+        "(harness.from_attention; instead of --lora-solver)",
+    )
+    group.addoption(
+        "--lora-forward-only",
+        action="store_true",
+        default=False,
+        help="lora_assert_solver_meets checks the attention output only (--forward-only)",
+    )
     group.addoption("--lora-claim-eps", type=float, default=None, help="claimed max-norm gradient error")
     group.addoption("--lora-claim-exponent", type=float, default=None, help="claimed runtime exponent in L")
     group.addoption(
@@ -134,7 +147,8 @@ def lora_assert_solver_meets(request, tmp_path):
         eps = eps if eps is not None else cfg.getoption("--lora-claim-eps")
         exponent = exponent if exponent is not None else cfg.getoption("--lora-claim-exponent")
         kw.setdefault("out_dir", tmp_path / "lora-counterexamples")
-        return assert_solver_meets(solver, eps=eps, exponent=exponent,
-                                   budget=budget or cfg.getoption("--lora-budget"), **kw)
+        return assert_solver_meets(
+            solver, eps=eps, exponent=exponent, budget=budget or cfg.getoption("--lora-budget"), **kw
+        )
 
     return check
