@@ -199,7 +199,8 @@ def cmd_as23(args) -> list[dict]:
         ov = SatToOV().reduce(cnf)
         N, m = ov.N, ov.m
         D = 6 * m
-        beta = 4.0 * D * math.log(8 * N) / 4  # h_no - h_yes = 4 for the §2(c) gadget
+        # h_no - h_yes = 4 for the Gap-Hamming gadget (docs/theory.md §6.2)
+        beta = 4.0 * D * math.log(8 * N) / 4
         log_yes = beta * (D - 2 * m) / (4 * D) - beta / 2 - math.log(2 * N)
         row = {
             "v": v,

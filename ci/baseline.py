@@ -4,7 +4,7 @@ conventions": gate hard only on deterministic figures).
 Figures (name -> value, with a kind and a tolerance):
 * `ops/<solver>/L=<L>`       operation count (harness.measure.opcount) on `bounded(L, d=4)`; kind eq
 * `ops-exponent/<solver>`    log-log slope of those counts over L = 64..512 (approximate solvers:
-                             32..256) (MATH.md §13 item 11); abs 0.01
+                             32..256) (docs/theory.md §3.3, §4.4); abs 0.01
 * `loss/<case>`              float64 loss of a fixed instance (autograd); rel 1e-9
 * `error/<solver>/<case>`    max relative gradient error of an exact solver vs autograd; le 1e-10
 * `certificate/<solver>/<case>`        certified error_bound of an approximate solver; rel 1e-6

@@ -2,7 +2,7 @@
 
 `ci/golden.json` records, for fixed-seed instances of every family, the sha256 of the file written by
 `harness.io.save_instance` (arrays, scalars and metadata) and of the arrays alone
-(`Instance.sha256`). `tests/test_ci_golden.py` regenerates and compares; `python -m ci regen-golden`
+(`Instance.sha256`). `tests/ci/test_golden.py` regenerates and compares; `python -m ci regen-golden`
 rewrites the file deliberately (say why in the commit message).
 
 The array bytes go through numpy's generator and a BLAS product (the gamma scaling), so the hashes

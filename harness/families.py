@@ -2,11 +2,12 @@
 parameters in its metadata; the same arguments give the same bytes.
 
 * `bounded`: inputs scaled so the paper's literal Γ quantities hold with equality:
-  max(||X_q W_q||_inf, ||X_k W_k||_inf) = gamma (MATH.md §5.7 Thm 3.1, §6.5), W_m the effective
-  (adapted) weights. With the default beta = 1/d the score range obeys R = ||beta S||_inf <= gamma^2
-  (AS23's convention, MATH.md §2.3 item 1); with beta = 1 (the paper's (S4)) R can reach d gamma^2
-  (MATH.md §11 item 6).
-* `threshold`: `bounded` with gamma = c * sqrt(log L), the phase-transition scale (MATH.md §7.2).
+  max(||X_q W_q||_inf, ||X_k W_k||_inf) = gamma (Hu et al. (arXiv:2406.03136) Thm 3.1, Thm 4.1;
+  docs/theory.md §5.2), W_m the effective (adapted) weights. With the default beta = 1/d the score range
+  obeys R = ||beta S||_inf <= gamma^2 (AS23's convention, docs/theory.md §4.1); with beta = 1 (the paper's
+  (S4)) R can reach d gamma^2 (docs/theory.md §5.1, §7.6).
+* `threshold`: `bounded` with gamma = c * sqrt(log L), the phase-transition scale (Hu et al.
+  (arXiv:2406.03136) Thm 5.1; docs/theory.md §5.2).
 * `outliers`: `bounded` plus a few large input entries (an "outlier" feature, as in the
   outlier-free transformer discussion), which drives R up while most entries stay small.
 """

@@ -1,6 +1,6 @@
 """The Instance: an immutable, validated record of one LoRA attention-gradient problem.
 
-Interchange-format names (README "Interchange format"; spec MATH.md §4.3, §4.6, §10):
+Interchange-format names (README "Interchange format"; docs/theory.md §2.1, §3.2):
 
     X_q, X_k, X_v   (N, L, d) or (L, d)   query / key / value inputs (self-attention when equal)
     W_q, W_k, W_v   (d, d)                frozen weights W*_m
@@ -74,7 +74,7 @@ def array_sha256(arrays: Mapping[str, np.ndarray], alpha: float, beta: float) ->
 
 @dataclass(frozen=True)
 class Instance:
-    """A validated LoRA attention-gradient instance (spec §4.3 / §10). Build with `from_arrays`."""
+    """A validated LoRA attention-gradient instance (docs/theory.md §2.1, §3.2). Build with `from_arrays`."""
 
     arrays: Mapping[str, np.ndarray]
     alpha: float
@@ -225,7 +225,7 @@ class Instance:
 
 
 def _validate_shapes(a: dict[str, np.ndarray]) -> None:
-    """Shapes, ranks and consistency of N, L, d, r (spec §4.3, §4.6). One-line HarnessErrors."""
+    """Shapes, ranks and consistency of N, L, d, r (docs/theory.md §2.1). One-line HarnessErrors."""
     W = a["W_q"]
     if W.ndim != 2 or W.shape[0] != W.shape[1] or W.shape[0] < 1:
         raise HarnessError(f"W_q must be a square (d, d) matrix, got shape {W.shape}")

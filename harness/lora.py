@@ -1,5 +1,5 @@
-"""The LoRA parametrisation and its chain rule, for numpy arrays and torch tensors alike (MATH.md §4.2
-Def. 1.1, §10):
+"""The LoRA parametrisation and its chain rule, for numpy arrays and torch tensors alike (Hu et al.
+(arXiv:2406.03136) Def. 1.1; docs/theory.md §1, §3.2):
 
     W_m = W*_m + (alpha/r) B_m A_m                    (`effective_weights`)
     dL/dA_m = (alpha/r) B_m^T G_Wm,  dL/dB_m = (alpha/r) G_Wm A_m^T   (`adapter_gradients`)

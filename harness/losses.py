@@ -1,9 +1,11 @@
 """The loss functions, in torch, one per problem kind. The autograd reference differentiates these.
 
-* `lora_loss`: the general LoRA attention loss (MATH.md §4.3 (1.2), §4.6 Def. 2.5, §6.1):
+* `lora_loss`: the general LoRA attention loss (Hu et al. (arXiv:2406.03136) loss (1.2), Def. 2.5,
+  Def. 4.1; docs/theory.md §2.1):
   1/(2N) sum_i || softmax_rows(beta X_q,i W_q W_k^T X_k,i^T) X_v,i W_v - Y_i ||_F^2,
   W_m = W*_m + (alpha/r) B_m A_m for adapted m.
-* `attention_loss`: the AS24a loss (MATH.md §3.1, Def. 1.2), with its 1/d temperature:
+* `attention_loss`: the AS24 loss (AS24 (arXiv:2402.04497) Def. 1.2; docs/theory.md §2.4), with its
+  1/d temperature:
   0.5 || D(X)^-1 exp(A1 X A2^T / d) A3 Y - E ||_F^2.
 """
 
@@ -29,14 +31,16 @@ def attention_output(t: Mapping[str, torch.Tensor], alpha: float, beta: float, r
 
 
 def lora_loss(t: Mapping[str, torch.Tensor], alpha: float, beta: float, r: int) -> torch.Tensor:
-    """MATH.md §4.3 (1.2) for batched tensors (N, L, d); returns a 0-d tensor."""
+    """Hu et al. (arXiv:2406.03136) loss (1.2) (docs/theory.md §2.1) for batched tensors (N, L, d); returns
+    a 0-d tensor."""
     out = attention_output(t, alpha, beta, r)
     N = out.shape[0]
     return ((out - t["Y"]) ** 2).sum() / (2 * N)
 
 
 def attention_loss(A1, A2, A3, E, X, Y) -> torch.Tensor:
-    """AS24a Def. 1.2 (MATH.md §3.1): 0.5 ||softmax(A1 X A2^T / d) A3 Y - E||_F^2, d = A1.shape[1]."""
+    """AS24 (arXiv:2402.04497) Def. 1.2 (docs/theory.md §2.4): 0.5 ||softmax(A1 X A2^T / d) A3 Y - E||_F^2,
+    d = A1.shape[1]."""
     d = A1.shape[-1]
     S = (A1 @ X @ A2.transpose(-1, -2)) / d
     return 0.5 * ((torch.softmax(S, dim=-1) @ (A3 @ Y) - E) ** 2).sum()

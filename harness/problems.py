@@ -1,18 +1,20 @@
 """Constructors for the paper's reduced problems; each returns a general `Instance`.
 
-* `c1_reduced(C1, C2, C3, Y, W_star, A_Q, B_Q)`: loss (3.3) (MATH.md §5.3)
+* `c1_reduced(C1, C2, C3, Y, W_star, A_Q, B_Q)`: loss (3.3) (Hu et al. (arXiv:2406.03136);
+  docs/theory.md §2.3)
   1/2 || softmax(C1 (W* + B_Q A_Q) C2^T) C3 - Y ||_F^2, only (A_Q, B_Q) adapted.
-* `c1_from_original(inst)`: the (S2)/(3.2) substitution (MATH.md §5.2) applied to a general instance
+* `c1_from_original(inst)`: the (S2)/(3.2) substitution (docs/theory.md §2.3) applied to a general instance
   whose query adapter is the one studied: C1 = (alpha/r) X_q, C2 = X_k W_k, C3 = X_v W_v (current
   weights, held fixed), W* <- (r/alpha) W*_q. The reduced instance has the same loss and the same
   (A_q, B_q) gradients (tests/test_problems.py).
-* `c2_reduced(X_q, X_k, C3, Y, W_Q_star, W_K_star, A_Q, B_Q, A_K, B_K)`: loss (4.2) (MATH.md §6.2).
+* `c2_reduced(X_q, X_k, C3, Y, W_Q_star, W_K_star, A_Q, B_Q, A_K, B_K)`: loss (4.2) (Hu et al.
+  (arXiv:2406.03136); docs/theory.md §2.3).
 * `c2_from_original(inst)`: (4.1) with W_v fixed: adapters on q and k kept, v folded into C3.
 
-The AS24a attention loss (AAttLGC, MATH.md §3.1) is `reductions.problems.attention_gradient`
-(`AAttLGCInstance`, with `to_instance()`); its loss in torch is `harness.losses.attention_loss`.
-The reduced forms set beta = 1 as in the paper's (S4) unless `beta` is given (the score range R,
-not Γ, decides the regime: MATH.md §11 item 6).
+The AS24a attention loss (AAttLGC, AS24 (arXiv:2402.04497) Def. 1.2; docs/theory.md §2.4) is
+`reductions.problems.attention_gradient` (`AAttLGCInstance`, with `to_instance()`); its loss in torch is
+`harness.losses.attention_loss`. The reduced forms set beta = 1 as in the paper's (S4) unless `beta` is
+given (the score range R, not Γ, decides the regime: docs/theory.md §5.1).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def c1_reduced(C1, C2, C3, Y, W_star, A_Q, B_Q, beta: float = 1.0, meta=None) ->
 
 
 def c1_from_original(inst: Instance) -> Instance:
-    """(3.2) substitution on a general instance with a query adapter (MATH.md §5.2 (S2))."""
+    """(3.2) substitution on a general instance with a query adapter (docs/theory.md §2.3, simplification
+    (S2))."""
     if "q" not in inst.adapted:
         raise HarnessError("c1_from_original needs an instance with a query adapter (A_q, B_q)")
     a, r, alpha = inst.arrays, inst.r, inst.alpha
@@ -85,7 +88,7 @@ def c2_reduced(
 
 
 def c2_from_original(inst: Instance) -> Instance:
-    """(4.1) on a general instance with q and k adapters (MATH.md §6.2): W_v fixed into
+    """(4.1) on a general instance with q and k adapters (docs/theory.md §2.3): W_v fixed into
     C3 = X_v W_v, and alpha/r folded into B_m (B'_m = (alpha/r) B_m with alpha'/r = 1), so every
     W_m is unchanged, dL/dA_m is unchanged and dL/dB'_m = (r/alpha) dL/dB_m."""
     if not {"q", "k"} <= set(inst.adapted):

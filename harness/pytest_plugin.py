@@ -98,7 +98,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def lora_reference():
-    """`ref(instance) -> Result`: float64 autograd gradients on CPU (MATH.md §13 oracle (b)), cached
+    """`ref(instance) -> Result`: float64 autograd gradients on CPU (docs/theory.md §3.5), cached
     by the instance's sha256. Session-scoped, so it is safe inside Hypothesis tests."""
     from harness.solvers.reference import ReferenceCache
 

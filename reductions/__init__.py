@@ -1,5 +1,5 @@
 """The executable SETH chain k-SAT -> OV -> attention -> attention gradient -> LoRA gradient
-(REDUCTIONS.md; MATH.md §3.7, §7).
+(docs/theory.md §6; AS24 (arXiv:2402.04497) App. E, Hu et al. (arXiv:2406.03136) Thm 5.1).
 
 * `reductions.problems.*`: one module per problem (k-CNF, OV, the Max-IP / Gap-Hamming gadgets,
   AAttC, AAttLGC, ALoRAGC): an instance record, an exact reference solver, and oracle adapters that

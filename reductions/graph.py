@@ -28,8 +28,8 @@ from reductions.arrows.sat_to_ov import SatToOV
 PROBLEMS = {
     "k-SAT": "k-CNF satisfiability (a model or UNSAT)",
     "OV": "orthogonal vectors, N vectors per side in {0,1}^m",
-    "Max-IP": "constant-weight max inner product, gap 1 (REDUCTIONS.md §2b)",
-    "Gap-Hamming": "bichromatic Hamming near neighbour, t = 2m+1, eps = 3/(2m+1) (§2c)",
+    "Max-IP": "constant-weight max inner product, gap 1 (docs/theory.md §6.2)",
+    "Gap-Hamming": "bichromatic Hamming near neighbour, t = 2m+1, eps = 3/(2m+1) (docs/theory.md §6.2)",
     "AAttC": "approximate attention computation ||T - Att||_inf <= eps_a (AS23)",
     "AAttLGC": "approximate attention-loss gradient ||g - dL/dX||_inf <= eps (AS24)",
     "ALoRAGC": "approximate LoRA adapter gradient (Hu et al. Problem 1; a harness Instance)",

@@ -1,4 +1,4 @@
-"""Seeded SAT sources for the chain (REDUCTIONS.md §6 "Recommended settings", §7).
+"""Seeded SAT sources for the chain (docs/theory.md §6.6).
 
 * `planted(k, v, seed, density)`: random k-CNF at the threshold density alpha_k that keeps a hidden
   model (every clause falsified by it is rejected and redrawn): always SAT.
@@ -24,7 +24,7 @@ from harness.errors import HarnessError
 from harness.io import atomic_write_text
 from reductions.problems.cnf import CNF
 
-# satisfiability thresholds alpha_k (REDUCTIONS.md §1 "SETH fine print")
+# satisfiability thresholds alpha_k (docs/theory.md §6.1)
 THRESHOLD = {3: 4.26, 4: 9.93, 5: 21.12, 6: 43.37, 7: 87.79}
 # densities used for UNSAT draws (comfortably above the threshold)
 UNSAT_DENSITY = {3: 5.4, 4: 12.0, 5: 25.0, 6: 50.0, 7: 100.0}
@@ -45,7 +45,7 @@ def _random_clause(rng: np.random.Generator, k: int, v: int) -> np.ndarray:
 
 def planted(k: int, v: int, seed: int = 0, density: float | None = None) -> CNF:
     """Planted random k-CNF: m = round(density v) clauses of k distinct variables, each satisfied by
-    a hidden uniform assignment (REDUCTIONS.md §6 "Yes instances")."""
+    a hidden uniform assignment (docs/theory.md §6.6)."""
     _check_kv(k, v)
     density = THRESHOLD.get(k, 2.0**k * 0.69) if density is None else float(density)
     m = int(round(density * v))
@@ -129,7 +129,7 @@ def coloring(n: int = 6, p: float = 0.5, colours: int = 3, seed: int = 0) -> CNF
 
 
 def k_ladder(v: int, seed: int = 0, ks=(3, 4, 5)) -> list[CNF]:
-    """Planted k-CNF for k = 3, 4, 5 (REDUCTIONS.md §1: the SETH-flavoured ladder; d grows with k)."""
+    """Planted k-CNF for k = 3, 4, 5 (docs/theory.md §6.1: the SETH-flavoured ladder; d grows with k)."""
     return [planted(k, v, seed) for k in ks]
 
 

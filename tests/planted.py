@@ -2,8 +2,8 @@
 interchange-format mapping of torch tensors (X_* and Y as (N, L, d), alpha and beta 0-d) and returning
 {dA_m, dB_m}. `lora-harness check --solver tests.planted:NAME` must reject each of them.
 
-    printed_q      q = rows of C3 c^T instead of c C3^T          (MATH.md §11 item 1)
-    printed_p2     p2 = f diag(r) instead of diag(r) f             (MATH.md §11 item 2)
+    printed_q      q = rows of C3 c^T instead of c C3^T          (docs/theory.md §7.1)
+    printed_p2     p2 = f diag(r) instead of diag(r) f             (docs/theory.md §7.2)
     off_by_1e3     exact gradients + 1e-3 while claiming 1e-8
     quadratic      dense O(L^2 d) work plus an extra L x L pass while claiming exponent 1.1;
                    reports its operation count as `ops`
@@ -20,7 +20,7 @@ from harness.losses import effective_weights
 
 
 def _dense(t, *, printed_q=False, printed_p2=False, stable=True, extra_pass=False):
-    """Batched dense gradients of the LoRA loss (MATH.md §10): q = c V^T, p = f.q - diag(r) f,
+    """Batched dense gradients of the LoRA loss (docs/theory.md §3.2): q = c V^T, p = f.q - diag(r) f,
     G_Wq = beta X_q^T p K, G_Wk = beta X_k^T p^T Q, G_Wv = X_v^T f^T c; then the LoRA chain rule."""
     alpha, beta = float(t["alpha"]), float(t["beta"])
     adapted = [m for m in "qkv" if f"A_{m}" in t]
@@ -65,12 +65,12 @@ def correct(t):
 
 
 def printed_q(t):
-    """The printed q orientation: rows of C3 c^T (wrong, MATH.md §11 item 1)."""
+    """The printed q orientation: rows of C3 c^T (wrong, docs/theory.md §7.1)."""
     return _dense(t, printed_q=True)
 
 
 def printed_p2(t):
-    """The printed p2 orientation: f diag(r) (wrong, MATH.md §11 item 2)."""
+    """The printed p2 orientation: f diag(r) (wrong, docs/theory.md §7.2)."""
     return _dense(t, printed_p2=True)
 
 

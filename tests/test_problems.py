@@ -1,4 +1,4 @@
-"""The reduced C1/C2 forms (MATH.md §5.2-5.3, §6.2) give the same loss and gradients as the
+"""The reduced C1/C2 forms (docs/theory.md §2.3) give the same loss and gradients as the
 general instance they come from."""
 
 import numpy as np
@@ -35,7 +35,8 @@ def test_c2_form_preserves_loss_and_qk_gradients(inst):
 
 
 def test_c1_reduced_closed_form_matches_lemma_3_2():
-    """dL/dA_Q = B^T C1^T p C2 and dL/dB_Q = C1^T p C2 A^T (MATH.md §5.6 Lemma 3.2) directly."""
+    """dL/dA_Q = B^T C1^T p C2 and dL/dB_Q = C1^T p C2 A^T (Hu et al. (arXiv:2406.03136) Lemma 3.2;
+    docs/theory.md §3.1) directly."""
     rng = np.random.default_rng(0)
     L, d, r = 7, 4, 2
     C1, C2, C3, Y = (rng.normal(size=(L, d)) for _ in range(4))

@@ -2,8 +2,8 @@
 
 Loads a local Hugging Face model folder offline, runs a text through it, captures every self-attention
 layer's input X and its per-head query/key/value maps (weights and biases) with forward hooks, and turns
-each head into a harness `Instance`, so the norm quantities of the theory (MATH.md §2.3, §5.7, §6.5,
-§11 items 5-6) and the solvers can be evaluated on real attention.
+each head into a harness `Instance`, so the norm quantities of the theory (docs/theory.md §4.1, §5.1-§5.2,
+§7.5-§7.6) and the solvers can be evaluated on real attention.
 
 Exact head -> Instance constructions (both reproduce the head's own attention output exactly):
 
@@ -20,9 +20,9 @@ Exact head -> Instance constructions (both reproduce the head's own attention ou
   output followed by D + 1 - d_head zero columns. Cost: exact solvers O(L^2 (D+1) + L (D+1)^2), feature
   rank binom(D + 1 + g, g) - the polynomial method is hopeless at this d, which is itself a finding.
 
-Both give the same score matrix beta Q K^T, hence the same R = ||beta Q K^T||_inf (§2.3 item 1, §11
-item 6) and the same Gamma_QK = max(||Q||_inf, ||K||_inf) (§5.7, §6.5); the paper's conditions on the
-raw inputs (||X^(K)||_inf, ...) depend on the construction and are reported for it, next to the
+Both give the same score matrix beta Q K^T, hence the same R = ||beta Q K^T||_inf (docs/theory.md §4.1,
+§5.1) and the same Gamma_QK = max(||Q||_inf, ||K||_inf) (docs/theory.md §5.1-§5.2); the paper's conditions
+on the raw inputs (||X^(K)||_inf, ...) depend on the construction and are reported for it, next to the
 hidden states' own max-norm ||X||_inf.
 
 Causal (decoder) heads: the harness loss has no mask, so causal heads are audited for norms only

@@ -1,11 +1,11 @@
 """Per-head analysis of captured attention (harness.audit) against the theory, and its reports:
 terminal table, JSON, plot.
 
-Per head: L, R = ||beta Q K^T||_inf of the pretrained head (MATH.md §2.3 item 1, §11 item 6; over the
-unmasked entries for causal heads), the paper's Gamma quantities (§5.7 Thm 3.1, §6.5 Thm 4.1,
+Per head: L, R = ||beta Q K^T||_inf of the pretrained head (docs/theory.md §4.1, §5.1; over the
+unmasked entries for causal heads), the paper's Gamma quantities (Thm 3.1, Thm 4.1,
 harness.theory.paper_gammas), the regime (harness.theory.regime), the Taylor degree/feature rank
 `poly` needs for an absolute max-norm gradient error eps on the head's LoRA instance
-(harness.theory.certify, §2.3 [D] items 2-3) and the kernel-only degree for relative error eps, the
+(harness.theory.certify, docs/theory.md §4.1-§4.2) and the kernel-only degree for relative error eps, the
 predicted cost of `poly` against the exact closed form (op counts), and - for non-causal heads - the
 measured max-norm gradient error of `poly` and `random-features` against `closed-form`.
 """
@@ -44,7 +44,8 @@ def measure_gradients(
     solvers: Sequence[str] = ("poly", "random-features"),
 ) -> dict[str, Any]:
     """Max-norm gradient errors of the approximate solvers against `closed-form` (float64) on `inst`
-    (MATH.md §4.4 Problem 1 criterion). `poly` refusals (HarnessError) are recorded, not raised."""
+    (Hu et al. (arXiv:2406.03136) Problem 1 criterion; docs/theory.md §2.2). `poly` refusals (HarnessError)
+    are recorded, not raised."""
     from harness.solvers import get_solver
 
     t0 = time.perf_counter()

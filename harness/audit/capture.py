@@ -173,8 +173,9 @@ def _head_maps(spec: AttentionSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def scale_queries(specs: Sequence[AttentionSpec], factor: float, on: str = "q") -> None:
     """The norm-controlled variant: multiply every attention score beta q_i.k_j by `factor`, in place on
     the loaded model. on="q": the query map (weight and bias) times `factor` (||K||_inf unchanged);
-    on="qk": query and key maps each times sqrt(factor), so both Gamma conditions of MATH.md §6.5
-    (||X_Q W_Q||_inf and ||X_K W_K||_inf) shrink by sqrt(factor)."""
+    on="qk": query and key maps each times sqrt(factor), so both Gamma conditions of Hu et al.
+    (arXiv:2406.03136) Thm 4.1 (docs/theory.md §5.2; ||X_Q W_Q||_inf and ||X_K W_K||_inf) shrink by
+    sqrt(factor)."""
     import torch
 
     if not (factor > 0 and math.isfinite(factor)):

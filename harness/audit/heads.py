@@ -42,7 +42,7 @@ def head_forward(cap: LayerCapture, h: int) -> np.ndarray:
 
 
 def score_range_masked(cap: LayerCapture, h: int) -> float:
-    """R = ||beta Q K^T||_inf over the entries the softmax sees (MATH.md §2.3 item 1, §11 item 6)."""
+    """R = ||beta Q K^T||_inf over the entries the softmax sees (docs/theory.md §4.1, §5.1)."""
     return float(np.nanmax(np.abs(head_scores(cap, h))))
 
 
@@ -111,13 +111,13 @@ def head_instance(
 
 def direct_gammas(cap: LayerCapture, h: int) -> dict[str, float]:
     """Norms read straight off the head (no Instance): ||Q||_inf, ||K||_inf, ||V||_inf,
-    Gamma_QK = max(||Q||, ||K||) (the §5.7/§6.5 conditions on X^(Q) W_Q and X^(K) W_K), ||X||_inf of the
-    hidden states (and their RMS), the (S4) score range ||Q K^T||_inf without beta (§11 item 6), and
-    where the largest |score| sits (diagonal, first key, last key, other) with its sign; R_pos / R_neg,
-    the largest positive / negative score; and R_centred = max_i (max_j - min_j of row i of beta Q K^T)/2,
-    the half-width of the widest row. Softmax is invariant to a per-row shift, and exp(x - m_i) is a
+    Gamma_QK = max(||Q||, ||K||) (the Thm 3.1 / Thm 4.1 conditions on X^(Q) W_Q and X^(K) W_K), ||X||_inf
+    of the hidden states (and their RMS), the (S4) score range ||Q K^T||_inf without beta (docs/theory.md
+    §7.6), and where the largest |score| sits (diagonal, first key, last key, other) with its sign; R_pos /
+    R_neg, the largest positive / negative score; and R_centred = max_i (max_j - min_j of row i of beta Q
+    K^T)/2, the half-width of the widest row. Softmax is invariant to a per-row shift, and exp(x - m_i) is a
     polynomial in [q_i, -m_i].[k_j, 1], so a Taylor expansion centred per row (one extra feature) needs
-    only |x - m_i| <= R_centred (MATH.md §2.3 [D] item 2 with the interval re-centred). attn_max and
+    only |x - m_i| <= R_centred (docs/theory.md §4.1 with the interval re-centred). attn_max and
     attn_rowmax_mean: the largest attention weight and the mean over queries of the row maximum
     (how peaked the head is; a weight is at most e^(2 R_centred) / L, so peaked heads need R ~ log L)."""
     Q, K, V = cap.qkv(h)

@@ -1,5 +1,6 @@
 """The reduction-chain check: small SAT -> OV -> attention gradient -> LoRA instances with known
-answers, decoded through the solver under test (REDUCTIONS.md; the route `reductions.chain.route("lora")`)."""
+answers, decoded through the solver under test (docs/theory.md §6; the route
+`reductions.chain.route("lora")`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ CHAIN_SOURCES = (("planted", 3, 4, 1), ("unsat", 3, 4, 1))  # (sat_sources famil
 
 
 def chain_cases() -> list:
-    """Small SAT -> OV -> attention gradient -> LoRA chain instances (REDUCTIONS.md; the route
+    """Small SAT -> OV -> attention gradient -> LoRA chain instances (docs/theory.md §6; the route
     `reductions.chain.route("lora")`) with known answers.
 
     Each case is `(label, Instance, decode, expected)`: `Instance` is the LoRA instance the first

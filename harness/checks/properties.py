@@ -57,9 +57,10 @@ def finite_problem(runner: SolverRunner, inst) -> str | None:
 def accuracy_problem(
     runner: SolverRunner, inst, eps: float | None, check_cert: bool, seen: list | None = None
 ) -> str | None:
-    """None when the claim holds on `inst` (Problem-1 criterion, MATH.md §4.4): max-norm
-    |G - G_ref| <= eps * max(1, |G_ref|_inf), and, with `check_cert`, the error is within the
-    Result's certificate bound; else a message. `seen` collects the bounds met (certificate check)."""
+    """None when the claim holds on `inst` (Problem-1 criterion, Hu et al. (arXiv:2406.03136) Problem 1;
+    docs/theory.md §2.2): max-norm |G - G_ref| <= eps * max(1, |G_ref|_inf), and, with `check_cert`, the
+    error is within the Result's certificate bound; else a message. `seen` collects the bounds met
+    (certificate check)."""
     res, msg = _solve(runner, inst)
     if res is None:
         return msg
@@ -89,7 +90,7 @@ def accuracy_problem(
 
 def permuted(inst, seed: int = 0):
     """Jointly permute query rows (X_q with Y) and key/value rows (X_k with X_v): the adapter
-    gradients do not change (MATH.md §13 item 6)."""
+    gradients do not change (docs/theory.md §3.5)."""
     rng = np.random.default_rng(seed)
     qp, kp = rng.permutation(inst.Lq), rng.permutation(inst.Lk)
     x = {k: inst.x3(k) for k in ("X_q", "X_k", "X_v", "Y")}
@@ -97,7 +98,7 @@ def permuted(inst, seed: int = 0):
 
 
 def invariance_problem(runner: SolverRunner, inst, eps: float) -> str | None:
-    """None when the solver's gradients survive the §13 item 6 permutation within 2 eps."""
+    """None when the solver's gradients survive the permutation of docs/theory.md §3.5 within 2 eps."""
     a, msg = _solve(runner, inst)
     b, msg = (None, msg) if a is None else _solve(runner, permuted(inst))
     if b is None:
@@ -106,7 +107,7 @@ def invariance_problem(runner: SolverRunner, inst, eps: float) -> str | None:
     diff = b.max_abs_error(a)
     if not diff <= 2 * eps * max(1.0, scale):
         return (
-            f"permuting query and key/value rows (MATH.md §13 item 6) changed the gradients by "
+            f"permuting query and key/value rows (docs/theory.md §3.5) changed the gradients by "
             f"{diff:.3e} > 2 x {eps:.1e} x max(1, {scale:.3g}) on {inst.describe()}"
         )
     return None
@@ -134,7 +135,7 @@ def finite(ctx: CheckContext) -> CheckOutcome:
 def accuracy(ctx: CheckContext) -> CheckOutcome:
     """Max-norm error against the float64 reference within the claim (and any certificate).
 
-    The Problem-1 criterion (MATH.md §4.4, §13 oracle (c)): for every drawn instance max-norm
+    The Problem-1 criterion (Hu et al. (arXiv:2406.03136) Problem 1; docs/theory.md §2.2): for every drawn instance max-norm
     |G - G_ref| <= eps * max(1, |G_ref|_inf) against the reference (`--reference`, default autograd).
     eps is `--claim-eps`; without a claim, exact solvers are held to 1e-8 (float64) / 1e-3 (float32)
     and approximate ones only to their certificates; with neither, accuracy is "not claimed" (the
@@ -174,7 +175,7 @@ def claimed(o: CheckOutcome, eps: float | None, domain: str) -> CheckOutcome:
 def invariance(ctx: CheckContext) -> CheckOutcome:
     """Jointly permuting query rows and key/value rows leaves the gradients unchanged within 2 eps.
 
-    MATH.md §13 item 6; needs no reference, so it also tests approximate solvers on their whole
+    docs/theory.md §3.5; needs no reference, so it also tests approximate solvers on their whole
     domain. Without an accuracy claim the gradients are held to rounding (1e-8 / 1e-3): a sum over
     tokens does not depend on their order."""
     runner, tol = ctx.runner, ctx.tol

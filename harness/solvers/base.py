@@ -68,7 +68,7 @@ class Result:
     info: dict[str, Any] = field(default_factory=dict)
 
     def max_abs_error(self, reference: Result) -> float:
-        """Problem 1 criterion: max over adapters of the max-norm difference (MATH.md §4.4)."""
+        """Problem 1 criterion: max over adapters of the max-norm difference (docs/theory.md §2.2)."""
         errs = [
             float(np.max(np.abs(np.asarray(self.grads[k], np.float64) - reference.grads[k])))
             for k in reference.grads

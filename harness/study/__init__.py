@@ -4,13 +4,13 @@ run resumes without redoing finished cells, and the report is a function of the 
 
 Groups (docs/study.md):
 * "scaling": time, memory, op count and error of each solver against L on the bounded family
-  (gamma fixed, so R = O(1): the almost-linear regime of MATH.md §2.3 / §7.2). `poly` runs at a fixed
+  (gamma fixed, so R = O(1): the almost-linear regime of docs/theory.md §5.2). `poly` runs at a fixed
   Taylor degree (fixed rank, so its time exponent is the L-exponent of the algorithm) and as
-  "poly@eps" with the target eps = 1/L (the 1/poly(L) accuracy of Problem 1, MATH.md §4.4).
-* "phase": the threshold family gamma = c sqrt(log L) (MATH.md §7.2, Thm 5.1 / 4.1) on a (c, L) grid;
-  per cell `theory.certify` for eps = 1/L gives the degree and rank needed, the measured error of the
-  polynomial method at a fixed rank budget, and the time (measured where the rank is affordable,
-  predicted op count always).
+  "poly@eps" with the target eps = 1/L (the 1/poly(L) accuracy of Problem 1, docs/theory.md §2.2).
+* "phase": the threshold family gamma = c sqrt(log L) (Hu et al. (arXiv:2406.03136) Thm 5.1 (v2) / 4.1
+  (ICLR); docs/theory.md §5.3) on a (c, L) grid; per cell `theory.certify` for eps = 1/L gives the degree
+  and rank needed, the measured error of the polynomial method at a fixed rank budget, and the time
+  (measured where the rank is affordable, predicted op count always).
 * "rank": poly against the best exact solver while the LoRA rank r varies.
 * "dim": poly and the exact solver against L for several head dimensions d (crossover L* vs d).
 

@@ -1,5 +1,5 @@
 """Theory: score range, regime, Taylor degree/rank and rigorous gradient-error certificates for the
-polynomial-method solvers (MATH.md §2.3 [D], §5.7, §6.4-6.5, §10, §11 items 1, 2, 5, 6; §13 items 10-11).
+polynomial-method solvers (docs/theory.md §4, §5; the corrected conventions of §7.1, §7.2, §7.5, §7.6).
 
 Pure functions of an Instance (nothing is mutated). Used by the `poly` / `poly-chained` solvers, the
 scaling study and the model audit. The derivation of `gradient_error_bound` is in docs/fast-solvers.md.
@@ -13,8 +13,8 @@ scaling study and the model audit. The derivation of `gradient_error_bound` is i
 Conventions
 -----------
 * R := max_i ||beta S_i||_inf, S_i = X_q,i W_q W_k^T X_k,i^T with the *effective* (adapted) weights
-  W_m = W*_m + alpha/r B_m A_m (MATH.md §11 item 6: classify by R, keep beta explicit).
-* The kernel approximated by `poly` is P_g(beta S), P_g(x) = sum_{t<=g} x^t/t! (MATH.md §2.3 [D] 2(b)).
+  W_m = W*_m + alpha/r B_m A_m (docs/theory.md §5.1: classify by R, keep beta explicit).
+* The kernel approximated by `poly` is P_g(beta S), P_g(x) = sum_{t<=g} x^t/t! (docs/theory.md §4.1).
 * eps_rel is the entrywise relative error of P_g(beta S) against exp(beta S) on |x| <= R.
 """
 

@@ -75,7 +75,7 @@ class _BoundTerms:
 
 def gradient_error_coefficient(inst: Instance) -> float:
     """C(inst) such that, for the `poly` solver (row-normalised approximate kernel f~ with entrywise
-    |f~ - f| <= delta f, plug-in gradients of MATH.md §10 with f -> f~), the max-norm error of every
+    |f~ - f| <= delta f, plug-in gradients of docs/theory.md §3.2 with f -> f~), the max-norm error of every
     adapter gradient is <= delta * C(inst). O(N L d) work, no L x L matrix. Derivation:
     docs/fast-solvers.md "Error bound". Per data point (V, K, Q with effective weights):
 
@@ -84,7 +84,7 @@ def gradient_error_coefficient(inst: Instance) -> float:
         |dG_q| <= delta |beta| (|X_q|^T tau) (max_k |K_k.|)
         |dG_k| <= delta |beta| (max_k |X_k,k.|) (tau^T |Q|)
         |dG_v| <= delta (max_k |X_v,k.|) sum_j (cbar_j. + w/(2N))
-    then |d dA| <= (alpha/r)|B|^T |dG|, |d dB| <= (alpha/r)|dG| |A|^T (MATH.md §10).
+    then |d dA| <= (alpha/r)|B|^T |dG|, |d dB| <= (alpha/r)|dG| |A|^T (docs/theory.md §3.2).
     With a different delta_j per query row the same sums carry the weights delta_j (`_BoundTerms`)."""
     return _BoundTerms(inst).bound(1.0)
 

@@ -87,7 +87,8 @@ def certify(
     exact_R: bool | None = None,
     R: float | None = None,
 ) -> dict[str, Any]:
-    """Certificate for the polynomial method on `inst` (MATH.md §2.3 [D], §4.4 Problem 1, §13 item 10).
+    """Certificate for the polynomial method on `inst` (docs/theory.md §4.1-§4.3; Hu et al.
+    (arXiv:2406.03136) Problem 1).
 
     Keys: "R" (the score range used; exact or the rigorous O(L d) upper bound, see "R_exact"),
     "R_bound" (the O(L d) bound), "R_exact" (bool), "log_L", "regime", "gammas" (paper_gammas),

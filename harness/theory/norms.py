@@ -1,7 +1,7 @@
 """Norms of an instance: effective weights, projections, the score range R = max_i ||beta S_i||_inf
 (exact, and the rigorous O(N L d) row bounds), and the LoRA paper's literal Gamma quantities.
 
-Pure functions of an Instance (nothing is mutated). MATH.md §11 item 6: classify by R, keep beta explicit.
+Pure functions of an Instance (nothing is mutated). docs/theory.md §5.1: classify by R, keep beta explicit.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ HULL_MAX_D = 5
 
 
 def effective_np(inst: Instance) -> dict[str, np.ndarray]:
-    """Effective weights W_m = W*_m + (alpha/r) B_m A_m in float64 numpy (MATH.md §4.2 Def. 1.1)."""
+    """Effective weights W_m = W*_m + (alpha/r) B_m A_m in float64 numpy (Hu et al. (arXiv:2406.03136) Def.
+    1.1; docs/theory.md §1)."""
     weights = {k: np.asarray(v, np.float64) for k, v in inst.arrays.items() if k[0] in "WAB"}
     return effective_weights(weights, inst.alpha, inst.r)
 
@@ -46,7 +47,7 @@ def _extreme_points(P: np.ndarray) -> np.ndarray:
 
 
 def score_range(inst: Instance) -> float:
-    """R = max_i ||beta S_i||_inf exactly (MATH.md §11 item 6), without an L x L matrix.
+    """R = max_i ||beta S_i||_inf exactly (docs/theory.md §5.1), without an L x L matrix.
 
     A bilinear form q^T k over Q x K attains its max and min at vertices of conv(Q) x conv(K), so
     for d <= HULL_MAX_D the rows are first reduced to their convex-hull vertices (qhull; exact up to
@@ -86,15 +87,17 @@ def row_score_bounds(inst: Instance) -> np.ndarray:
 
 
 def paper_gammas(inst: Instance) -> dict[str, float]:
-    """The LoRA paper's literal Gamma quantities (MATH.md §5.7 Thm 3.1, §6.5 Thm 4.1, §11 item 5):
+    """The LoRA paper's literal Gamma quantities (Hu et al. (arXiv:2406.03136) Thm 3.1, Thm 4.1;
+    docs/theory.md §5.1, §7.5):
 
     * "q_C1W": ||C_Q^(1) W_Q||_inf = ||X_q W_q||_inf  (Q view, the variable times its left constant)
     * "q_C2":  ||C_Q^(2)||_inf   = ||X_k W_k||_inf  (Q view, right constant)
     * "k_C1W": ||C_K^(1) W_K^T||_inf read with the corrected K-view variable W_K^T, i.e. the K view's
-               variable-side factor ||X_k W_k||_inf (§11 item 5: the K-view variable is W_K^T)
+               variable-side factor ||X_k W_k||_inf (docs/theory.md §7.5: the K-view variable is W_K^T)
     * "k_C2":  the K view's constant side ||X_q W_q||_inf
     * "gamma": the max of the four (the Gamma the theorems need, max over data points).
-    Effective (adapted) weights throughout; beta is NOT included (the paper sets beta = 1, §11 item 6).
+    Effective (adapted) weights throughout; beta is NOT included (the paper sets beta = 1, docs/theory.md
+    §7.6).
     """
     Q, K, _ = projections(inst)
     nq = float(np.abs(Q).max())

@@ -1,5 +1,5 @@
 """The Taylor polynomial P_g(x) = sum_{t<=g} x^t/t! of exp on [-R, R]: its relative error, the degree a
-target needs, and the feature rank C(d+g, g) of its monomial factorisation (MATH.md §2.3 [D])."""
+target needs, and the feature rank C(d+g, g) of its monomial factorisation (docs/theory.md §4.1-§4.2)."""
 
 from __future__ import annotations
 
@@ -26,13 +26,14 @@ def taylor_rel_error(R: float, g: int) -> float:
 
     Lagrange: e^x - P_g(x) = e^xi x^(g+1)/(g+1)! with xi between 0 and x. For x >= 0, e^xi <= e^x,
     so the relative error is <= R^(g+1)/(g+1)!; for x < 0, e^xi <= 1 and e^-x <= e^R. This is
-    a factor e^R tighter than MATH.md §2.3 [D] item 2's R^(g+1) e^(2R)/(g+1)! (`taylor_rel_error_paper`)."""
+    a factor e^R tighter than AS23 (arXiv:2302.13214)'s R^(g+1) e^(2R)/(g+1)! (docs/theory.md §4.1)
+    (`taylor_rel_error_paper`)."""
     lv = log_taylor_rel_error(R, g)
     return 0.0 if lv == -math.inf else (math.exp(lv) if lv < 700 else math.inf)
 
 
 def taylor_rel_error_paper(R: float, g: int) -> float:
-    """MATH.md §2.3 [D] item 2 as printed: R^(g+1) e^(2R) / (g+1)!."""
+    """AS23 (arXiv:2302.13214) as printed (docs/theory.md §4.1): R^(g+1) e^(2R) / (g+1)!."""
     if R <= 0:
         return 0.0
     lv = log_taylor_rel_error(R, g) + R
@@ -40,7 +41,7 @@ def taylor_rel_error_paper(R: float, g: int) -> float:
 
 
 def taylor_degree(R: float, eps_rel: float) -> int:
-    """Smallest g >= 1 with taylor_rel_error(R, g) <= eps_rel (MATH.md §2.3 [D] item 2)."""
+    """Smallest g >= 1 with taylor_rel_error(R, g) <= eps_rel (docs/theory.md §4.1)."""
     if not eps_rel > 0:
         raise HarnessError(f"eps_rel must be positive, got {eps_rel}")
     le = math.log(eps_rel)
@@ -51,12 +52,12 @@ def taylor_degree(R: float, eps_rel: float) -> int:
 
 
 def feature_rank(d: int, g: int) -> int:
-    """Number of monomials of degree <= g in d variables: C(d+g, g) (MATH.md §2.3 [D] item 3)."""
+    """Number of monomials of degree <= g in d variables: C(d+g, g) (docs/theory.md §4.2)."""
     return math.comb(int(d) + int(g), int(g))
 
 
 def normalised_rel_error(eps_rel: float) -> float:
-    """delta = 2 eps/(1-eps): entrywise relative error of the row-normalised kernel (§2.3 [D] item 4)."""
+    """delta = 2 eps/(1-eps): entrywise relative error of the row-normalised kernel (docs/theory.md §4.3)."""
     if eps_rel >= 1:
         return math.inf
     return 2.0 * eps_rel / (1.0 - eps_rel)

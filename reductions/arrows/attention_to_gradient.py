@@ -1,4 +1,4 @@
-"""AAttC -> AAttLGC by AS24's calculus route (AS24 App. E, Thm E.5; MATH.md §3.7; REDUCTIONS.md §4).
+"""AAttC -> AAttLGC by AS24's calculus route (AS24 (arXiv:2402.04497) App. E, Thm E.5; docs/theory.md §6.4).
 
 Put A1 = Q d/tau (so AS24's 1/d temperature gives the scores Q K^T / tau), A2 = K, A3 = V, Y = I,
 E = 0, X = lambda I. Then L(lambda I) = f(lambda)/2 with f(lambda) = ||softmax(lambda S) V||_F^2, and
@@ -8,7 +8,7 @@ f(1) = f(0) + int_0^1 f'(lambda) d lambda is recovered from gradient calls alone
 * `rule="left-riemann"` (as printed, AS24 Lemma E.4): t_M = (1/M) sum_{i<M} f'(i/M), error <= b/M
   with b = max |f''| = O(B'^2 n): with polylog M calls the error is Theta(n). It fails; see
   benchmarks/results/reductions.md for the measured error.
-* `rule="gauss-legendre"` (REDUCTIONS.md §4c Fix A): P panels x Q nodes; f is analytic in lambda,
+* `rule="gauss-legendre"` (docs/theory.md §6.4, fix A): P panels x Q nodes; f is analytic in lambda,
   so the error falls fast (empirical call counts only).
 
 The output is only the statistic ||Att||_F^2, an `AttentionSolution(frob2=...)`; the per-query
@@ -46,7 +46,7 @@ def nodes_weights(rule: str, calls: int | None = None, panels: int = 32, order: 
 class AttentionToGradient(Arrow):
     name = "AS24-calculus"
     source, target = "AAttC", "AAttLGC"
-    spec = "AS24 App. E; REDUCTIONS.md §4b-§4c"
+    spec = "AS24 App. E; docs/theory.md §6.4, §7.8"
     needs = "gradient"
     gives = "frob2"
 

@@ -5,7 +5,7 @@ An arrow maps instances of a source problem to instances of a target problem:
 * `reduce(source) -> target`; the target records its `source` so decoding can walk back.
 * `decode(target, solution, oracle=None) -> source solution`. `oracle` (a callable on target
   instances) is only used by arrows whose decoder makes extra calls (G1's binary search,
-  REDUCTIONS.md §4d; the quadrature route, §4c); an arrow never picks a solver itself.
+  docs/theory.md §6.4; the quadrature route, §6.4); an arrow never picks a solver itself.
 * `required_accuracy(target)`: the max-norm error on the target solution below which decoding is
   guaranteed right (0.0 means the target must be solved exactly).
 * `solve(source, oracle)` = decode(reduce(source), oracle(target), oracle); `pullback(oracle)`

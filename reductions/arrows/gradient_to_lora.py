@@ -1,5 +1,6 @@
-"""AAttLGC -> ALoRAGC by the App. D / App. E embedding of Hu et al. (MATH.md §7.4; REDUCTIONS.md §5),
-in the cross-attention form and the self-attention form, for C1 (adapters q or q,v) and C2 (q,k,v).
+"""AAttLGC -> ALoRAGC by the App. D (arXiv v2) / App. E (ICLR) embedding of Hu et al. (arXiv:2406.03136;
+docs/theory.md §6.5), in the cross-attention form and the self-attention form, for C1 (adapters q or q,v)
+and C2 (q,k,v).
 
 AAttLGC head dimension r (the LoRA rank), LoRA width d > r. Cross form (d = r + p, p >= 1):
     X_q = [A1 | 0], W*_q = 0, B_q = [I_r; 0], A_q = [(r/alpha) X | 0]   => W_q = [[X, 0], [0, 0]]
@@ -41,7 +42,7 @@ def parse_scenario(text: str) -> tuple[str, ...]:
 class GradientToLoRA(Arrow):
     name = "AppD"
     source, target = "AAttLGC", "ALoRAGC"
-    spec = "MATH.md §7.4; REDUCTIONS.md §5"
+    spec = "docs/theory.md §6.5"
     needs = "lora-gradients"
     gives = "gradient"
 

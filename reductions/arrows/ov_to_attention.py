@@ -1,6 +1,6 @@
-"""OV -> AAttC (REDUCTIONS.md §3): the re-centred layout P1 (§3b, constant margin, the one that
-runs), the AS23 Lemma 4.7 layout from Gap-Hamming (§3a, astronomically small margin: evaluate in
-log space), and the G1 score layout (§4c) used by the calculus route of §4.
+"""OV -> AAttC (docs/theory.md §6.3): the re-centred layout P1 ( constant margin, the one that
+runs), the AS23 Lemma 4.7 layout from Gap-Hamming (astronomically small margin: evaluate in
+log space), and the G1 score layout (docs/theory.md §6.4) used by the calculus route.
 
 All layouts put N data keys and N dummy keys side by side, V[:, 0] = indicator of the data keys,
 and read the per-query answer from T_i = Att[i, 0], the attention mass on the data keys.
@@ -20,7 +20,7 @@ from reductions.problems.ov import OVInstance, partner
 
 
 def temperature(kind: str | float, d: int) -> float:
-    """tau for the kernel score Q K^T / tau: '1', 'sqrt-d' or 'd' (REDUCTIONS.md §0 harness rule)."""
+    """tau for the kernel score Q K^T / tau: '1', 'sqrt-d' or 'd' (docs/theory.md §6 harness rule)."""
     if isinstance(kind, (int, float)):
         return float(kind)
     table = {"1": 1.0, "sqrt-d": math.sqrt(d), "d": float(d)}
@@ -45,13 +45,13 @@ def _first_yes_row(ov: OVInstance, yes: np.ndarray, what: str):
 
 
 class OVToAttentionP1(Arrow):
-    """REDUCTIONS.md §3b, P1 (re-centred dummies). n = 2N, d = m + 1, beta = 2 ln(cN), s = sqrt(beta):
+    """docs/theory.md §6.3, P1 (re-centred dummies). n = 2N, d = m + 1, beta = 2 ln(cN), s = sqrt(beta):
     Q rows s(-u_i, 1) (rows N..2N-1 repeat them), K rows s(w_j, 0) (data), s(0, -1/2) (dummies).
     Scores: data -beta<u,w>, dummy -beta/2. Yes rows T >= c/(c+1), no rows T <= 1/(cN)."""
 
     name = "P1"
     source, target = "OV", "AAttC"
-    spec = "REDUCTIONS.md §3b"
+    spec = "docs/theory.md §6.3"
     needs = "T"
 
     def __init__(self, c: float = 4.0, tau: str | float = "1"):
@@ -101,14 +101,14 @@ class OVToAttentionP1(Arrow):
 
 
 class GapHammingToAttentionAS23(Arrow):
-    """REDUCTIONS.md §3a (AS23 Lemma 4.7 layout, constants re-derived): n~ = 2N, d~ = 2D, tau = d~.
-    Q rows sqrt(b)[a_i, 1_D] (rows >= N: sqrt(b)[0, 1_D]); K rows sqrt(b)[b_j, 0] (data),
+    """AS23 (arXiv:2302.13214) Lemma 4.7 layout, constants re-derived (docs/theory.md §6.3): n~ = 2N, d~ =
+    2D, tau = d~. Q rows sqrt(b)[a_i, 1_D] (rows >= N: sqrt(b)[0, 1_D]); K rows sqrt(b)[b_j, 0] (data),
     sqrt(b)[0, 1_D] (dummies). Data score b(D - h)/(4D), dummy score b/2.
     beta = 4D ln(8N) / (h_no - h_yes) makes yes_lb / no_ub >= 4; decide at their geometric mean."""
 
     name = "AS23"
     source, target = "Gap-Hamming", "AAttC"
-    spec = "REDUCTIONS.md §3a"
+    spec = "AS23 Lemma 4.7; docs/theory.md §6.3"
     needs = "T"
 
     def reduce(self, gh: GapHammingInstance) -> AAttCInstance:
@@ -179,7 +179,7 @@ class GapHammingToAttentionAS23(Arrow):
 
 
 class OVToAttentionG1Layout(Arrow):
-    """The G1 score matrix as an attention instance (REDUCTIONS.md §4c Fix A): n = 2N, d = m + 1,
+    """The G1 score matrix as an attention instance (docs/theory.md §6.4, fix A): n = 2N, d = m + 1,
     data score -beta<u, w>, dummy score 0 (so T_i <= 1/2), beta = (1/2) ln(16 N (N+1)^2).
     Decision statistic f(1) = ||Att||_F^2 = sum_i T_i^2 (rows restricted to R):
     yes >= 1/(N+1)^2 (one yes row suffices), no <= 2N e^(-2 beta) = 1/(8 (N+1)^2).
@@ -187,7 +187,7 @@ class OVToAttentionG1Layout(Arrow):
 
     name = "G1-layout"
     source, target = "OV", "AAttC"
-    spec = "REDUCTIONS.md §4c"
+    spec = "docs/theory.md §6.4"
     needs = "frob2"
     extra_calls = "ceil(log2 N)"
     restricts_queries = True

@@ -1,4 +1,4 @@
-"""OV -> the gadgets of REDUCTIONS.md §2 (b) Max-IP and (c) Gap-Hamming; both exact, gap 1.
+"""OV -> the gadgets of docs/theory.md §6.2: Max-IP and Gap-Hamming; both exact, gap 1.
 
 (b) per coordinate phi(x) = (1-x, x, 0), psi(y) = (1, 1-y, y): <phi(u), psi(w)> = m - <u, w>,
     |phi| = m, |psi| = 2m. Yes <=> some pair reaches m.
@@ -18,26 +18,26 @@ from reductions.problems.ov import OVInstance
 
 
 def phi(U: np.ndarray) -> np.ndarray:
-    """Coordinate gadget phi(x) = (1 - x, x, 0) (REDUCTIONS.md §2(b))."""
+    """Coordinate gadget phi(x) = (1 - x, x, 0) (docs/theory.md §6.2)."""
     U = U.astype(np.uint8)
     return np.stack([1 - U, U, np.zeros_like(U)], axis=-1).reshape(U.shape[0], -1)
 
 
 def psi(W: np.ndarray) -> np.ndarray:
-    """Coordinate gadget psi(y) = (1, 1 - y, y) (REDUCTIONS.md §2(b))."""
+    """Coordinate gadget psi(y) = (1, 1 - y, y) (docs/theory.md §6.2)."""
     W = W.astype(np.uint8)
     return np.stack([np.ones_like(W), 1 - W, W], axis=-1).reshape(W.shape[0], -1)
 
 
 def balance(Z: np.ndarray) -> np.ndarray:
-    """z -> (z, 1 - z): every vector gets weight D/2 and distances double (REDUCTIONS.md §2)."""
+    """z -> (z, 1 - z): every vector gets weight D/2 and distances double (docs/theory.md §6.2)."""
     return np.hstack([Z, 1 - Z]).astype(np.uint8)
 
 
 class OVToMaxIP(Arrow):
     name = "maxip-gadget"
     source, target = "OV", "Max-IP"
-    spec = "REDUCTIONS.md §2(b)"
+    spec = "docs/theory.md §6.2"
 
     def reduce(self, ov: OVInstance) -> MaxIPInstance:
         return MaxIPInstance(phi(ov.U), psi(ov.W), ov.m, {"N": ov.N, "D": 3 * ov.m}, source=ov)
@@ -52,7 +52,7 @@ class OVToMaxIP(Arrow):
 class OVToGapHamming(Arrow):
     name = "gap-hamming-gadget"
     source, target = "OV", "Gap-Hamming"
-    spec = "REDUCTIONS.md §2(c)"
+    spec = "docs/theory.md §6.2"
 
     def reduce(self, ov: OVInstance) -> GapHammingInstance:
         m = ov.m

@@ -1,4 +1,4 @@
-"""OV -> AAttLGC by the one-call gradient read-out G1 (REDUCTIONS.md §4d, Fix B) and its E = 0
+"""OV -> AAttLGC by the one-call gradient read-out G1 (docs/theory.md §6.4, fix B) and its E = 0
 variant (Hu et al.'s Y = 0).
 
 Head dimension d' = m + 2, n = 2N, s = sqrt(beta d'):
@@ -35,7 +35,7 @@ from reductions.problems.ov import OVInstance
 class OVToGradientG1(Arrow):
     name = "G1"
     source, target = "OV", "AAttLGC"
-    spec = "REDUCTIONS.md §4d"
+    spec = "docs/theory.md §6.4"
     needs = "gradient"
     extra_calls = "ceil(log2 N) (decode of a yes instance)"
 

@@ -1,4 +1,4 @@
-"""k-SAT -> OV by Williams' split and list (REDUCTIONS.md §1).
+"""k-SAT -> OV by Williams' split and list (docs/theory.md §6.1).
 
 X1 = variables 1..v1 (v1 = ceil(v/2)), X2 = the other v2 = floor(v/2). Row i of U is the
 half-assignment alpha with i = sum_b alpha_b 2^b; u_i[c] = 0 iff alpha makes some literal of clause
@@ -23,7 +23,7 @@ def half_assignments(nbits: int) -> np.ndarray:
 
 def side_vectors(cnf: CNF, variables: list[int]) -> np.ndarray:
     """(2^len(variables), m) uint8: 1 where no literal of the clause on these variables is true
-    (REDUCTIONS.md §1 steps 1-3, the per-clause OR as one matrix product)."""
+    (docs/theory.md §6.1, the per-clause OR as one matrix product)."""
     H = half_assignments(len(variables))
     P, Nn = literal_matrices(cnf, variables)
     true_count = H @ P + (1.0 - H) @ Nn
@@ -33,7 +33,7 @@ def side_vectors(cnf: CNF, variables: list[int]) -> np.ndarray:
 class SatToOV(Arrow):
     name = "split-and-list"
     source, target = "k-SAT", "OV"
-    spec = "REDUCTIONS.md §1"
+    spec = "docs/theory.md §6.1"
 
     def reduce(self, cnf: CNF) -> OVInstance:
         v = cnf.nvars

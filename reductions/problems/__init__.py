@@ -1,1 +1,1 @@
-"""Problem records of the reduction chain (REDUCTIONS.md §1-§5)."""
+"""Problem records of the reduction chain (docs/theory.md §6.1-§6.5)."""

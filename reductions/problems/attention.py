@@ -1,12 +1,12 @@
-"""AAttC, approximate attention computation (MATH.md §2.1; REDUCTIONS.md §0, §3).
+"""AAttC, approximate attention computation (AS23 (arXiv:2302.13214); docs/theory.md §2.4, §6.3).
 
 An `AAttCInstance` holds Q (n, d), K (n', d), V (n', d) and a temperature tau: the exact answer is
 Att = softmax_rows(Q K^T / tau) V; a solver must return T with ||T - Att||_inf <= eps_a.
-(AS23 use tau = d; the P1 layout of REDUCTIONS.md §3b builds its scores for tau = 1 and realises
-them under any tau by putting sqrt(tau) on Q and K, the harness rule of §0.)
+(AS23 use tau = d; the P1 layout of docs/theory.md §6.3 builds its scores for tau = 1 and realises
+them under any tau by putting sqrt(tau) on Q and K, the harness rule of docs/theory.md §6.)
 
 A solution is an `AttentionSolution`: the output matrix T, or (for the calculus route of
-REDUCTIONS.md §4) only the statistic frob2 = ||Att||_F^2.
+docs/theory.md §6.4) only the statistic frob2 = ||Att||_F^2.
 
 `forward_oracle(solver)` turns any harness solver with `forward` into an AAttC oracle: it builds the
 Instance X_q = Q, X_k = K, X_v = V, W_q = W_k = W_v = I, beta = 1/tau, no adapter, Y = 0.
@@ -53,7 +53,7 @@ class AAttCInstance:
         return (self.Q @ self.K.T) / self.tau
 
     def bounds(self) -> dict[str, float]:
-        """Entry bound B = max(||Q||_inf, ||K||_inf) and the score range (REDUCTIONS.md §0)."""
+        """Entry bound B = max(||Q||_inf, ||K||_inf) and the score range (docs/theory.md §6)."""
         B = float(max(np.abs(self.Q).max(initial=0), np.abs(self.K).max(initial=0)))
         return {"B": B, "V_max": float(np.abs(self.V).max(initial=0)), "tau": self.tau}
 
@@ -83,7 +83,7 @@ def exact_attention(inst: AAttCInstance) -> np.ndarray:
 
 def log_attention_column(inst: AAttCInstance, col: int = 0) -> np.ndarray:
     """log Att[:, col] for V[:, col] in {0, 1}, by logsumexp over the keys with V[j, col] = 1 minus
-    logsumexp over all keys (no underflow; REDUCTIONS.md §3a says to evaluate the AS23 layout only
+    logsumexp over all keys (no underflow; docs/theory.md §6.3: the AS23 layout is evaluated only
     in log space)."""
     S = inst.scores()
     sel = inst.V[:, col] > 0.5

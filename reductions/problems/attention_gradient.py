@@ -1,7 +1,8 @@
-"""AAttLGC, the approximate attention-loss gradient (AS24 Def. 1.2/1.4; MATH.md §3.1-§3.4, §7.3).
+"""AAttLGC, the approximate attention-loss gradient (AS24 (arXiv:2402.04497) Def. 1.2/1.4; docs/theory.md
+§2.4, §3.1).
 
 L(X) = 1/2 || D(X)^-1 exp(A1 X A2^T / d) A3 Y - E ||_F^2 with d = the head dimension (A1.shape[1]);
-a solver must return g with ||g - dL/dX||_inf <= eps. Exact gradient (MATH.md §3.4, 1/d
+a solver must return g with ||g - dL/dX||_inf <= eps. Exact gradient (docs/theory.md §3.1, 1/d
 reinstated): dL/dX = (1/d) A1^T p A2 with f = softmax(A1 X A2^T / d), c = f A3 Y - E,
 q = c (A3 Y)^T, p = f . q - diag(rowsum(f . q)) f.
 
@@ -76,7 +77,8 @@ def softmax_rows(S: np.ndarray) -> np.ndarray:
 
 
 def loss_and_gradient(inst: AAttLGCInstance) -> tuple[float, np.ndarray]:
-    """Reference (float64 numpy): L(X) and dL/dX = (1/d) A1^T p A2 (MATH.md §3.4)."""
+    """Reference (float64 numpy): L(X) and dL/dX = (1/d) A1^T p A2 (AS24 (arXiv:2402.04497) Lemma C.8;
+    docs/theory.md §3.1)."""
     d = inst.d
     f = softmax_rows(inst.A1 @ inst.X @ inst.A2.T / d)
     h = inst.A3 @ inst.Y

@@ -1,4 +1,4 @@
-"""k-CNF formulas (REDUCTIONS.md §1 input): record, evaluation, ground truth by python-sat.
+"""k-CNF formulas (docs/theory.md §6.1 input): record, evaluation, ground truth by python-sat.
 
 A `CNF` has `nvars` variables 1..nvars and clauses given as tuples of non-zero DIMACS literals.
 Empty clauses, tautologies, duplicate literals and absent variables are all allowed. A model is a
@@ -21,7 +21,7 @@ Model = tuple  # tuple[bool, ...] of length nvars
 
 @dataclass(frozen=True)
 class CNF:
-    """A CNF formula: `nvars` and clauses as tuples of DIMACS literals (REDUCTIONS.md §1)."""
+    """A CNF formula: `nvars` and clauses as tuples of DIMACS literals (docs/theory.md §6.1)."""
 
     nvars: int
     clauses: tuple
@@ -101,7 +101,7 @@ def model_to_dimacs(model: Sequence[bool]) -> str:
 
 def literal_matrices(cnf: CNF, variables: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """(P, Nn): P[b, c] = 1 iff variable variables[b] occurs positively in clause c, Nn likewise for
-    negative occurrences (REDUCTIONS.md §1 step 3: the per-clause OR, vectorised)."""
+    negative occurrences (docs/theory.md §6.1: the per-clause OR, vectorised)."""
     pos = {v: b for b, v in enumerate(variables)}
     P = np.zeros((len(variables), cnf.m), dtype=np.float32)
     Nn = np.zeros((len(variables), cnf.m), dtype=np.float32)

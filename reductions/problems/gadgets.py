@@ -1,4 +1,4 @@
-"""The OV gadgets of REDUCTIONS.md §2 (a)-(c): Max-IP with constant weights and Gap-Hamming
+"""The OV gadgets of docs/theory.md §6.2: Max-IP with constant weights and Gap-Hamming
 (the exactly checkable substitute for Rubinstein's Gap-ANN, with additive gap 1).
 
 * `MaxIPInstance(A, B, target)`: is there (i, j) with <a_i, b_j> >= target? (yes: max = target,

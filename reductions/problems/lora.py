@@ -1,4 +1,5 @@
-"""ALoRAGC, the approximate LoRA adapter gradient (MATH.md §4.4 Problem 1, §5.4, §6.3; Hu et al.).
+"""ALoRAGC, the approximate LoRA adapter gradient (Hu et al. (arXiv:2406.03136) Problems 1-3;
+docs/theory.md §2.2).
 
 An ALoRAGC instance IS a harness Instance: the general loss
 1/(2N) sum_i ||softmax(beta X_q W_q W_k^T X_k^T) X_v W_v - Y||_F^2, W_m = W*_m + (alpha/r) B_m A_m;
@@ -29,7 +30,7 @@ class ALoRAGCInstance:
     source: Any = None
 
     def bounds(self) -> dict[str, float]:
-        """Gamma quantities of Hu et al. Thm 4.1 (MATH.md §7.2): ||X_k W_k||_inf and
+        """Gamma quantities of Hu et al. Thm 4.1 (docs/theory.md §5.3, §6.5): ||X_k W_k||_inf and
         ||(alpha/r) X_q B_q A_q||_inf (with beta folded in: ||beta X_q W_q||_inf)."""
         a = self.inst.arrays
         Wq = effective_weights(a, self.inst.alpha, self.inst.r)["q"]

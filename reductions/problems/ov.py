@@ -1,8 +1,8 @@
-"""Orthogonal Vectors (REDUCTIONS.md §1 target): two lists U, W of N vectors in {0,1}^m; find
+"""Orthogonal Vectors (docs/theory.md §6.1 target): two lists U, W of N vectors in {0,1}^m; find
 (i, j) with <u_i, w_j> = 0, or report that none exists.
 
 The exact solver is the blocked float32 BLAS Gram U W^T (exact: integer entries below 2^24;
-REDUCTIONS.md §6 "Ground truth"), O(N^2 m) time, O(block N) memory.
+docs/theory.md §6.6), O(N^2 m) time, O(block N) memory.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def yes_rows(ov: OVInstance) -> np.ndarray:
 
 
 def partner(ov: OVInstance, i: int) -> int | None:
-    """Scan row i: the first j with <u_i, w_j> = 0 (O(N m) work, REDUCTIONS.md §3b decode step 3)."""
+    """Scan row i: the first j with <u_i, w_j> = 0 (O(N m) work, docs/theory.md §6.3 decode)."""
     ip = ov.W.astype(np.int64) @ ov.U[i].astype(np.int64)
     hit = np.flatnonzero(ip == 0)
     return int(hit[0]) if hit.size else None

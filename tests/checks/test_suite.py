@@ -203,10 +203,11 @@ def test_chain_is_skipped_for_claims_looser_than_it_needs(tmp_path):
 
 @pytest.mark.parametrize("name", ["printed_q", "printed_p2"])
 def test_printed_orientations_break_permutation_invariance(name, tmp_path):
-    """§13 item 6 needs no reference: the printed orientations fail it on their own."""
+    """The permutation invariance of docs/theory.md §3.5 needs no reference: the printed orientations fail
+    it on their own."""
     rep = _run(f"tests.planted:{name}", tmp_path, claim_eps=1e-6, checks=("invariance",))
     inv = rep.outcome("invariance")
-    assert inv.failed and "§13 item 6" in inv.detail, rep.table()
+    assert inv.failed and "docs/theory.md §3.5" in inv.detail, rep.table()
     _assert_counterexample(inv, name)
 
 

@@ -1,5 +1,5 @@
 """Every arrow on its own: decode(exact_solve(reduce(x))) is right, and the margins and identities
-of REDUCTIONS.md §2-§5 hold in float64 and float32 (oracles: numpy references and the harness's
+of docs/theory.md §6.2-§6.5 hold in float64 and float32 (oracles: numpy references and the harness's
 exact solvers)."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_gadget_identities(cnf):
 @given(cnfs(max_v=12))
 @settings(max_examples=examples(15))
 def test_p1_margins_and_decode(cnf):
-    """REDUCTIONS.md §3b: yes rows >= c/(c+1), no rows <= 1/(cN) (fp64 reference); decoding a
+    """docs/theory.md §6.3 (P1): yes rows >= c/(c+1), no rows <= 1/(cN) (fp64 reference); decoding a
     float32 harness forward pass is right; realised under tau = 1 and tau = d alike."""
     ov = _ov(cnf)
     yes = yes_rows(ov)
@@ -91,7 +91,8 @@ def test_p1_wrong_oracle_is_caught():
 @given(cnfs(max_v=8, max_m=14))
 @settings(max_examples=examples(10))
 def test_as23_log_space(cnf):
-    """REDUCTIONS.md §3a: decided right in log space; the yes/no bounds hold on the log column."""
+    """docs/theory.md §6.3 (AS23 (arXiv:2302.13214) Lemma 4.7 layout): decided right in log space; the
+    yes/no bounds hold on the log column."""
     assume(cnf.m > 0)
     ov = _ov(cnf)
     gh = OVToGapHamming().reduce(ov)
@@ -126,7 +127,7 @@ def test_as23_float64_small_and_underflow():
 @given(cnfs(max_v=12))
 @settings(max_examples=examples(15))
 def test_g1_identity_margins_and_binary_search(cnf):
-    """REDUCTIONS.md §4d: g = (1/d') sum T_i (T_i + c)(1 - T_i); read-out on the right side of
+    """docs/theory.md §6.4 (G1): g = (1/d') sum T_i (T_i + c)(1 - T_i); read-out on the right side of
     [no_ub, yes_lb] in float64; float32 harness oracle decides; decode uses <= ceil(log2 N) extra calls."""
     ov = _ov(cnf)
     yes = yes_rows(ov)
@@ -167,8 +168,8 @@ def test_g1_matches_autograd_and_closed_form():
 )
 @pytest.mark.parametrize("alpha,fold", [(None, False), (1.0, True)])
 def test_lora_embedding_identity(form, adapt, alpha, fold):
-    """MATH.md §7.4: the LoRA read-out equals the AAttLGC gradient to 1e-10 relative, the padded
-    columns of dA_q are exactly 0, and the two losses agree."""
+    """Hu et al. (arXiv:2406.03136) App. D (v2); docs/theory.md §6.5: the LoRA read-out equals the AAttLGC
+    gradient to 1e-10 relative, the padded columns of dA_q are exactly 0, and the two losses agree."""
     for cnf in (S.planted(3, 8, seed=4), S.unsat(3, 8, seed=4)):
         src = OVToGradientG1().reduce(_ov(cnf))
         loss, g = agr.loss_and_gradient(src)
@@ -186,7 +187,7 @@ def test_lora_embedding_identity(form, adapt, alpha, fold):
 
 
 def test_calculus_route_left_riemann_fails_gauss_legendre_works():
-    """REDUCTIONS.md §4b-§4c: the printed left-Riemann sum misses f(1) by far more than the
+    """docs/theory.md §6.4, §7.8: the printed left-Riemann sum misses f(1) by far more than the
     decision needs; Gauss-Legendre meets it and decides through the G1 layout."""
     for cnf in (S.planted(3, 8, seed=5), S.unsat(3, 8, seed=5)):
         ov = _ov(cnf)

@@ -1,4 +1,4 @@
-"""k-CNF, SAT sources, DIMACS, and the split-and-list arrow (REDUCTIONS.md §1, §6)."""
+"""k-CNF, SAT sources, DIMACS, and the split-and-list arrow (docs/theory.md §6.1, §6.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The three exact solvers agree (MATH.md §10, §12 [5]); gradcheck; numerical stability."""
+"""The three exact solvers agree (docs/theory.md §3.2-§3.4); gradcheck; numerical stability."""
 
 import numpy as np
 import pytest
@@ -57,7 +57,7 @@ def test_gradcheck_tiny():
 
 
 def test_closed_form_matches_finite_differences():
-    """Independent of autograd: central differences on the loss (MATH.md §12)."""
+    """Independent of autograd: central differences on the loss (docs/theory.md §3.5)."""
     inst = families.gaussian(L=4, Lk=3, d=3, r=2, adapt=("q", "k", "v"), N=2, seed=5)
     res = get_solver("closed-form").solve(inst)
     h = 1e-6

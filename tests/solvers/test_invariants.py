@@ -1,4 +1,5 @@
-"""Invariants of MATH.md §13 (★ items, checked in §12 [10]) and the printed-q pitfall (§11 item 1)."""
+"""Invariants of every correct gradient (docs/theory.md §3.5) and the printed-q pitfall (docs/theory.md
+§7.1)."""
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ def _f_and_q(inst, i=0):
 
 @given(instances(max_L=10, max_d=4))
 def test_p_rows_sum_to_zero_and_match_naive(inst):
-    """§13.1: rows of f are probability vectors; p 1 = 0; p equals its row-by-row definition."""
+    """docs/theory.md §3.5: rows of f are probability vectors; p 1 = 0; p equals its row-by-row definition."""
     f, q = _f_and_q(inst)
     assert torch.allclose(f.sum(-1), torch.ones(f.shape[0], dtype=f.dtype), atol=1e-12)
     p_ref = naive_p(f, q.clone())
@@ -37,7 +38,7 @@ def test_p_rows_sum_to_zero_and_match_naive(inst):
 
 @given(instances(max_L=8, max_d=4))
 def test_adapter_inner_products_agree(inst):
-    """§13.2: <dL/dA_m, A_m> = <dL/dB_m, B_m>."""
+    """docs/theory.md §3.5: <dL/dA_m, A_m> = <dL/dB_m, B_m>."""
     res = CF.solve(inst)
     for m in inst.adapted:
         a = float(np.sum(res.grads[f"dA_{m}"] * inst.arrays[f"A_{m}"]))
@@ -47,7 +48,8 @@ def test_adapter_inner_products_agree(inst):
 
 @given(instances(max_L=8, max_d=4), st.integers(0, 2**31))
 def test_lora_gauge(inst, seed):
-    """§13.3: (B, A) -> (BM, M^-1 A) keeps the loss and maps (G_A, G_B) -> (M^T G_A, G_B M^-T)."""
+    """docs/theory.md §3.5: (B, A) -> (BM, M^-1 A) keeps the loss and maps (G_A, G_B) -> (M^T G_A, G_B
+    M^-T)."""
     r = inst.r
     rng = np.random.default_rng(seed)
     M = rng.normal(size=(r, r)) + 2 * np.eye(r)
@@ -70,7 +72,8 @@ def test_lora_gauge(inst, seed):
 
 @given(instances(max_L=8, max_d=4))
 def test_b_zero_init(inst):
-    """§13.4: B_m = 0 => dL/dA_m = 0 and dL/dB_m = (alpha/r) G_W A_m^T (here checked vs autograd)."""
+    """docs/theory.md §3.5: B_m = 0 => dL/dA_m = 0 and dL/dB_m = (alpha/r) G_W A_m^T (here checked vs
+    autograd)."""
     zeros = {f"B_{m}": np.zeros_like(inst.arrays[f"B_{m}"]) for m in inst.adapted}
     z = inst.replace(**zeros)
     res, ref = CF.solve(z), get_solver("autograd").solve(z)
@@ -81,7 +84,7 @@ def test_b_zero_init(inst):
 
 @given(instances(max_L=8, max_d=4, adapters=[("v",), ("q", "v")]), st.floats(-5, 5))
 def test_row_shift_invariance(inst, a):
-    """§13.5: S -> S + a 1^T leaves everything unchanged. Realised exactly by adding a constant
+    """docs/theory.md §3.5: S -> S + a 1^T leaves everything unchanged. Realised exactly by adding a constant
     feature: X_q' = [X_q, 1], X_k' = [X_k, 1] ... is not square; instead we shift through W_k: with
     k unadapted and a query-only adapter, S + a 1^T equals the loss of softmax(S) (the softmax is
     shift invariant), so we check softmax_rows directly and the loss through a shifted solver run."""
@@ -122,7 +125,7 @@ def _shift_embedding(inst, shift):
     st.integers(0, 2**31),
 )
 def test_row_shift_invariance_gradients(inst, seed):
-    """§13.5: S -> S + a 1^T (per-query shifts a) changes neither the loss nor the adapter
+    """docs/theory.md §3.5: S -> S + a 1^T (per-query shifts a) changes neither the loss nor the adapter
     gradients (compared on the original d x d blocks of the embedding)."""
     shift = np.random.default_rng(seed).normal(scale=3.0, size=inst.Lq)
     base = CF.solve(_shift_embedding(inst, np.zeros(inst.Lq)))
@@ -138,7 +141,8 @@ def test_row_shift_invariance_gradients(inst, seed):
 
 @given(instances(max_L=8, max_d=4, max_N=1), st.integers(0, 2**31))
 def test_permutation_equivariance(inst, seed):
-    """§13.6: permuting query rows (X_q with Y) or key/value rows (X_k with X_v) changes nothing."""
+    """docs/theory.md §3.5: permuting query rows (X_q with Y) or key/value rows (X_k with X_v) changes
+    nothing."""
     rng = np.random.default_rng(seed)
     pq, pk = rng.permutation(inst.Lq), rng.permutation(inst.Lk)
     a = {k: np.array(v) for k, v in inst.arrays.items()}
@@ -148,7 +152,7 @@ def test_permutation_equivariance(inst, seed):
 
 
 def test_printed_q_orientation_is_wrong():
-    """§11 item 1: q := rows of C3 c^T (as printed) gives a visibly wrong gradient; the suite can
+    """docs/theory.md §7.1: q := rows of C3 c^T (as printed) gives a visibly wrong gradient; the suite can
     tell. (The corrected q = c C3^T is what every solver uses.)"""
     inst = families.gaussian(L=8, d=4, r=2, adapt=("q", "k"), seed=0, cross=False)
     t = inst.as_torch()

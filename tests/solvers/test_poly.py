@@ -1,6 +1,6 @@
 """The `poly` solver: exact polynomial factorisation, agreement with its dense reference, certified
 error, eps = L^-2 across L, error falls with g, linear operation counts, no L x L allocation,
-one-line refusals (MATH.md §2.3 [D], §13 items 10-11)."""
+one-line refusals (docs/theory.md §4.1-§4.4)."""
 
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """`poly-chained` (the LoRA paper's Lemma 3.3-3.7 / Thm 3.1 chain, corrected conventions): agrees with
 `poly` (same polynomial) and with its dense reference; the printed p2 orientation is wrong
-(MATH.md §5.7, §6.4, §11 items 1-2)."""
+(Hu et al. (arXiv:2406.03136) Lemmas 3.3-3.7, Thm 3.1; docs/theory.md §4.5, §7.1-§7.2)."""
 
 import numpy as np
 import pytest
@@ -36,7 +36,7 @@ def test_chain_equals_poly_and_dense_reference(inst, g):
 
 
 def test_row_kron_identity():
-    """(U1 V1^T) . (U2 V2^T) = (U1 (/) U2)(V1 (/) V2)^T (MATH.md §1)."""
+    """(U1 V1^T) . (U2 V2^T) = (U1 (/) U2)(V1 (/) V2)^T (docs/theory.md §1)."""
     g = torch.Generator().manual_seed(0)
     U1, V1 = (
         torch.randn(7, 3, generator=g, dtype=torch.float64),

@@ -1,5 +1,5 @@
 """harness.theory: Taylor bounds, degree/rank, score range, regime, and the rigorous gradient-error
-certificate of the polynomial method (MATH.md §2.3 [D], §11 item 6, §13 item 10)."""
+certificate of the polynomial method (docs/theory.md §4, §5.1)."""
 
 import math
 
@@ -23,7 +23,9 @@ def test_taylor_rel_error_is_rigorous(R, g):
     rel = ((torch.exp(x) - taylor_poly(x, g)).abs() / torch.exp(x)).max().item()
     bound = theory.taylor_rel_error(R, g)
     assert rel <= bound * (1 + 1e-9) + 1e-14 * math.exp(2 * R)  # + float64 rounding (cancellation)
-    assert bound <= theory.taylor_rel_error_paper(R, g)  # tighter than MATH.md §2.3's e^(2R) form
+    assert bound <= theory.taylor_rel_error_paper(
+        R, g
+    )  # tighter than the printed e^(2R) form (docs/theory.md §4.1)
 
 
 @given(st.floats(0.01, 20.0), st.sampled_from([1e-2, 1e-6, 1e-10, 1e-14]))
@@ -98,12 +100,12 @@ def test_paper_gammas_match_the_family(p):
     gm = theory.paper_gammas(inst)
     assert gm["gamma"] == pytest.approx(p["gamma"], rel=1e-9)
     assert gm["q_C1W"] == gm["k_C2"] and gm["q_C2"] == gm["k_C1W"]
-    # beta = 1/d by default: R <= gamma^2 (MATH.md §2.3 item 1 / families docstring)
+    # beta = 1/d by default: R <= gamma^2 (docs/theory.md §4.1 / families docstring)
     assert theory.score_range(inst) <= p["gamma"] ** 2 * (1 + 1e-9)
 
 
 def test_normalisation_lemma():
-    """|f~ - f| <= 2 eps/(1-eps) f entrywise when |A~ - A| <= eps A (MATH.md §2.3 [D] item 4)."""
+    """|f~ - f| <= 2 eps/(1-eps) f entrywise when |A~ - A| <= eps A (docs/theory.md §4.3)."""
     rng = np.random.default_rng(0)
     for eps in (0.3, 1e-3):
         A = np.exp(rng.normal(size=(50, 60)))
@@ -137,7 +139,7 @@ def test_gradient_error_bound_holds(p, g, cross):
 
 @given(bounded_params(max_L=24, max_d=3, max_gamma=1.5), st.integers(1, 4))
 def test_gradient_error_bound_holds_beta_one(p, g):
-    """beta = 1 (the paper's (S4)): R up to d gamma^2 (MATH.md §11 item 6)."""
+    """beta = 1 (the paper's (S4)): R up to d gamma^2 (docs/theory.md §5.1, §7.6)."""
     _bound_holds(families.bounded(**p, beta=1.0), g)
 
 

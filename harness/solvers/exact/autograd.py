@@ -1,4 +1,5 @@
-"""`autograd`: torch autograd on the loss (MATH.md §4.3 (1.2)); the reference solver.
+"""`autograd`: torch autograd on the loss (Hu et al. (arXiv:2406.03136) loss (1.2); docs/theory.md §2.1);
+the reference solver.
 
 It differentiates `harness.losses.lora_loss` and shares no gradient code with the other solvers.
 """

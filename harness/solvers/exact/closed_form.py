@@ -1,10 +1,11 @@
-"""`closed-form`: the quadratic exact algorithm (MATH.md §8 schedule, generalised in §10), no autograd.
+"""`closed-form`: the quadratic exact algorithm (Hu et al. (arXiv:2406.03136) App. E (arXiv v2);
+docs/theory.md §3.3, generalised in §3.2), no autograd.
 
-Per data point i (MATH.md §10):
+Per data point i (docs/theory.md §3.2):
     S = beta Q K^T,  Q = X_q W_q, K = X_k W_k, V = X_v W_v
     f = softmax_rows(S)                                   (row-max subtracted)
     c = (f V - Y) / N                                     (= R_i, the residual)
-    q = c V^T                                             (the CORRECTED orientation, §11 item 1)
+    q = c V^T                                             (the CORRECTED orientation, docs/theory.md §7.1)
     p = f . q - diag(rowsum(f . q)) f                     (rows p_j = (diag f_j - f_j f_j^T) q_j)
     G_Wq = beta X_q^T p K,  G_Wk = beta X_k^T p^T Q,  G_Wv = X_v^T f^T c
     dL/dA_m = (alpha/r) B_m^T G_Wm,  dL/dB_m = (alpha/r) G_Wm A_m^T
@@ -26,7 +27,7 @@ from harness.solvers.base import Result, Solver
 
 
 def softmax_rows(S: torch.Tensor) -> torch.Tensor:
-    """f = D^-1 exp(S), stabilised by the row max (MATH.md §1 softmax convention); in place on S."""
+    """f = D^-1 exp(S), stabilised by the row max (docs/theory.md §1 softmax convention); in place on S."""
     S -= S.amax(dim=-1, keepdim=True)
     S.exp_()
     S /= S.sum(dim=-1, keepdim=True)
@@ -34,8 +35,8 @@ def softmax_rows(S: torch.Tensor) -> torch.Tensor:
 
 
 def p_matrix(f: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """p = f . q - diag(rowsum(f . q)) f (MATH.md §5.5 Def. 3.6, p = p1 - p2, p2 = diag(r) f);
-    overwrites q."""
+    """p = f . q - diag(rowsum(f . q)) f (Hu et al. (arXiv:2406.03136) Def. 3.6; docs/theory.md §3.1; p =
+    p1 - p2, p2 = diag(r) f); overwrites q."""
     q.mul_(f)
     r = q.sum(dim=-1, keepdim=True)
     q.addcmul_(f, r, value=-1.0)  # q -= r * f without an L x L temporary
@@ -51,8 +52,9 @@ def closed_form_gradients(
     q_fn=None,
     ops: OpCounter | None = None,
 ) -> tuple[dict, float]:
-    """All adapter gradients of the general loss by the §10 formulas. `q_fn(c, V)` overrides how q
-    is formed (default: the corrected q = c V^T); used to demonstrate the printed orientation."""
+    """All adapter gradients of the general loss by the formulas of docs/theory.md §3.2. `q_fn(c, V)`
+    overrides how q is formed (default: the corrected q = c V^T); used to demonstrate the printed
+    orientation."""
     ops = ops or OpCounter()
     W = effective_weights(t, alpha, r)
     Xq, Xk, Xv, Y = t["X_q"], t["X_k"], t["X_v"], t["Y"]
@@ -94,7 +96,7 @@ class ClosedFormSolver(Solver):
     name = "closed-form"
     exact = True
     cost = "O(N L^2 d) time, O(L^2) memory"
-    description = "quadratic closed form with the p-matrix (MATH.md §8, §10), no autograd"
+    description = "quadratic closed form with the p-matrix (docs/theory.md §3.2-§3.3), no autograd"
     options = {}
 
     def _solve(self, inst: Instance, dtype, device, **opts) -> Result:

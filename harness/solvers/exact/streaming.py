@@ -1,4 +1,4 @@
-"""`streaming`: exact gradients with O(L d) extra memory (MATH.md §10 in FlashAttention-2 form).
+"""`streaming`: exact gradients with O(L d) extra memory (docs/theory.md §3.4, FlashAttention-2 form).
 
 Queries are processed in blocks of rows and keys in blocks of columns; the softmax normalisation is
 carried online (running row max m and running sum l, rescaled as each key block arrives), so no L x L
@@ -8,8 +8,8 @@ log-sum-exp; pass 2 recomputes each tile of f = exp(S - lse) and accumulates, wi
     dV += f^T R,   dS = f . (R V^T - rho 1^T) with rho = rowsum(R . O) = <f_j, q_j>,
     dQ += beta dS K,   dK += beta dS^T Q
 
-which is the p-matrix identity p = f . q - diag(<f_j, q_j>) f of §5.5 tile by tile
-(dS = p, q = R V^T). Then G_Wm = X_m^T dM and the LoRA chain rule of §10.
+which is the p-matrix identity p = f . q - diag(<f_j, q_j>) f of docs/theory.md §3.1 tile by tile
+(dS = p, q = R V^T). Then G_Wm = X_m^T dM and the LoRA chain rule of docs/theory.md §3.2.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""`poly-chained`: the LoRA paper's own low-rank chain (MATH.md §5.7 Lemmas 3.3-3.7, Thm 3.1; §6.4 for
-K; V through the low-rank f~), with the CORRECTED conventions of MATH.md §11 items 1-2.
+"""`poly-chained`: the LoRA paper's own low-rank chain (Hu et al. (arXiv:2406.03136) Lemmas 3.3-3.7,
+Thm 3.1, and its K view; V through the low-rank f~; docs/theory.md §4.5), with the CORRECTED conventions of
+docs/theory.md §7.1-§7.2.
 
 Per data point, with the degree-g monomial features of `harness.solvers.poly` (M(x)_a = x^a,
 w_a = 1/a!, x_q = s_q Q, x_k = s_k K, s_q s_k = beta):
@@ -11,12 +12,12 @@ w_a = 1/a!, x_q = s_q Q, x_k = s_k K, s_q s_k = beta):
     Lemma 3.6  p~1 = f~ . q~ = U3 V3^T,  U3 = U1 (row-Kron) U2,  V3 = V1 (row-Kron) V2     (k3 = k1 k2)
     Lemma 3.7  r~_j = (U1)_j (V1^T V2) (U2)_j^T,  p~2 = diag(r~) f~:  U4 = diag(r~) U1, V4 = V1   (k4 = k1)
     Thm 3.1    G_Wq = beta X_q^T (U3 (V3^T K) - U4 (V4^T K))
-    §6.4       G_Wk = beta X_k^T (V3 (U3^T Q) - V4 (U4^T Q))          (p~^T; the K view, variable W_K^T)
-    §10        G_Wv = X_v^T V1 (U1^T c~)                                (f~^T c~, f~ never formed)
+    K view     G_Wk = beta X_k^T (V3 (U3^T Q) - V4 (U4^T Q))          (p~^T; the K view, variable W_K^T)
+    V view     G_Wv = X_v^T V1 (U1^T c~)                                (f~^T c~, f~ never formed)
 
 then dA = (alpha/r) B^T G, dB = (alpha/r) G A^T. `printed_p2=True` builds the orientation the paper
 prints, p~2 = f~ diag(r~) (U4 = U1, V4 = diag(r~) V1; only defined when Lq = Lk), which is WRONG
-(MATH.md §11 item 2) and kept so a test suite can show it. Cost O(L k3 d) = O(L k1^2 d): the chain is
+(docs/theory.md §7.2) and kept so a test suite can show it. Cost O(L k3 d) = O(L k1^2 d): the chain is
 the paper's construction, far slower than `poly` (same polynomial, same gradients up to rounding).
 U3 and V3 are built block by block (memory O(B k3 + k3 d)); no L x L matrix is formed.
 
@@ -43,7 +44,7 @@ MAX_K3 = 1 << 22
 
 
 def row_kron(U1: torch.Tensor, U2: torch.Tensor) -> torch.Tensor:
-    """Row-wise Kronecker product (MATH.md §1, AS24a Fact A.2):
+    """Row-wise Kronecker product (AS24 (arXiv:2402.04497) Fact A.2; docs/theory.md §1):
     (U1 (/) U2)_{i,(l2-1)k1+l1} = U1_{i,l1} U2_{i,l2},
     so (U1 V1^T) . (U2 V2^T) = (U1 (/) U2)(V1 (/) V2)^T."""
     n, k1 = U1.shape[-2], U1.shape[-1]
@@ -65,7 +66,7 @@ def chained_factors(Q, K, V, Y, beta: float, g: int, N: int, printed_p2: bool = 
     if printed_p2:
         if Q.shape[0] != K.shape[0]:
             raise HarnessError("the printed p2 = f diag(r) is only defined when Lq == Lk")
-        U4, V4 = U1, rr[:, None] * V1  # as printed (WRONG, §11 item 2)
+        U4, V4 = U1, rr[:, None] * V1  # as printed (WRONG, docs/theory.md §7.2)
     else:
         U4, V4 = rr[:, None] * U1, V1  # corrected: p2 = diag(r) f
     return {

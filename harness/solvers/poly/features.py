@@ -1,4 +1,4 @@
-"""Monomial features of the polynomial kernel (MATH.md §2.3 [D] items 2-3).
+"""Monomial features of the polynomial kernel (docs/theory.md §4.1-§4.2).
 
 exp(beta S) ~ A~ = P_g(beta Q K^T), P_g(x) = sum_{t<=g} x^t/t!, factored EXACTLY as
 A~ = M(x_q) diag(w) M(x_k)^T with the monomial features
@@ -23,7 +23,7 @@ import torch
 
 @lru_cache(maxsize=32)
 def monomial_plan(d: int, g: int) -> dict:
-    """Multi-indices a in N^d with |a| <= g (MATH.md §2.3 [D] item 3), graded, and within each degree
+    """Multi-indices a in N^d with |a| <= g (docs/theory.md §4.2), graded, and within each degree
     sorted by the largest coordinate used (maxc). Degree t is built from degree t-1 one coordinate l
     at a time: the degree-(t-1) columns with maxc <= l form a PREFIX of that degree (by the sort), so
 
@@ -77,7 +77,7 @@ class TorchPlan:
 
 def features(x: torch.Tensor, plan: TorchPlan) -> torch.Tensor:
     """Transposed raw monomials M(x)^T: (..., B, d) -> (..., k, B), M(x)_a = x^a for |a| <= g, so
-    M(x) diag(w) M(y)^T = P_g(x y^T), w_a = 1/a! (MATH.md §2.3 [D] item 3). One flop per entry."""
+    M(x) diag(w) M(y)^T = P_g(x y^T), w_a = 1/a! (docs/theory.md §4.2). One flop per entry."""
     xt = x.transpose(-1, -2).unsqueeze(-2)  # (..., d, 1, B)
     phi = x.new_empty(*x.shape[:-2], plan.k, x.shape[-2])
     phi[..., 0, :] = 1.0
@@ -102,7 +102,7 @@ def feature_backward(gphi: torch.Tensor, phi: torch.Tensor, x: torch.Tensor, pla
 
 
 def poly_kernel_factors(Q: torch.Tensor, K: torch.Tensor, beta: float, g: int):
-    """U1, U2 with U1 U2^T = P_g(beta Q K^T) exactly (MATH.md §2.3 [D] item 3; §13 item 10)."""
+    """U1, U2 with U1 U2^T = P_g(beta Q K^T) exactly (docs/theory.md §4.2)."""
     sq, sk = split_beta(beta)
     plan = TorchPlan(Q.shape[-1], g, Q.dtype, Q.device)
     U1 = features(sq * Q, plan) * plan.w.sqrt()

@@ -1,9 +1,9 @@
 """`poly`'s gradients: all LoRA adapter gradients of the degree-g polynomial kernel, O(N L k d) time,
 no L x L matrix (features: harness.solvers.poly.features).
 
-The plug-in formulas of MATH.md §10 with f replaced by the row-normalised approximate kernel
+The plug-in formulas of docs/theory.md §3.2 with f replaced by the row-normalised approximate kernel
 f~ = diag(A~ 1)^-1 A~ (the same gradient the paper's chained construction, `poly-chained`, computes;
-MATH.md §5.7):
+docs/theory.md §4.4-§4.5):
 
     c~ = (f~ V - Y)/N,  r~_j = <c~_j, O~_j>,  p~ = A~ . Z  with  Z = diag(1/D~)(c~ V^T - r~ 1^T)
     G_Wq = beta X_q^T p~ K,  G_Wk = beta X_k^T p~^T Q,  G_Wv = X_v^T f~^T c~

@@ -1,5 +1,5 @@
 """The obviously-correct O(L^2) twins of the polynomial-method solvers: P_g(beta S) formed densely,
-then the MATH.md §10 closed form (`dense_poly_gradients`; `poly` and `poly-chained` must match it).
+then the closed form of docs/theory.md §3.2 (`dense_poly_gradients`; `poly` and `poly-chained` must match it).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ def dense_poly_gradients(
     t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...], g: int, printed_p2: bool = False
 ) -> tuple[dict, float]:
     """Reference (O(L^2), obviously correct): form A~ = P_g(beta Q K^T) densely, f~ = D~^-1 A~, and
-    apply the MATH.md §10 closed form (c, q = c V^T, p = f.q - diag(<f,q>) f, G_W, chain rule).
-    `printed_p2`: use the paper's printed p2 = f diag(r) instead (WRONG, MATH.md §11 item 2)."""
+    apply the closed form of docs/theory.md §3.2 (c, q = c V^T, p = f.q - diag(<f,q>) f, G_W, chain rule).
+    `printed_p2`: use the paper's printed p2 = f diag(r) instead (WRONG, docs/theory.md §7.2)."""
     W = effective_weights(t, alpha, r)
     N = t["X_q"].shape[0]
     d = t["W_q"].shape[0]
@@ -50,8 +50,8 @@ def dense_poly_gradients(
 def dense_chained_reference(
     t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...], g: int, printed_p2: bool = False
 ) -> dict:
-    """Reference, O(L^2): the same objects formed densely from their definitions (MATH.md §5.5 table,
-    with f -> f~ = D~^-1 P_g(beta S)): q = c V^T, p1 = f.q, r_j = <f_j, q_j>, p2 = diag(r) f (or the
+    """Reference, O(L^2): the same objects formed densely from their definitions (docs/theory.md §3.1 and
+    §4.5, with f -> f~ = D~^-1 P_g(beta S)): q = c V^T, p1 = f.q, r_j = <f_j, q_j>, p2 = diag(r) f (or the
     printed f diag(r)), p = p1 - p2, G_Wq = beta X_q^T p K, G_Wk = beta X_k^T p^T Q, G_Wv = X_v^T f^T c
     (this is `poly.dense_poly_gradients`)."""
     return dense_poly_gradients(t, alpha, beta, r, adapted, g, printed_p2=printed_p2)[0]

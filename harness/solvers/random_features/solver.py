@@ -25,7 +25,7 @@ from harness.solvers.random_features.features import draw_directions, rf_loss
 def rf_gradients(
     inst: Instance, m: int, seed: int, orthogonal: bool, dtype, device, loss_fn=rf_loss
 ) -> tuple[dict, float]:
-    """Adapter gradients of `loss_fn` by autograd (MATH.md §10 chain rule done by torch)."""
+    """Adapter gradients of `loss_fn` by autograd (docs/theory.md §3.2 chain rule done by torch)."""
     t = inst.as_torch(dtype=dtype, device=device)
     for m_ in inst.adapted:
         for p in ("A", "B"):
