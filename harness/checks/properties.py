@@ -135,8 +135,9 @@ def finite(ctx: CheckContext) -> CheckOutcome:
 def accuracy(ctx: CheckContext) -> CheckOutcome:
     """Max-norm error against the float64 reference within the claim (and any certificate).
 
-    The Problem-1 criterion (Hu et al. (arXiv:2406.03136) Problem 1; docs/theory.md §2.2): for every drawn instance max-norm
-    |G - G_ref| <= eps * max(1, |G_ref|_inf) against the reference (`--reference`, default autograd).
+    The Problem-1 criterion (Hu et al. (arXiv:2406.03136) Problem 1; docs/theory.md §2.2): for every
+    drawn instance max-norm |G - G_ref| <= eps * max(1, |G_ref|_inf) against the reference
+    (`--reference`, default autograd).
     eps is `--claim-eps`; without a claim, exact solvers are held to 1e-8 (float64) / 1e-3 (float32)
     and approximate ones only to their certificates; with neither, accuracy is "not claimed" (the
     measured error is shown, never a pass). Exact solvers are checked on general instances (cross
