@@ -67,3 +67,63 @@ def always_dies(t):
     import os
 
     os._exit(1)
+
+
+# ---- callables that break the calling convention (usage errors, exit 2, nothing written)
+def wrong_signature(t, mask):
+    """Needs a second argument the harness never passes."""
+    return exact_solver(t)
+
+
+def returns_tuple(t):
+    return tuple(exact_solver(t).values())
+
+
+def wrong_keys(t):
+    return {k.replace("dA", "grad_A"): v for k, v in exact_solver(t).items()}
+
+
+def zeros(t):
+    """Zero gradients of the right shapes (no claim, no certificate: accuracy is 'not claimed')."""
+    return {f"d{p}_{m}": torch.zeros_like(t[f"{p}_{m}"]) for m in "qkv" if f"A_{m}" in t for p in "AB"}
+
+
+def noisy(t):
+    """Exact gradients and a library-style warning on every call."""
+    import warnings
+
+    warnings.warn("torch.cuda.amp.autocast(args...) is deprecated", FutureWarning, stacklevel=1)
+    return exact_solver(t)
+
+
+noisy.exact = True
+
+
+def dense_no_ops(t):
+    """Dense O(L^2 d) exact gradients that report no op count."""
+    from tests.planted import _dense
+
+    out = _dense(t)
+    out.pop("ops")
+    return out
+
+
+def checkpointed_attention(q, k, v, *, scale):
+    """Exact attention behind reentrant checkpointing, which refuses torch.autograd.grad."""
+    from torch.utils.checkpoint import checkpoint
+
+    def f(q, k, v):
+        return torch.softmax(scale * (q @ k.transpose(-1, -2)), dim=-1) @ v
+
+    return checkpoint(f, q, k, v, use_reentrant=True)
+
+
+checkpointed_attention.exact = True
+
+
+def attention_wrong_signature(q, k, v):
+    return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+
+
+def attention_wrong_shape(q, k, v, *, scale):
+    return (torch.softmax(scale * (q @ k.transpose(-1, -2)), dim=-1) @ v)[:, :1]
