@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import time
 
-from harness.cli.args import add_solver_args, solver_options, threads
+from harness.cli.args import add_solver_args, resolve_solver, solver_options, threads
 from harness.errors import HarnessError
 from harness.io import load_instance, save_gradients
 from harness.measure.memory import peak_rss_mib
 from harness.measure.threads import limit_threads
-from harness.solvers import get_solver
 
 
 def _cmd_solve(args) -> int:
     inst = load_instance(args.instance)
-    solver = get_solver(args.solver)
+    solver = resolve_solver(args)
     opts = solver_options(args)
     with limit_threads(threads(args)):
         rss0 = peak_rss_mib()

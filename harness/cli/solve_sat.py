@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from harness.cli.args import threads
+from harness.cli.args import add_attention_args, resolve_solver, threads
 from harness.measure.threads import limit_threads
 
 
@@ -16,12 +16,13 @@ def _cmd_solve_sat(args) -> int:
     from reductions.sat_sources import read_dimacs
 
     cnf = read_dimacs(args.formula)
+    solver = resolve_solver(args)
     with limit_threads(threads(args)):
         t0 = time.perf_counter()
         run = solve_sat(
             cnf,
             args.via,
-            args.solver,
+            solver,
             dtype=args.dtype,
             device=args.device,
             variant=args.variant,
@@ -32,7 +33,7 @@ def _cmd_solve_sat(args) -> int:
         elapsed = time.perf_counter() - t0
     print(
         f"c formula {args.formula}: v={cnf.nvars} m={cnf.m}; OV N={run.sizes['N']}; "
-        f"route {args.via} via solver {args.solver} ({args.dtype})"
+        f"route {args.via} via solver {solver.name} ({args.dtype})"
     )
     print(
         f"c oracle calls {run.calls}; time {elapsed:.3f} s "
@@ -52,6 +53,8 @@ def register(sub) -> None:
     p.add_argument("formula", help="DIMACS .cnf file")
     p.add_argument("--via", default="lora", choices=["lora", "attention", "attention-gradient"])
     p.add_argument("--solver", default="closed-form", help="solver name or module:attr (the oracle)")
+    p.set_defaults(_solver_default="closed-form")
+    add_attention_args(p)
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument(
