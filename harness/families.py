@@ -41,9 +41,19 @@ def _check(L: int, d: int, r: int, N: int, adapt: Iterable[str]) -> tuple[str, .
 
 
 def _instance(
-    arrays: dict, dtype: str, alpha: float, beta: float, generator: str, seed: int, params: dict
+    arrays: dict,
+    dtype: str,
+    alpha: float,
+    beta: float,
+    generator: str,
+    seed: int,
+    params: dict,
+    causal: bool = False,
 ) -> Instance:
-    """The family's Instance: arrays cast to `dtype`, metadata recording generator, seed and parameters."""
+    """The family's Instance: arrays cast to `dtype`, metadata recording generator, seed and parameters
+    (`causal` recorded only when set, so non-causal instances keep their bytes)."""
+    if causal:
+        params = {**params, "causal": True}
     meta = {
         "generator": generator,
         "generator_version": GENERATOR_VERSION,
@@ -51,7 +61,7 @@ def _instance(
         "params": params,
     }
     return Instance.from_arrays(
-        {k: v.astype(dtype) for k, v in arrays.items()}, alpha=alpha, beta=beta, meta=meta
+        {k: v.astype(dtype) for k, v in arrays.items()}, alpha=alpha, beta=beta, meta=meta, causal=causal
     )
 
 
@@ -80,6 +90,7 @@ def bounded(
     dtype: str = "float64",
     generator: str = "bounded",
     extra_meta: dict | None = None,
+    causal: bool = False,
 ) -> Instance:
     """Random instance with max(||X_q W_q||_inf, ||X_k W_k||_inf) = gamma exactly (see module doc)."""
     adapt = _check(L, d, r, N, adapt)
@@ -121,7 +132,7 @@ def bounded(
         dtype=dtype,
     )
     params.update(extra_meta or {})
-    return _instance(arrays, dtype, alpha, beta, generator, seed, params)
+    return _instance(arrays, dtype, alpha, beta, generator, seed, params, causal)
 
 
 def threshold(L: int, d: int, r: int = 1, c: float = 1.0, **kw) -> Instance:
@@ -176,6 +187,7 @@ def gaussian(
     alpha: float | None = None,
     cross: bool = True,
     dtype: str = "float64",
+    causal: bool = False,
 ) -> Instance:
     """Unstructured instance for property tests: i.i.d. N(0, scale^2) inputs (X_q of length L, X_k and
     X_v of length Lk), N(0, 1/d) weights and adapters, N(0, 1) target. Self-attention when not `cross`."""
@@ -207,7 +219,7 @@ def gaussian(
         cross=cross,
         dtype=dtype,
     )
-    return _instance(arrays, dtype, alpha, beta, "gaussian", seed, params)
+    return _instance(arrays, dtype, alpha, beta, "gaussian", seed, params, causal)
 
 
 FAMILIES = {"bounded": bounded, "threshold": threshold, "outliers": outliers}

@@ -7,6 +7,8 @@ Interchange-format names (README "Interchange format"; docs/theory.md §2.1, §3
     A_m, B_m        (r, d), (d, r)        LoRA adapter for m in {q, k, v}; absent pair = not adapted
     Y               like X_q              regression target
     alpha, beta     0-d                   LoRA scale alpha (W_m = W*_m + alpha/r B_m A_m), inverse temperature
+    causal          0-d bool (optional)   causal mask: query j attends keys m <= j (top-left alignment, as
+                                          torch SDPA's is_causal, also when Lq != Lk); false when absent
 
 Queries and keys may have different lengths (cross-attention): X_q is (N, Lq, d), X_k and X_v are
 (N, Lk, d). Validation happens once, here; everything downstream receives a valid Instance.
@@ -61,14 +63,31 @@ def _as_scalar(name: str, value: Any) -> float:
     return out
 
 
-def array_sha256(arrays: Mapping[str, np.ndarray], alpha: float, beta: float) -> str:
-    """Content hash over names, dtypes, shapes and bytes (sorted by name) and the two scalars."""
+def _as_flag(name: str, value: Any) -> bool:
+    """A 0-d boolean flag (numpy or Python bool, or the integers 0 / 1)."""
+    arr = np.asarray(value)
+    if arr.shape not in ((), (1,)):
+        raise HarnessError(f"{name!r} must be a 0-d boolean, got shape {arr.shape}")
+    if arr.dtype.kind == "b":
+        return bool(arr.reshape(()))
+    if arr.dtype.kind in "iu" and int(arr.reshape(())) in (0, 1):
+        return bool(int(arr.reshape(())))
+    raise HarnessError(
+        f"{name!r} must be a boolean (true/false), got {arr.reshape(-1)[0]!r} of dtype {arr.dtype}"
+    )
+
+
+def array_sha256(arrays: Mapping[str, np.ndarray], alpha: float, beta: float, causal: bool = False) -> str:
+    """Content hash over names, dtypes, shapes and bytes (sorted by name), the two scalars and, for
+    causal instances only, the mask flag (so every non-causal instance keeps its hash)."""
     h = hashlib.sha256()
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     h.update(np.array([alpha, beta], dtype=np.float64).tobytes())
+    if causal:
+        h.update(b"|causal")
     return h.hexdigest()
 
 
@@ -80,6 +99,7 @@ class Instance:
     alpha: float
     beta: float
     meta: Mapping[str, Any] = field(default_factory=dict)
+    causal: bool = False
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -89,11 +109,17 @@ class Instance:
         alpha: float | None = None,
         beta: float | None = None,
         meta: Mapping[str, Any] | None = None,
+        causal: bool | None = None,
     ) -> Instance:
-        """Validate and freeze. `alpha`/`beta` may also be given inside `arrays` (default 1.0).
+        """Validate and freeze. `alpha`/`beta` (default 1.0) and `causal` (default False) may also be
+        given inside `arrays`.
 
         X_k and X_v may be omitted: they default to X_q (self-attention)."""
         arrays = dict(arrays)
+        if "causal" in arrays:
+            flag = arrays.pop("causal")
+            causal = flag if causal is None else causal
+        causal = False if causal is None else _as_flag("causal", causal)
         for s in SCALAR_NAMES:
             if s in arrays:
                 v = arrays.pop(s)
@@ -124,7 +150,7 @@ class Instance:
             frozen[name] = a
         meta = dict(meta or {})
         meta.setdefault("format_version", FORMAT_VERSION)
-        return cls(MappingProxyType(frozen), alpha, beta, MappingProxyType(meta))
+        return cls(MappingProxyType(frozen), alpha, beta, MappingProxyType(meta), causal)
 
     def replace(
         self,
@@ -133,6 +159,7 @@ class Instance:
         beta: float | None = None,
         meta: Mapping[str, Any] | None = None,
         drop: tuple[str, ...] = (),
+        causal: bool | None = None,
         **arrays: Any,
     ) -> Instance:
         """A new validated Instance with some arrays/scalars replaced (or dropped)."""
@@ -143,6 +170,7 @@ class Instance:
             alpha=self.alpha if alpha is None else alpha,
             beta=self.beta if beta is None else beta,
             meta=self.meta if meta is None else meta,
+            causal=self.causal if causal is None else causal,
         )
 
     # ------------------------------------------------------------------ shape facts
@@ -193,7 +221,11 @@ class Instance:
 
     @property
     def sha256(self) -> str:
-        return array_sha256(self.arrays, self.alpha, self.beta)
+        return array_sha256(self.arrays, self.alpha, self.beta, self.causal)
+
+    def mask(self, device=None):
+        """The (Lq, Lk) boolean attention mask as a torch tensor (all True unless causal)."""
+        return attention_mask(self.Lq, self.Lk, self.causal, device)
 
     def x3(self, name: str) -> np.ndarray:
         """Array `name` with a leading batch axis (N, L, d) for X_* and Y."""
@@ -204,12 +236,13 @@ class Instance:
         ad = ",".join(self.adapted) or "none"
         return (
             f"N={self.N} Lq={self.Lq} Lk={self.Lk} d={self.d} r={self.r} adapt={ad} "
-            f"alpha={self.alpha:g} beta={self.beta:g}"
+            f"alpha={self.alpha:g} beta={self.beta:g}" + (" causal" if self.causal else "")
         )
 
     def as_torch(self, dtype=None, device=None) -> dict:
         """The instance as a mapping of interchange-format names to torch tensors (the third-party
-        solver convention): X_* and Y batched to (N, L, d); alpha, beta as 0-d tensors."""
+        solver convention): X_* and Y batched to (N, L, d); alpha, beta as 0-d tensors; for causal
+        instances only, causal as a 0-d bool tensor (solvers written before the mask see the same mapping)."""
         import torch
 
         dtype = dtype or torch.float64
@@ -218,10 +251,22 @@ class Instance:
             out[name] = torch.as_tensor(np.array(self.x3(name)), dtype=dtype, device=device)
         out["alpha"] = torch.tensor(self.alpha, dtype=dtype, device=device)
         out["beta"] = torch.tensor(self.beta, dtype=dtype, device=device)
+        if self.causal:
+            out["causal"] = torch.tensor(True, device=device)
         return out
 
     def __repr__(self) -> str:
         return f"Instance({self.describe()})"
+
+
+def attention_mask(Lq: int, Lk: int, causal: bool, device=None):
+    """(Lq, Lk) bool torch mask, True where query j may attend key m. Causal: m <= j, top-left aligned
+    (row j sees keys 0..j whatever Lq and Lk are), the rule of torch SDPA's is_causal; every row sees
+    key 0, so no row is empty (docs/theory.md §2.1)."""
+    import torch
+
+    full = torch.ones(Lq, Lk, dtype=torch.bool, device=device)
+    return full.tril() if causal else full
 
 
 def _validate_shapes(a: dict[str, np.ndarray]) -> None:

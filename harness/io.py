@@ -1,6 +1,7 @@
 """Load and save the interchange format (README "Interchange format"): one `.npz` per instance.
 
-* Arrays under their interchange names; `alpha`, `beta` as 0-d arrays.
+* Arrays under their interchange names; `alpha`, `beta` as 0-d arrays; `causal` as a 0-d bool array,
+  written only for causal instances (absent means false, so non-causal files keep their bytes).
 * Metadata (format version, generator, seed, parameters, sha256 of the arrays) as JSON in a 0-d string
   array `__meta__` inside the file. A file written by plain `numpy.savez` with only the arrays loads.
 * Writes are atomic (temporary file in the same folder, fsync, rename) and deterministic: the zip
@@ -107,6 +108,9 @@ def save_instance(inst: Instance, path: str | os.PathLike) -> str:
     arrays = dict(inst.arrays)
     arrays["alpha"] = np.array(inst.alpha, dtype=np.float64)
     arrays["beta"] = np.array(inst.beta, dtype=np.float64)
+    if inst.causal:  # only then: non-causal files keep their bytes
+        meta["causal"] = True
+        arrays["causal"] = np.array(True)
     arrays[META_KEY] = np.array(meta_json(meta))
     atomic_write_bytes(path, npz_bytes(arrays))
     return sha
@@ -123,6 +127,11 @@ def load_instance(path: str | os.PathLike) -> Instance:
         inst = Instance.from_arrays(raw, meta=meta)
     except HarnessError as exc:
         raise HarnessError(f"{path}: {exc}") from None
+    if "causal" in meta and bool(meta["causal"]) != inst.causal:
+        raise HarnessError(
+            f"corrupt instance file {path}: metadata says causal={meta['causal']!r} "
+            f"but the 'causal' array says {inst.causal}"
+        )
     want = meta.get("sha256")
     if want is not None and want != inst.sha256:
         raise HarnessError(f"corrupt instance file {path}: sha256 of the arrays does not match the metadata")

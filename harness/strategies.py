@@ -21,13 +21,20 @@ from harness.instance import ADAPTABLE
 ADAPTER_SETS = [tuple(c) for k in (1, 2, 3) for c in itertools.combinations(ADAPTABLE, k)]
 
 
+def _causal(draw, causal) -> dict:
+    """{"causal": True} when causal is True (or drawn True when None), else {} (the families' default)."""
+    return {"causal": True} if (draw(st.booleans()) if causal is None else causal) else {}
+
+
 @st.composite
 def instance_params(
-    draw, max_L: int = 12, max_d: int = 6, max_N: int = 3, adapters=None, cross=None, scale=None
+    draw, max_L: int = 12, max_d: int = 6, max_N: int = 3, adapters=None, cross=None, scale=None, causal=False
 ):
-    """Parameters for `families.gaussian`: lengths, dimension, rank, adapter subset, batch, seed."""
+    """Parameters for `families.gaussian`: lengths, dimension, rank, adapter subset, batch, seed.
+    `causal`: False (default), True, or None to draw it."""
     d = draw(st.integers(1, max_d))
     return dict(
+        **_causal(draw, causal),
         L=draw(st.integers(1, max_L)),
         Lk=draw(st.integers(1, max_L)),
         d=d,
@@ -49,10 +56,11 @@ def instances(**kw):
 
 @st.composite
 def bounded_params(
-    draw, min_L: int = 2, max_L: int = 64, max_d: int = 4, max_gamma: float = 1.5, adapters=None
+    draw, min_L: int = 2, max_L: int = 64, max_d: int = 4, max_gamma: float = 1.5, adapters=None, causal=False
 ):
     d = draw(st.integers(1, max_d))
     return dict(
+        **_causal(draw, causal),
         L=draw(st.integers(min_L, max_L)),
         d=d,
         r=draw(st.integers(1, d)),
@@ -69,13 +77,15 @@ def bounded_instances(**kw):
 
 
 # ------------------------------------------------------------------ the check suite's domains
-def stress_instances(max_L: int = 8, max_d: int = 4, max_N: int = 2, cross: bool | None = None):
+def stress_instances(
+    max_L: int = 8, max_d: int = 4, max_N: int = 2, cross: bool | None = None, causal: bool = False
+):
     """Large-score instances: gaussian inputs with inverse temperature in {1, 30, 1e3}, or the
     `outliers` family with magnitude-50 outlier features. Exact, stable solvers must stay finite."""
 
     @st.composite
     def big_gaussian(draw):
-        p = draw(instance_params(max_L=max_L, max_d=max_d, max_N=max_N, cross=cross))
+        p = draw(instance_params(max_L=max_L, max_d=max_d, max_N=max_N, cross=cross, causal=causal))
         p["beta"] = draw(st.sampled_from([1.0, 30.0, 1e3]))
         p["scale"] = draw(st.sampled_from([1.0, 3.0]))
         return families.gaussian(**p)
@@ -93,18 +103,24 @@ def stress_instances(max_L: int = 8, max_d: int = 4, max_N: int = 2, cross: bool
             beta=1.0,
             seed=draw(st.integers(0, 2**32 - 1)),
             adapt=draw(st.sampled_from([("q",), ("q", "v"), ("q", "k", "v")])),
+            causal=causal,
         )
 
     return st.one_of(big_gaussian(), outlier())
 
 
 def accuracy_instances(
-    exact: bool, max_L: int = 8, max_d: int = 4, max_N: int = 2, cross: bool | None = None
+    exact: bool,
+    max_L: int = 8,
+    max_d: int = 4,
+    max_N: int = 2,
+    cross: bool | None = None,
+    causal: bool = False,
 ):
     """The claim's domain: general instances plus the bounded family for exact solvers; the
     bounded-entry regime only for approximate ones (`families.bounded`, gamma <= 1.5, beta = 1/d, so
     R = ||beta S||_inf <= 2.25), where the almost-linear claims live."""
-    bounded = bounded_instances(max_L=max(4 * max_L, 2), max_d=max_d)
+    bounded = bounded_instances(max_L=max(4 * max_L, 2), max_d=max_d, causal=causal)
     if not exact:
         return bounded
-    return st.one_of(instances(max_L=max_L, max_d=max_d, max_N=max_N, cross=cross), bounded)
+    return st.one_of(instances(max_L=max_L, max_d=max_d, max_N=max_N, cross=cross, causal=causal), bounded)

@@ -25,17 +25,20 @@ Both give the same score matrix beta Q K^T, hence the same R = ||beta Q K^T||_in
 on the raw inputs (||X^(K)||_inf, ...) depend on the construction and are reported for it, next to the
 hidden states' own max-norm ||X||_inf.
 
-Causal (decoder) heads: the harness loss has no mask, so causal heads are audited for norms only
-(R over the unmasked entries j <= i, Gamma, regime, degree, rank); the gradient-error part is skipped.
-Saved causal instances are the *unmasked* head (flagged ``causal`` in their metadata).
+Causal (decoder) heads become causal Instances (query j attends keys m <= j, `Instance.causal`), so
+they get everything an encoder head gets: R over the unmasked entries, Gamma, regime, degree, rank, the
+exact gradients and the errors of `poly` and `random-features`.
 
 Supported attention modules (matched by attributes, so subclasses and relatives work):
 BERT-style (``query``/``key``/``value`` Linear: BERT, RoBERTa, MiniLM, ELECTRA, ...), GPT-2-style
-(``c_attn`` Conv1D) and OPT-style (``q_proj``/``k_proj``/``v_proj`` with ``out_proj``/``o_proj``, no rotary
-embeddings, as many key/value heads as query heads).
+(``c_attn`` Conv1D), OPT-style (``q_proj``/``k_proj``/``v_proj`` with ``out_proj``/``o_proj``) and
+Llama-style (the same projections with rotary embeddings passed as ``position_embeddings`` and shared
+key/value heads: Llama, Mistral, Qwen2, SmolLM, ...; `rotary`: the rotated Q, K are captured per head and
+only the ``projected`` construction is exact for them). A model may also be a single ``*.gguf`` file.
 
 * `loading`   the model folder (offline) and the text
 * `capture`   attention modules and forward hooks: per-layer X, per-head maps, the merged output
+* `rotary`    rotary embeddings and grouped-query attention (Llama-style heads)
 * `heads`     one head's scores, R, norms, and its exact LoRA `Instance`
 * `analysis`  per-head analysis against the theory, the gradient errors, `run_audit`
 * `report`    the terminal table, JSON and the plot

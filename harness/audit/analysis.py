@@ -6,8 +6,9 @@ unmasked entries for causal heads), the paper's Gamma quantities (Thm 3.1, Thm 4
 harness.theory.paper_gammas), the regime (harness.theory.regime), the Taylor degree/feature rank
 `poly` needs for an absolute max-norm gradient error eps on the head's LoRA instance
 (harness.theory.certify, docs/theory.md §4.1-§4.2) and the kernel-only degree for relative error eps, the
-predicted cost of `poly` against the exact closed form (op counts), and - for non-causal heads - the
-measured max-norm gradient error of `poly` and `random-features` against `closed-form`.
+predicted cost of `poly` against the exact closed form (op counts), and the measured max-norm gradient
+error of `poly` and `random-features` against `closed-form`. Causal (decoder) heads are causal Instances,
+so every solver and the certificate apply the mask and they get the same analysis.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def analyse_head(
     rec["kernel_degree"] = g_rel
     rec["kernel_rank_log10"] = _log10_int(theory.feature_rank(inst.d, g_rel))
     # certified need for an absolute gradient error eps on the LoRA instance (no rank cap)
-    cert = theory.certify(inst, eps=eps, max_rank=UNBOUNDED_RANK, R=(R if cap.causal else None))
+    cert = theory.certify(inst, eps=eps, max_rank=UNBOUNDED_RANK, R=R)
     rec["R_lora"] = cert["R"]
     rec["degree"] = int(cert["degree"])
     rec["rank_log10"] = _log10_int(int(cert["rank"]))
@@ -149,14 +150,12 @@ def analyse_head(
     rec["within_max_rank"] = int(cert["rank"]) <= max_rank
     from harness.solvers import get_solver
 
-    if gradients and not cap.causal:
+    if gradients:
         rec["grad"] = measure_gradients(inst, eps, max_rank, rf_m, seed)
         rec["ops_exact"] = rec["grad"]["ops_exact"]
     else:
         rec["ops_exact"] = get_solver("closed-form").solve(inst).ops
         rec["grad"] = None
-        if cap.causal:
-            rec["grad_skipped"] = "causal head: the harness loss has no mask (norms only)"
     if rec["ops_exact"]:
         rec["cost_ratio"] = rec["ops_poly"] / rec["ops_exact"]
         # exact is O(L^2 d), poly O(L k d) at fixed degree: the ratio falls like 1/L, so poly would

@@ -1,6 +1,7 @@
-"""Capture: find the attention modules of a loaded model (BERT-, GPT-2- and OPT-style), and run one
-sequence through it with forward hooks that record every layer's input X, its per-head query/key/value
-maps (bias as a last row) and its merged head output."""
+"""Capture: find the attention modules of a loaded model (BERT-, GPT-2-, OPT- and Llama-style), and run
+one sequence through it with forward hooks that record every layer's input X, its per-head query/key/value
+maps (bias as a last row) and its merged head output; for rotary or grouped-query layers the rotated
+per-head Q, K, V themselves (`harness.audit.rotary`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,29 @@ from typing import Any
 
 import numpy as np
 
+from harness.audit.rotary import kv_heads, rotary_fn, rotated_heads, uses_rope
 from harness.errors import HarnessError
 
 CONSTRUCTIONS = ("projected", "padded")
 
-_CAUSAL_TYPES = {"gpt2", "opt", "gpt_neo", "gptj", "bloom", "codegen", "gpt_bigcode", "biogpt", "xglm"}
+_CAUSAL_TYPES = {
+    "gpt2",
+    "opt",
+    "gpt_neo",
+    "gptj",
+    "bloom",
+    "codegen",
+    "gpt_bigcode",
+    "biogpt",
+    "xglm",
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "phi3",
+    "olmo",
+}
 
 
 @dataclass
@@ -30,6 +49,8 @@ class AttentionSpec:
     beta: float
     causal: bool
     out_module: Any = None  # module whose *input* is the merged head output (gpt2: c_proj, proj: out_proj)
+    rotary: bool = False  # Llama-style: rotary embeddings arrive as the `position_embeddings` argument
+    n_kv_heads: int | None = None  # grouped-query attention: key/value heads (None: as many as n_heads)
 
 
 @dataclass
@@ -49,16 +70,24 @@ class LayerCapture:
     causal: bool
     n_heads: int
     d_head: int
+    heads_qkv: np.ndarray | None = None  # (3, n_heads, L, d_head) rotated Q, K, V (rotary / GQA layers)
 
     @property
     def L(self) -> int:
         return self.X.shape[0]
 
+    @property
+    def rotary(self) -> bool:
+        return self.heads_qkv is not None
+
     def head_output(self, h: int) -> np.ndarray:
         return self.out[:, h * self.d_head : (h + 1) * self.d_head]
 
     def qkv(self, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Q, K, V of head h: X' W'_m with X' = [X, 1] (bias as a constant-1 feature)."""
+        """Q, K, V of head h: X' W'_m with X' = [X, 1] (bias as a constant-1 feature); for rotary or
+        grouped-query layers the captured per-head projections."""
+        if self.heads_qkv is not None:
+            return self.heads_qkv[0, h], self.heads_qkv[1, h], self.heads_qkv[2, h]
         X1 = np.concatenate([self.X, np.ones((self.L, 1))], axis=1)
         return X1 @ self.Wq[h], X1 @ self.Wk[h], X1 @ self.Wv[h]
 
@@ -77,15 +106,7 @@ def find_attention(model) -> list[AttentionSpec]:
 
     config = getattr(model, "config", None)
     model_type = str(getattr(config, "model_type", "") or "")
-    if config is not None and (
-        _config_value(config, "rope_theta", "rotary_dim", "rotary_pct") is not None
-        or getattr(config, "rope_scaling", None)
-        or "rope" in str(getattr(config, "position_embedding_type", ""))
-    ):
-        raise HarnessError(
-            f"architecture {model_type or type(model).__name__!r} uses rotary position "
-            "embeddings; the audit supports BERT-, GPT-2- and OPT-style attention only"
-        )
+    rope = uses_rope(config)
     pet = str(getattr(config, "position_embedding_type", "absolute") or "absolute")
     default_causal = bool(getattr(config, "is_decoder", False)) or model_type in _CAUSAL_TYPES
     specs = []
@@ -95,6 +116,11 @@ def find_attention(model) -> list[AttentionSpec]:
         if all(isinstance(getattr(m, a, None), nn.Linear) for a in ("query", "key", "value")) and hasattr(
             m, "num_attention_heads"
         ):
+            if rope:
+                raise HarnessError(
+                    f"architecture {model_type or type(model).__name__!r} uses rotary position embeddings "
+                    "in BERT-style attention, which the audit does not read"
+                )
             if pet != "absolute":
                 raise HarnessError(
                     f"position_embedding_type {pet!r} adds terms to the attention scores; "
@@ -111,6 +137,11 @@ def find_attention(model) -> list[AttentionSpec]:
             and not hasattr(m, "q_attn")
             and hasattr(m, "num_heads")
         ):
+            if rope:
+                raise HarnessError(
+                    f"architecture {model_type or type(model).__name__!r}: rotary embeddings with "
+                    "GPT-2-style attention are not supported by the audit"
+                )
             dh = int(getattr(m, "head_dim", m.c_attn.weight.shape[0] // m.num_heads))
             beta = getattr(m, "scaling", None)
             if beta is None:
@@ -125,24 +156,31 @@ def find_attention(model) -> list[AttentionSpec]:
             nh = getattr(m, "num_heads", None) or _config_value(config, "num_attention_heads")
             if out is None or nh is None:
                 continue
-            nkv = getattr(m, "num_key_value_heads", None) or _config_value(config, "num_key_value_heads")
-            if nkv is not None and int(nkv) != int(nh):
-                raise HarnessError(
-                    "grouped-query attention (fewer key/value heads than query heads) "
-                    "is not supported by the audit"
-                )
+            nkv = kv_heads(m, config, int(nh))
             if hasattr(m, "rotary_emb"):
-                raise HarnessError("attention with rotary position embeddings is not supported by the audit")
+                raise HarnessError(
+                    "attention with its own rotary_emb module (an older transformers layout) is not "
+                    "supported by the audit"
+                )
+            if (rope or nkv != int(nh)) and rotary_fn(m) is None:
+                raise HarnessError(
+                    f"attention module {type(m).__name__} uses rotary embeddings or shared key/value "
+                    "heads but its modeling file has no apply_rotary_pos_emb"
+                )
             dh = int(getattr(m, "head_dim", m.q_proj.out_features // int(nh)))
             beta = float(getattr(m, "scaling", dh**-0.5))
             is_cross = bool(getattr(m, "is_cross_attention", False)) or "encoder_attn" in name
             if is_cross:
                 continue
-            specs.append(AttentionSpec(name, m, "proj", int(nh), dh, beta, causal, out_module=out))
+            specs.append(
+                AttentionSpec(
+                    name, m, "proj", int(nh), dh, beta, causal, out_module=out, rotary=rope, n_kv_heads=nkv
+                )
+            )
     if not specs:
         raise HarnessError(
             f"no recognisable attention modules in {model_type or type(model).__name__!r}; "
-            "the audit supports BERT-, GPT-2- and OPT-style attention"
+            "the audit supports BERT-, GPT-2-, OPT- and Llama-style attention"
         )
     return specs
 
@@ -167,7 +205,13 @@ def _head_maps(spec: AttentionSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         D = full.shape[1] // 3
         maps = [full[:, :D], full[:, D : 2 * D], full[:, 2 * D :]]
     H, dh = spec.n_heads, spec.d_head
-    return tuple(np.stack([M[:, h * dh : (h + 1) * dh] for h in range(H)]) for M in maps)
+    groups = H // (spec.n_kv_heads or H)  # key/value head of query head h: h // groups
+
+    def head(M, h):
+        return M[:, h * dh : (h + 1) * dh]
+
+    q = np.stack([head(maps[0], h) for h in range(H)])
+    return (q, *(np.stack([head(M, h // groups) for h in range(H)]) for M in maps[1:]))
 
 
 def scale_queries(specs: Sequence[AttentionSpec], factor: float, on: str = "q") -> None:
@@ -226,6 +270,8 @@ def capture(
         def fn(mod, args, kwargs):
             x = args[0] if args else kwargs.get("hidden_states")
             store[i]["X"] = x.detach()
+            pe = kwargs.get("position_embeddings", args[1] if len(args) > 1 else None)
+            store[i]["pe"] = tuple(t.detach() for t in pe) if isinstance(pe, (tuple, list)) else None
 
         return fn
 
@@ -268,7 +314,11 @@ def capture(
         X = got["X"][0].double().cpu().numpy()
         out = got["out"][0].double().cpu().numpy()
         Wq, Wk, Wv = _head_maps(s)  # OPT scales q_proj(x) by `scaling` and then uses 1: same beta
+        heads = None
+        if s.rotary or (s.n_kv_heads or s.n_heads) != s.n_heads:
+            dtype = next(s.module.parameters()).dtype
+            heads = rotated_heads(s, got["X"].to(dtype), got.get("pe"))
         caps.append(
-            LayerCapture(i, s.name, s.kind, X, Wq, Wk, Wv, out, s.beta, s.causal, s.n_heads, s.d_head)
+            LayerCapture(i, s.name, s.kind, X, Wq, Wk, Wv, out, s.beta, s.causal, s.n_heads, s.d_head, heads)
         )
     return caps

@@ -63,6 +63,11 @@ def head_instance(
     (the model's own, float32, zero-padded to width d) plus perturb * std(output) * N(0, 1)."""
     if construction not in CONSTRUCTIONS:
         raise HarnessError(f"unknown construction {construction!r}; choose from {', '.join(CONSTRUCTIONS)}")
+    if construction == "padded" and cap.rotary:
+        raise HarnessError(
+            f"the padded construction cannot express rotary position embeddings or shared key/value heads "
+            f"(layer {cap.name!r}); use --construction projected"
+        )
     L, dh = cap.L, cap.d_head
     if construction == "projected":
         Q, K, V = cap.qkv(h)
@@ -106,7 +111,7 @@ def head_instance(
         "perturb": perturb,
     }
     info.update(meta or {})
-    return Instance.from_arrays(arrays, alpha=alpha, beta=cap.beta, meta=info)
+    return Instance.from_arrays(arrays, alpha=alpha, beta=cap.beta, meta=info, causal=bool(cap.causal))
 
 
 def direct_gammas(cap: LayerCapture, h: int) -> dict[str, float]:

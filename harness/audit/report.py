@@ -69,7 +69,7 @@ def format_table(report: dict[str, Any]) -> str:
             meets = f", meets eps on {v['meets_eps']}" if "meets_eps" in v else ""
             lines.append(f"{name}: {v['status']}{extra}{meets}")
     if report["causal"]:
-        lines.append("causal heads: norms only (the harness loss has no mask); gradient errors skipped")
+        lines.append("causal heads: masked (query j attends keys m <= j) in R, certificates and every solver")
     return "\n".join(lines)
 
 

@@ -56,6 +56,8 @@ def chain(ctx: CheckContext) -> CheckOutcome:
     chain's required accuracy (skipped without an accuracy claim); a solver's deliberate refusal (hard
     regime) is not a failure."""
     runner, eps, out_dir = ctx.runner, ctx.eps, ctx.out_dir
+    if ctx.causal:
+        return CheckOutcome("chain", "skip", "the reduction chain's instances are not causal")
     cases = chain_cases()
     if eps is None:
         return CheckOutcome("chain", "not claimed", "no accuracy claim to hold the chain to")

@@ -20,6 +20,7 @@ class CheckContext:
     out_dir: str | os.PathLike
     selected: frozenset[str] = frozenset()
     cache: dict[str, Any] = field(default_factory=dict)  # results shared by checks (the scaling measurement)
+    causal: bool = False  # draw causal instances (query j attends keys m <= j) in every check
 
     @property
     def solver(self):
@@ -33,7 +34,7 @@ class CheckContext:
     def sizes(self) -> dict[str, int]:
         """Instance sizes for the property strategies."""
         b = self.budget
-        return dict(max_L=b.max_L, max_d=b.max_d, max_N=b.max_N)
+        return dict(max_L=b.max_L, max_d=b.max_d, max_N=b.max_N, causal=self.causal)
 
     @property
     def self_attention_only(self) -> bool:

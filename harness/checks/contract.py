@@ -7,17 +7,20 @@ from __future__ import annotations
 from harness.errors import ContractError, HarnessError
 
 
-def contract_instance():
+def contract_instance(causal: bool = False):
     """Self-attention (Lq = Lk), r < d so a transposed adapter gradient shows in its shape."""
     from harness import families
 
-    return families.bounded(L=3, d=2, r=1, adapt=("q", "v"), seed=0)
+    return families.bounded(L=3, d=2, r=1, adapt=("q", "v"), seed=0, causal=causal)
 
 
-def check_contract(solver, dtype: str = "float64", device: str = "cpu", forward: bool = False) -> None:
-    """Raise ContractError (a HarnessError) when the solver breaks the calling convention; anything
+def check_contract(
+    solver, dtype: str = "float64", device: str = "cpu", forward: bool = False, causal: bool = False
+) -> None:
+    """Raise ContractError (a HarnessError) when the solver breaks the calling convention (on a causal
+    instance when `causal`: an attention function without is_causal is a usage error there); anything
     else it raises is left to the checks, which report it with a shrunk counterexample."""
-    inst = contract_instance()
+    inst = contract_instance(causal)
     try:
         if forward:
             solver.forward(inst, dtype=dtype, device=device)

@@ -10,7 +10,7 @@ import numpy as np
 from harness import theory
 from harness.checks.context import CheckContext
 from harness.checks.outcome import CheckOutcome
-from harness.checks.properties import claimed, permuted
+from harness.checks.properties import claimed, permuted, unseen_keys_extended
 from harness.checks.runner import SolverRunner, one_line
 from harness.checks.search import property_check, write_counterexample
 from harness.errors import HarnessError
@@ -32,7 +32,7 @@ def reference_output(inst) -> np.ndarray:
     from harness.losses import attention_output
 
     t = inst.as_torch()
-    return attention_output(t, inst.alpha, inst.beta, inst.r).numpy()
+    return attention_output(t, inst.alpha, inst.beta, inst.r, inst.causal).numpy()
 
 
 def query_permutation(inst, seed: int = 0) -> np.ndarray:
@@ -75,16 +75,22 @@ def forward_accuracy_problem(runner: SolverRunner, inst, eps: float | None) -> s
 
 
 def equivariance_problem(runner: SolverRunner, inst, tol: float) -> str | None:
-    """Permuting query rows permutes the output rows; permuting key/value rows jointly leaves it."""
+    """Permuting query rows permutes the output rows; permuting key/value rows jointly leaves it. On
+    causal instances: appending keys that no query may see (positions >= Lq) leaves the output."""
+    if inst.causal:
+        inst, other = unseen_keys_extended(inst)
+        rows, what = slice(None), "appending keys/values no query may see (causal mask)"
+    else:
+        other, rows, what = permuted(inst), query_permutation(inst), "permuting the tokens"
     a, msg = _forward(runner, inst)
-    b, msg = (None, msg) if a is None else _forward(runner, permuted(inst))
+    b, msg = (None, msg) if a is None else _forward(runner, other)
     if b is None:
         return msg
     scale = float(np.max(np.abs(a))) if a.size else 0.0
-    diff = float(np.max(np.abs(b - a[:, query_permutation(inst)]))) if a.size else 0.0
+    diff = float(np.max(np.abs(b - a[:, rows]))) if a.size else 0.0
     if not diff <= 2 * tol * max(1.0, scale):
         return (
-            f"permuting the tokens changed the attention output by {diff:.3e} > 2 x {tol:.1e} x "
+            f"{what} changed the attention output by {diff:.3e} > 2 x {tol:.1e} x "
             f"max(1, {scale:.3g}) on {inst.describe()}"
         )
     return None
@@ -172,6 +178,8 @@ def forward_chain(ctx: CheckContext) -> CheckOutcome:
     from reductions.problems.attention import forward_oracle, to_instance
 
     runner, eps = ctx.runner, ctx.eps
+    if ctx.causal:
+        return CheckOutcome("forward-chain", "skip", "the reduction chain's instances are not causal")
     if eps is None:
         return CheckOutcome("forward-chain", "not claimed", "no accuracy claim to hold the chain to")
     done, declined, loose = 0, 0, 0

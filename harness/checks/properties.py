@@ -97,17 +97,46 @@ def permuted(inst, seed: int = 0):
     return inst.replace(X_q=x["X_q"][:, qp], Y=x["Y"][:, qp], X_k=x["X_k"][:, kp], X_v=x["X_v"][:, kp])
 
 
+def unseen_keys_extended(inst, seed: int = 0, extra: int = 2):
+    """(base, extended) for a causal instance: `extended` appends `extra` random keys and values at
+    positions m >= Lq, which no query attends under the causal mask, so its adapter gradients and its
+    attention output equal `base`'s (docs/theory.md §4.7). When Lk < Lq, `base` is first padded to
+    Lk = Lq with copies of its own keys (the comparison is base against extended)."""
+    rng = np.random.default_rng(seed)
+
+    def put(src, **x):
+        return src.replace(**(x if src.batched else {k: v[0] for k, v in x.items()}))
+
+    if inst.Lk < inst.Lq:
+        idx = np.arange(inst.Lq) % inst.Lk
+        inst = put(inst, X_k=inst.x3("X_k")[:, idx], X_v=inst.x3("X_v")[:, idx])
+    xk, xv = inst.x3("X_k"), inst.x3("X_v")
+    scale = max(1.0, float(np.abs(xk).max()))
+    new = {
+        n: (rng.normal(size=(x.shape[0], extra, x.shape[2])) * scale).astype(x.dtype)
+        for n, x in (("k", xk), ("v", xv))
+    }
+    return inst, put(inst, X_k=np.concatenate([xk, new["k"]], 1), X_v=np.concatenate([xv, new["v"]], 1))
+
+
 def invariance_problem(runner: SolverRunner, inst, eps: float) -> str | None:
-    """None when the solver's gradients survive the permutation of docs/theory.md §3.5 within 2 eps."""
+    """None when the solver's gradients survive the permutation of docs/theory.md §3.5 within 2 eps; on
+    causal instances (where permuting rows changes the mask), appending keys that no query may see."""
+    if inst.causal:
+        inst, other = unseen_keys_extended(inst)
+        what = "appending keys/values at positions >= Lq (never attended under the causal mask)"
+    else:
+        other = permuted(inst)
+        what = "permuting query and key/value rows (docs/theory.md §3.5)"
     a, msg = _solve(runner, inst)
-    b, msg = (None, msg) if a is None else _solve(runner, permuted(inst))
+    b, msg = (None, msg) if a is None else _solve(runner, other)
     if b is None:
         return msg
     scale = _grad_scale(a.grads)
     diff = b.max_abs_error(a)
     if not diff <= 2 * eps * max(1.0, scale):
         return (
-            f"permuting query and key/value rows (docs/theory.md §3.5) changed the gradients by "
+            f"{what} changed the gradients by "
             f"{diff:.3e} > 2 x {eps:.1e} x max(1, {scale:.3g}) on {inst.describe()}"
         )
     return None

@@ -36,10 +36,10 @@ def fit_exponent(
     return {"exponent": float(out["exponent"]), "ci_low": float(out["ci"][0]), "ci_high": float(out["ci"][1])}
 
 
-def scaling_instance(L: int, d: int):
+def scaling_instance(L: int, d: int, causal: bool = False):
     from harness import families
 
-    return families.bounded(L=L, d=d, r=2, gamma=1.0, adapt=("q", "v"), seed=L)
+    return families.bounded(L=L, d=d, r=2, gamma=1.0, adapt=("q", "v"), seed=L, causal=causal)
 
 
 def _caller(solver, dtype: str, device: str, opts: dict, forward: bool = False):
@@ -89,6 +89,7 @@ def measure_scaling(
     device: str = "cpu",
     opts: dict | None = None,
     forward: bool = False,
+    causal: bool = False,
 ) -> dict:
     """Op counts and (with repeats) interleaved timings over geometric L, plus the call-overhead floor
     (median time at L = FLOOR_L; harness.checks.evidence). CPU times are this process's CPU time on one
@@ -103,7 +104,7 @@ def measure_scaling(
         start = time.perf_counter()
         floor = 0.0
         if budget.repeats:
-            fi = scaling_instance(FLOOR_L, budget.scaling_d)
+            fi = scaling_instance(FLOOR_L, budget.scaling_d, causal)
             t = time_call(
                 lambda: call(fi), warmup=1, repeats=max(3, budget.repeats), device=timed_device, clock=clock
             )
@@ -112,7 +113,7 @@ def measure_scaling(
         sizes = list(budget.scaling_L)
         i = 0
         while i < len(sizes):
-            inst = scaling_instance(sizes[i], budget.scaling_d)
+            inst = scaling_instance(sizes[i], budget.scaling_d, causal)
             t = time_call(
                 lambda inst=inst: call(inst),
                 warmup=1 if budget.repeats else 0,
@@ -155,7 +156,9 @@ def _measurement(ctx: CheckContext, forward: bool = False):
         solver, r = ctx.solver, ctx.runner
         claimed = ctx.claim_exponent is not None
         try:
-            m = measure_scaling(solver, ctx.budget, r.dtype, r.device, r.opts, forward=forward)
+            m = measure_scaling(
+                solver, ctx.budget, r.dtype, r.device, r.opts, forward=forward, causal=ctx.causal
+            )
         except HarnessError as exc:
             if refused(solver, exc):
                 m = (
@@ -178,7 +181,7 @@ def _measurement(ctx: CheckContext, forward: bool = False):
 def _witness(ctx: CheckContext, check: str, L: int, desc: str) -> str:
     """For an exponent claim the witness is the largest timed instance (a reproducer)."""
     return write_counterexample(
-        scaling_instance(L, ctx.budget.scaling_d), ctx.out_dir, ctx.solver.name, check, desc
+        scaling_instance(L, ctx.budget.scaling_d, ctx.causal), ctx.out_dir, ctx.solver.name, check, desc
     )
 
 

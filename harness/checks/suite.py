@@ -51,11 +51,15 @@ def run_suite(
     budget: Budget | str = DEFAULT,
     checks: Iterable[str] | str | None = None,
     forward_only: bool = False,
+    causal: bool = False,
 ) -> SuiteReport:
     """Run the property suite on `solver` (name, `module:attr`, Solver or callable).
 
     `checks` names the checks to run (registry order; see `harness.checks.CHECKS`); the default ones
-    when None. Bad arguments are one-line HarnessErrors raised before anything runs."""
+    when None. `causal`: every check draws causal instances (query j attends keys m <= j; attention
+    functions are called with is_causal=True; `invariance` and `equivariance` append keys no query may
+    see instead of permuting rows; the SAT chains are skipped). Bad arguments are one-line HarnessErrors
+    raised before anything runs."""
     from harness.solvers import get_solver
     from harness.solvers.base import resolve_device
     from harness.solvers.reference import ReferenceCache
@@ -79,12 +83,12 @@ def run_suite(
     runner = SolverRunner(solver, ReferenceCache(reference), dtype, device, opts or {})
     exact = bool(getattr(solver, "exact", False))
     eps = claim_eps if claim_eps is not None else (DEFAULT_EPS[dtype] if exact else None)
-    ctx = CheckContext(runner, eps, claim_exponent, budget, out_dir, frozenset(names))
+    ctx = CheckContext(runner, eps, claim_exponent, budget, out_dir, frozenset(names), causal=causal)
     with limit_threads(1), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        check_contract(solver, dtype, device, forward=forward_only)  # usage errors before any check
+        check_contract(solver, dtype, device, forward=forward_only, causal=causal)  # usage errors first
         outcomes = [CHECKS[name](ctx) for name in names]
-    name = solver.name + (" (forward only)" if forward_only else "")
+    name = solver.name + (" (forward only)" if forward_only else "") + (" (causal)" if causal else "")
     return SuiteReport(name, [o for o in outcomes if o is not None], warnings=once_each(caught))
 
 

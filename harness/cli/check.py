@@ -70,6 +70,7 @@ def _cmd_check_suite(args) -> int:
         budget=name,
         checks=checks,
         forward_only=args.forward_only,
+        causal=args.causal,
     )
     print(report.table())
     print(f"({name} budget, {time.perf_counter() - t0:.1f} s)")
@@ -98,6 +99,12 @@ def register(sub) -> None:
         help="claimed max-norm error, relative to max(1, |G_ref|_inf)",
     )
     p.add_argument("--claim-exponent", type=float, default=None, help="claimed runtime exponent (suite mode)")
+    p.add_argument(
+        "--causal",
+        action="store_true",
+        help="suite mode: causal instances (query j attends keys m <= j); attention functions are "
+        "called with is_causal=True",
+    )
     p.add_argument(
         "--out-dir",
         default="lora-harness-counterexamples",

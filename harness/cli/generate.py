@@ -22,6 +22,7 @@ def _cmd_generate_family(args) -> int:
         alpha=args.alpha,
         cross=args.cross,
         dtype=args.dtype,
+        causal=args.causal,
     )
     if args.family == "threshold":
         kw["c"] = args.c
@@ -64,6 +65,11 @@ def register(sub) -> None:
         p.add_argument("--beta", type=float, default=None, help="inverse temperature (default 1/d)")
         p.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default r)")
         p.add_argument("--cross", action="store_true", help="independent X_q, X_k, X_v")
+        p.add_argument(
+            "--causal",
+            action="store_true",
+            help="causal mask: query j attends keys m <= j (top-left, as torch SDPA's is_causal)",
+        )
         p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--out", required=True)

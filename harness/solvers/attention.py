@@ -6,8 +6,13 @@ A function declares what it supports by attributes (or `from_attention` keywords
     exact               bool   softmax attention to rounding (True) or an approximation (False)
     self_attention_only bool   needs Lq == Lk (token i of q and of k is one position)
     supports_float64    bool   False: the harness runs it in float32
-and declines one instance by raising `harness.Refusal` (a refusal, never a failure). Causal
-attention (issue 16) will be one more declared attribute, `supports_causal`.
+    supports_causal     bool   accepts is_causal=True (default: whether its signature takes is_causal,
+                               or **kwargs; True when the signature cannot be inspected, as for torch's
+                               own scaled_dot_product_attention)
+and declines one instance by raising `harness.Refusal` (a refusal, never a failure). On a causal
+instance (query j attends keys m <= j, top-left aligned) the harness calls fn(q, k, v, scale=beta,
+is_causal=True), torch SDPA's own flag; on the others without the keyword. A causal instance given to
+a function that does not take is_causal is a usage error (`ContractError`), not a refusal.
 """
 
 from __future__ import annotations
@@ -24,6 +29,15 @@ from harness.errors import ContractError, HarnessError, Refusal
 from harness.instance import Instance
 from harness.lora import effective_weights
 from harness.solvers.base import Result, Solver
+
+
+def _takes_is_causal(fn: Callable) -> bool:
+    """Whether fn accepts an is_causal keyword (True when its signature cannot be inspected)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "is_causal" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _signature_problem(fn: Callable) -> str | None:
@@ -53,6 +67,7 @@ class AttentionSolver(Solver):
         exact: bool | None = None,
         self_attention_only: bool | None = None,
         supports_float64: bool | None = None,
+        supports_causal: bool | None = None,
     ):
         if not callable(fn):
             raise HarnessError(f"attention function {name or fn!r} is not callable")
@@ -65,6 +80,7 @@ class AttentionSolver(Solver):
         self.exact = pick(exact, "exact", False)
         self.self_attention_only = pick(self_attention_only, "self_attention_only", False)
         self.supports_float64 = pick(supports_float64, "supports_float64", True)
+        self.supports_causal = pick(supports_causal, "supports_causal", _takes_is_causal(fn))
         self.cost = str(getattr(fn, "cost", "unknown"))
         doc = (getattr(fn, "__doc__", None) or "attention function").strip().splitlines()
         self.description = doc[0] if doc else "attention function"
@@ -74,16 +90,24 @@ class AttentionSolver(Solver):
 
     # -------------------------------------------------------------- the attention call
     def _declines(self, inst: Instance, dtype: torch.dtype) -> str | None:
+        if inst.causal and not self.supports_causal:
+            raise ContractError(
+                f"attention function {self.name!r} takes no is_causal; causal instances need "
+                f"fn(q, k, v, *, scale, is_causal) (or declare supports_causal=True)"
+            )
         if self.self_attention_only and inst.Lq != inst.Lk:
             return f"self-attention only (Lq={inst.Lq} != Lk={inst.Lk})"
         if dtype == torch.float64 and not self.supports_float64:
             return "float64 not supported"
         return None
 
-    def attend(self, Q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, scale: float) -> torch.Tensor:
-        """fn(Q, K, V, scale=scale) with the calling convention checked (one-line errors)."""
+    def attend(
+        self, Q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, scale: float, causal: bool = False
+    ) -> torch.Tensor:
+        """fn(Q, K, V, scale=scale[, is_causal=True]) with the calling convention checked (one-line
+        errors)."""
         try:
-            out = self.fn(Q, K, V, scale=scale)
+            out = self.fn(Q, K, V, scale=scale, **({"is_causal": True} if causal else {}))
         except HarnessError:
             raise
         except TypeError as exc:
@@ -125,7 +149,7 @@ class AttentionSolver(Solver):
         t0 = time.perf_counter()
         with torch.enable_grad():
             Q, K, V = self._qkv(inst, t)
-            out = self.attend(Q, K, V, float(inst.beta))
+            out = self.attend(Q, K, V, float(inst.beta), inst.causal)
             loss = ((out - t["Y"]) ** 2).sum() / (2 * inst.N)  # harness.losses.lora_loss
             if leaves:
                 if not loss.requires_grad:
@@ -159,7 +183,7 @@ class AttentionSolver(Solver):
         t = inst.as_torch(dtype=dtype, device=device)
         with torch.no_grad():
             Q, K, V = self._qkv(inst, t)
-            out = self.attend(Q, K, V, float(inst.beta))
+            out = self.attend(Q, K, V, float(inst.beta), inst.causal)
         return out.detach().cpu().double().numpy()
 
 
@@ -170,8 +194,15 @@ def from_attention(
     name: str | None = None,
     self_attention_only: bool | None = None,
     supports_float64: bool | None = None,
+    supports_causal: bool | None = None,
 ) -> AttentionSolver:
-    """An ordinary Solver whose gradients come from autograd through `fn(q, k, v, *, scale)`."""
+    """An ordinary Solver whose gradients come from autograd through `fn(q, k, v, *, scale)` (with
+    is_causal=True on causal instances)."""
     return AttentionSolver(
-        fn, name, exact=exact, self_attention_only=self_attention_only, supports_float64=supports_float64
+        fn,
+        name,
+        exact=exact,
+        self_attention_only=self_attention_only,
+        supports_float64=supports_float64,
+        supports_causal=supports_causal,
     )

@@ -17,7 +17,9 @@ from harness.study.thirdparty import resolve_solver
 def make_instance(cell: dict):
     from harness import families
 
-    kw = dict(L=cell["L"], d=cell["d"], r=cell["r"], seed=cell["seed"])
+    kw = dict(
+        L=cell["L"], d=cell["d"], r=cell["r"], seed=cell["seed"], causal=bool(cell.get("causal", False))
+    )
     if cell["family"] == "threshold":
         return families.threshold(c=cell["c"], **kw)
     return families.bounded(gamma=cell["gamma"], **kw)

@@ -40,7 +40,9 @@ class StudyConfig:
     chained_degree: int = 3
     rf_L: list = field(default_factory=lambda: [8, 15])  # random-features, m features
     rf_m: int = 256
-    fit_min_series: dict = field(default_factory=lambda: {"streaming": 13})
+    causal_L: dict = field(default_factory=lambda: {"streaming": [8, 15], "poly": [8, 19]})
+    #                                  causal series of the scaling group (poly at poly_degree)
+    fit_min_series: dict = field(default_factory=lambda: {"streaming": 13, "streaming (causal)": 13})
     #                                  per-series override: streaming keeps all keys in one 4096-key
     #                                  block up to L = 2^12, and its tile shape changes with L below
     #                                  (2048 -> 8192 grew only 2.7-3x per doubling)
@@ -95,7 +97,7 @@ class StudyConfig:
             ref_max_log2L=15 if gpu else 14,
             fit_min_log2L=11,
             poly_fit_min_log2L=13,
-            fit_min_series={"streaming": 13},
+            fit_min_series={"streaming": 13, "streaming (causal)": 13},
             phase_c=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
             phase_L=[8, 14 if gpu else 13],
             rank_r=[1, 2, 4, 8, 16],
@@ -122,6 +124,7 @@ class StudyConfig:
             chained_degree=2,
             rf_L=[5, 6],
             rf_m=16,
+            causal_L={"streaming": [5, 6], "poly": [5, 8]},
             fit_min_series={},
             ref_max_log2L=7,
             fit_min_log2L=5,

@@ -141,6 +141,20 @@ def make_grid(
                     L=L,
                     **inst,
                 )
+        for name, rng in cfg.causal_L.items():  # the same instances with the causal mask
+            if name.startswith("poly") and not poly:
+                continue
+            opts = {"degree": cfg.poly_degree} if name == "poly" else {}
+            for L in pow2(rng):
+                add(
+                    group="scaling",
+                    series=f"{name} (causal)",
+                    solver=name,
+                    options=opts,
+                    L=L,
+                    causal=True,
+                    **inst,
+                )
         for name, rng, opts in (
             ("poly-chained", cfg.chained_L, {"degree": cfg.chained_degree}),
             ("random-features", cfg.rf_L, {"m": cfg.rf_m, "seed": cfg.seed}),

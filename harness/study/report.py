@@ -79,7 +79,9 @@ def analyse_scaling(
                     "eps": (res.get("cert") or {}).get("eps"),
                 }
             )
-        lo = fit_min if name in EXACT or approx_fit_min is None else approx_fit_min
+        solver = recs[0]["cell"].get("solver", name)
+        causal = bool(recs[0]["cell"].get("causal", False))
+        lo = fit_min if solver in EXACT or approx_fit_min is None else approx_fit_min
         lo = int((per_series or {}).get(name, lo))
         big = [p for p in pts if p["L"] >= 2**lo] or pts
         user = recs[0]["cell"].get("kind")  # a --solver / --attention series: its own sizes, fitted
@@ -88,7 +90,9 @@ def analyse_scaling(
         L = [p["L"] for p in big]
         errs = [_num(p["max_abs_error"]) for p in pts if p["max_abs_error"] is not None]
         out[name] = {
-            "exact": name in EXACT,
+            "exact": solver in EXACT,
+            "solver": solver,
+            "causal": causal,
             "points": pts,
             "fit_L_min": min(L),
             "kind": user or "builtin",
@@ -102,14 +106,16 @@ def analyse_scaling(
                 (_num(p["max_rel_error"]) for p in pts if p["max_rel_error"] is not None), default=None
             ),
         }
-    best: dict[int, tuple[float, str, list]] = {}
+    bests: dict[bool, dict[int, tuple[float, str, list]]] = {False: {}, True: {}}
     for name, s in out.items():
         if s["exact"]:
+            best = bests[s["causal"]]  # causal series race the causal exact solvers only
             for p in s["points"]:
                 if p["L"] not in best or p["median"] < best[p["L"]][0]:
                     best[p["L"]] = (p["median"], name, p["times"])
     cross = {}
     for name, s in out.items():
+        best = bests[s["causal"]]
         if s["exact"] or not best:
             continue
         common = [p for p in s["points"] if p["L"] in best]
@@ -126,7 +132,43 @@ def analyse_scaling(
         c["against"] = {L: best[L][1] for L in x}
         c["speedup_at_max_L"] = best[x[-1]][0] / common[-1]["median"]
         cross[name] = c
-    return {"series": out, "crossover_vs_best_exact": cross}
+    return {"series": out, "crossover_vs_best_exact": cross, "causal_ratio": causal_ratios(out)}
+
+
+def causal_ratios(series: dict) -> dict:
+    """Per causal series with a non-causal twin (same solver and degree): the median-time and op-count
+    ratios causal / non-causal at every L both measured (about 0.5 for an exact solver that skips the
+    masked tiles; about 2 for `poly`, whose chunks add dense intra-chunk tiles)."""
+    out = {}
+    for name, s in series.items():
+        if not s["causal"] or not s["points"]:
+            continue
+        twin = next(
+            (
+                b
+                for b in series.values()
+                if not b["causal"]
+                and b["solver"] == s["solver"]
+                and b["points"]
+                and b["points"][0].get("degree") == s["points"][0].get("degree")
+            ),
+            None,
+        )
+        if twin is None:
+            continue
+        bp = {p["L"]: p for p in twin["points"]}
+        rows = [
+            {
+                "L": p["L"],
+                "time_ratio": p["median"] / bp[p["L"]]["median"],
+                "ops_ratio": p["ops"] / bp[p["L"]]["ops"] if p["ops"] and bp[p["L"]]["ops"] else None,
+            }
+            for p in s["points"]
+            if p["L"] in bp
+        ]
+        if rows:
+            out[name] = rows
+    return out
 
 
 def analyse_phase(records: list[dict]) -> dict:

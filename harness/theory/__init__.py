@@ -9,6 +9,7 @@ scaling study and the model audit. The derivation of `gradient_error_bound` is i
 * `taylor`       the Taylor polynomial's relative error, degree and feature rank
 * `bounds`       the certificate chain: kernel error -> adapter-gradient error
 * `certificate`  `certify` (degree, rank, bound, predicted cost) and the refusal line
+* `causal`       causal instances: R over the unmasked scores, per-row prefix terms, causal poly's cost
 
 Conventions
 -----------

@@ -22,6 +22,11 @@ class _BoundTerms:
         N = inst.N
         self.inst = inst
         self.parts = []
+        if inst.causal:  # key-side quantities over each row's prefix (harness.theory.causal)
+            from harness.theory.causal import causal_bound_parts
+
+            self.parts = causal_bound_parts(inst, Q, K, V)
+            return
         for i in range(N):
             Vi, Yi = V[i], np.asarray(inst.x3("Y")[i], np.float64)
             a = np.abs(Vi).max(0)
@@ -62,6 +67,10 @@ class _BoundTerms:
         for i, part in enumerate(self.parts):
             for m, (rows, vec, side) in part.items():
                 sc = abs(inst.beta) if m in ("q", "k") else 1.0
+                if vec.ndim == 2:  # causal: a key-side vector per row
+                    wr = rows * delta[i][:, None]
+                    Gam[m] += sc * (wr.T @ vec if side == "left" else vec.T @ wr)
+                    continue
                 weighted = rows.T @ delta[i]  # sum_j delta_j rows_j
                 Gam[m] += sc * (np.outer(weighted, vec) if side == "left" else np.outer(vec, weighted))
         s = abs(inst.alpha) / inst.r

@@ -61,6 +61,15 @@ def poly_op_count(N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tup
     return int(ops)
 
 
+def _op_count(inst: Instance, g: int) -> int:
+    """Predicted flops of `poly` at degree g: the causal chunkwise algorithm for causal instances."""
+    if inst.causal:
+        from harness.theory.causal import causal_poly_op_count
+
+        return causal_poly_op_count(inst.N, inst.Lq, inst.Lk, inst.d, g, inst.r, inst.adapted)
+    return poly_op_count(inst.N, inst.Lq, inst.Lk, inst.d, g, inst.r, inst.adapted)
+
+
 def _choose_degree(bound_at, eps: float | None, degree: int | None, max_rank: int | None, d: int) -> int:
     if degree is not None:
         g = int(degree)
@@ -133,7 +142,8 @@ def certify(
         "error_bound_uniform": normalised_rel_error(e) * coef if e < 1 else math.inf,
         "eps": None if eps is None else float(eps),
         "meets_eps": (None if eps is None else bound <= eps),
-        "ops": poly_op_count(inst.N, inst.Lq, inst.Lk, inst.d, g, inst.r, inst.adapted),
+        "ops": _op_count(inst, g),
+        "causal": inst.causal,
         "max_rank": max_rank,
         "within_rank": k <= max_rank,
     }

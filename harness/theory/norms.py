@@ -52,10 +52,19 @@ def score_range(inst: Instance) -> float:
     A bilinear form q^T k over Q x K attains its max and min at vertices of conv(Q) x conv(K), so
     for d <= HULL_MAX_D the rows are first reduced to their convex-hull vertices (qhull; exact up to
     qhull's floating tolerance, ~1e-13 relative) and the max is taken over the vertex pairs. Otherwise
-    (or if qhull fails) blocked over query rows: memory O(L d + 2^22), time O(N Lq Lk d)."""
+    (or if qhull fails) blocked over query rows: memory O(L d + 2^22), time O(N Lq Lk d).
+    Causal instances: over the unmasked entries (key m <= query j) only
+    (`harness.theory.causal.causal_score_range_rows`)."""
     import torch
 
     Q, K, _ = projections(inst)
+    if inst.causal:
+        from harness.theory.causal import causal_score_range_rows
+
+        with torch.no_grad():
+            return abs(inst.beta) * max(
+                causal_score_range_rows(Q[i], K[i], _extreme_points) for i in range(inst.N)
+            )
     best = 0.0
     with torch.no_grad():
         for i in range(inst.N):
@@ -77,8 +86,12 @@ def score_range_bound(inst: Instance) -> float:
 
 def row_score_bounds(inst: Instance) -> np.ndarray:
     """(N, Lq) rigorous bounds R_ij >= max_k |beta S_i,jk| (Cauchy-Schwarz / Hoelder per query row,
-    O(N L d)); `score_range_bound` is their max."""
+    O(N L d)); `score_range_bound` is their max. Causal: over each row's prefix of keys."""
     Q, K, _ = projections(inst)
+    if inst.causal:
+        from harness.theory.causal import causal_row_score_bounds
+
+        return causal_row_score_bounds(Q, K, inst.beta)
     kn = np.sqrt((K**2).sum(-1)).max(-1)
     kmax = np.abs(K).max(-2)
     cs = np.sqrt((Q**2).sum(-1)) * kn[:, None]

@@ -89,13 +89,13 @@ def test_capture_reproduces_each_head(kind):
         for h in range(cap.n_heads):
             own = cap.head_output(h)
             assert np.abs(head_forward(cap, h) - own).max() <= 1e-5
-            if not cap.causal:  # the harness loss has no mask: instances reproduce encoder heads
-                for construction in CONSTRUCTIONS:
-                    inst = head_instance(cap, h, construction=construction, r=None, perturb=0.0)
-                    out = get_solver("closed-form").forward(inst)[0]
-                    assert np.abs(out[:, :8] - own).max() <= 1e-5
-                    assert np.abs(out[:, 8:]).max(initial=0.0) == 0.0
-                    assert np.array_equal(inst.arrays["Y"][:, :8], own)
+            for construction in CONSTRUCTIONS:  # causal heads: causal instances reproduce them
+                inst = head_instance(cap, h, construction=construction, r=None, perturb=0.0)
+                assert inst.causal == cap.causal
+                out = get_solver("closed-form").forward(inst)[0]
+                assert np.abs(out[:, :8] - own).max() <= 1e-5
+                assert np.abs(out[:, 8:]).max(initial=0.0) == 0.0
+                assert np.array_equal(inst.arrays["Y"][:, :8], own)
 
 
 def _direct_scores(model, kind, cap, h):
@@ -127,14 +127,13 @@ def test_R_and_gamma_match_direct_computation(kind):
         assert score_range_masked(cap, h) == pytest.approx(R, rel=1e-6)
         g = direct_gammas(cap, h)
         assert g["gamma_QK"] == pytest.approx(max(np.abs(q).max(), np.abs(k).max()), rel=1e-6)
-        if not cap.causal:
-            from harness import theory
+        from harness import theory
 
-            inst = head_instance(cap, h, r=None)
-            assert theory.score_range(inst) == pytest.approx(R, rel=1e-6)
-            pg = theory.paper_gammas(inst)
-            assert pg["q_C1W"] == pytest.approx(np.abs(q).max(), rel=1e-6)
-            assert pg["q_C2"] == pytest.approx(np.abs(k).max(), rel=1e-6)
+        inst = head_instance(cap, h, r=None)  # causal heads: R over the unmasked scores
+        assert theory.score_range(inst) == pytest.approx(R, rel=1e-6)
+        pg = theory.paper_gammas(inst)
+        assert pg["q_C1W"] == pytest.approx(np.abs(q).max(), rel=1e-6)
+        assert pg["q_C2"] == pytest.approx(np.abs(k).max(), rel=1e-6)
 
 
 @pytest.mark.parametrize("kind,on", [("bert", "q"), ("bert", "qk"), ("gpt2", "qk"), ("opt", "q")])
@@ -169,15 +168,18 @@ def test_saved_instances_round_trip(tmp_path):
     assert {r["L"] for r in rep["sweep"]} == {8, 16}
 
 
-def test_causal_heads_are_norms_only(tmp_path):
+def test_causal_heads_get_gradients_and_errors(tmp_path):
     model = tiny("opt", init=0.2)
-    rep = run_audit(None, model=model, input_ids=IDS, layers=[1], save_dir=tmp_path)
-    assert rep["causal"] and all(h["grad"] is None for h in rep["heads"])
-    assert all("norms only" in h["grad_skipped"] for h in rep["heads"])
+    rep = run_audit(None, model=model, input_ids=IDS, layers=[1], save_dir=tmp_path, rf_m=64)
+    assert rep["causal"] and all(h["grad"] for h in rep["heads"])
+    for h in rep["heads"]:
+        assert h["grad"]["random-features"]["status"] == "ok"
+        assert h["grad"]["poly"]["status"] in ("ok", "refused")
     inst = load_instance(sorted(tmp_path.glob("*.npz"))[0])
-    assert inst.meta["causal"] is True
-    text = format_table(rep)
-    assert "causal heads: norms only" in text
+    assert inst.causal and inst.meta["causal"] is True
+    a = get_solver("closed-form").solve(inst)
+    assert a.max_abs_error(get_solver("closed-form").solve(inst.replace(causal=False))) > 1e-6
+    assert "causal heads: masked" in format_table(rep)
 
 
 def test_scaling_down_moves_heads_to_efficient_and_poly_meets_eps():
@@ -231,16 +233,6 @@ def test_errors_are_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_unrecognised_architectures_are_refused():
-    cfg = transformers.LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-    )
-    with pytest.raises(HarnessError, match="rotary"):
-        find_attention(transformers.LlamaModel(cfg))
     with pytest.raises(HarnessError, match="no recognisable attention modules"):
         find_attention(torch.nn.Sequential(torch.nn.Linear(4, 4)))
     with pytest.raises(HarnessError, match="layer 7 does not exist"):
@@ -319,3 +311,48 @@ def test_minilm_scaled_down_is_efficient_and_poly_meets_eps(tmp_path):
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["summary"]["regimes"] == {"efficient": 12}
     assert rep["summary"]["poly"]["meets_eps"] == 12
+
+
+def tiny_llama(n_kv: int, seed: int = 0, init: float = 0.2):
+    """A Llama-style decoder (rotary embeddings, grouped-query attention, biases) with seeded weights."""
+    torch.manual_seed(seed)
+    cfg = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=n_kv,
+        max_position_embeddings=64,
+        attention_bias=True,
+        initializer_range=init,
+    )
+    model = transformers.LlamaModel(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0.0, 0.3)
+    model.config._attn_implementation = "eager"
+    return model.float().eval()
+
+
+@pytest.mark.parametrize("n_kv", [4, 2, 1])
+def test_llama_style_heads_reproduce_and_get_gradients(n_kv):
+    model = tiny_llama(n_kv)
+    caps = capture(model, IDS)
+    for cap in caps:
+        assert cap.causal and cap.rotary
+        for h in range(cap.n_heads):
+            inst = head_instance(cap, h, r=None, perturb=0.0)
+            out = get_solver("closed-form").forward(inst)[0]
+            assert inst.causal and np.abs(out - cap.head_output(h)).max() <= 1e-5
+        with pytest.raises(HarnessError, match="rotary"):
+            head_instance(cap, 0, construction="padded")
+    if n_kv < 4:  # heads of one key/value group share K and V
+        q0, k0, v0 = caps[0].qkv(0)
+        q1, k1, v1 = caps[0].qkv(1)
+        assert np.array_equal(k0, k1) and np.array_equal(v0, v1) and not np.array_equal(q0, q1)
+    cold = run_audit(None, model=tiny_llama(n_kv, init=0.02), input_ids=IDS, scale=0.01, eps=1e-6, rf_m=64)
+    for h in cold["heads"]:
+        assert h["grad"]["poly"]["status"] == "ok" and h["grad"]["poly"]["meets_eps"], h["grad"]["poly"]
+        assert h["grad"]["random-features"]["status"] == "ok"

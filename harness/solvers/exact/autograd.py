@@ -37,7 +37,7 @@ class AutogradSolver(Solver):
             for p in ("A", "B"):
                 t[f"{p}_{m}"] = t[f"{p}_{m}"].clone().requires_grad_(True)
                 leaves.append(f"{p}_{m}")
-        loss = lora_loss(t, inst.alpha, inst.beta, inst.r)
+        loss = lora_loss(t, inst.alpha, inst.beta, inst.r, inst.causal)
         grads = {}
         if leaves:
             gs = torch.autograd.grad(loss, [t[k] for k in leaves], allow_unused=True)
@@ -51,4 +51,4 @@ class AutogradSolver(Solver):
         from harness.solvers.base import resolve_device, resolve_dtype
 
         t = inst.as_torch(dtype=resolve_dtype(dtype), device=resolve_device(device))
-        return attention_output(t, inst.alpha, inst.beta, inst.r).cpu().double().numpy()
+        return attention_output(t, inst.alpha, inst.beta, inst.r, inst.causal).cpu().double().numpy()

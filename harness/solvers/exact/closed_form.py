@@ -9,7 +9,8 @@ Per data point i (docs/theory.md §3.2):
     p = f . q - diag(rowsum(f . q)) f                     (rows p_j = (diag f_j - f_j f_j^T) q_j)
     G_Wq = beta X_q^T p K,  G_Wk = beta X_k^T p^T Q,  G_Wv = X_v^T f^T c
     dL/dA_m = (alpha/r) B_m^T G_Wm,  dL/dB_m = (alpha/r) G_Wm A_m^T
-Two L x L buffers at a time (f and p); O(L^2 d) time.
+Two L x L buffers at a time (f and p); O(L^2 d) time. Causal instances: the masked scores are -inf
+before the softmax, so f and p vanish there and every formula above holds unchanged.
 
 Its naive twins are in `harness.solvers.exact.naive` (p row by row; the printed orientation of q).
 """
@@ -51,6 +52,7 @@ def closed_form_gradients(
     adapted: tuple[str, ...],
     q_fn=None,
     ops: OpCounter | None = None,
+    causal: bool = False,
 ) -> tuple[dict, float]:
     """All adapter gradients of the general loss by the formulas of docs/theory.md §3.2. `q_fn(c, V)`
     overrides how q is formed (default: the corrected q = c V^T); used to demonstrate the printed
@@ -62,11 +64,15 @@ def closed_form_gradients(
     b = Xk.shape[1]
     ops.mm(d, r, d, len(adapted))
     G = {m: torch.zeros(d, d, dtype=Xq.dtype, device=Xq.device) for m in adapted}
+    hidden = ~torch.ones(a, b, dtype=torch.bool, device=Xq.device).tril() if causal else None
     loss = 0.0
     for i in range(N):
         Q, K, V = Xq[i] @ W["q"], Xk[i] @ W["k"], Xv[i] @ W["v"]
         ops.mm(a, d, d), ops.mm(b, d, d, 2)
-        f = softmax_rows((Q @ K.T).mul_(beta))  # in place: one L x L buffer
+        S = (Q @ K.T).mul_(beta)
+        if causal:
+            S.masked_fill_(hidden, -torch.inf)
+        f = softmax_rows(S)  # in place: one L x L buffer
         ops.mm(a, d, b), ops.ew(a * b, 5)
         out = f @ V
         ops.mm(a, b, d)
@@ -103,7 +109,9 @@ class ClosedFormSolver(Solver):
         t = inst.as_torch(dtype=dtype, device=device)
         ops = OpCounter()
         with torch.no_grad():
-            grads, loss = closed_form_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, ops=ops)
+            grads, loss = closed_form_gradients(
+                t, inst.alpha, inst.beta, inst.r, inst.adapted, ops=ops, causal=inst.causal
+            )
         out = to_numpy(grads)
         return Result(out, loss, self.name, ops=int(ops))
 
@@ -116,5 +124,8 @@ class ClosedFormSolver(Solver):
         with torch.no_grad():
             for i in range(inst.N):
                 Q, K, V = t["X_q"][i] @ W["q"], t["X_k"][i] @ W["k"], t["X_v"][i] @ W["v"]
-                outs.append(softmax_rows((Q @ K.T).mul_(inst.beta)) @ V)
+                S = (Q @ K.T).mul_(inst.beta)
+                if inst.causal:
+                    S.masked_fill_(~inst.mask(S.device), -torch.inf)
+                outs.append(softmax_rows(S) @ V)
         return torch.stack(outs).cpu().double().numpy()

@@ -13,7 +13,8 @@ own kernels and time them against `streaming`. Backends (option `backend`, chose
 
 Before anything is allocated the bytes the backend will need are estimated (`memory_estimate`) and a
 size that does not fit in the available memory (CPU: MemAvailable; CUDA: free device memory) is
-refused with one line naming the estimate and the limit.
+refused with one line naming the estimate and the limit. Causal instances pass `is_causal=True`
+(torch's top-left mask, the harness's rule: `harness.instance.attention_mask`).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def available_bytes(device: torch.device) -> int | None:
     return None
 
 
-def sdpa_loss(t: dict, alpha: float, beta: float, r: int) -> torch.Tensor:
+def sdpa_loss(t: dict, alpha: float, beta: float, r: int, causal: bool = False) -> torch.Tensor:
     """1/(2N) sum_i ||sdpa(Q_i, K_i, V_i, scale=beta) - Y_i||_F^2, Q = X_q W_q etc. (docs/theory.md §3.2)."""
     import torch.nn.functional as F
 
@@ -105,11 +106,11 @@ def sdpa_loss(t: dict, alpha: float, beta: float, r: int) -> torch.Tensor:
     Q = (t["X_q"] @ W["q"]).unsqueeze(1)  # (N, 1 head, Lq, d)
     K = (t["X_k"] @ W["k"]).unsqueeze(1)
     V = (t["X_v"] @ W["v"]).unsqueeze(1)
-    out = F.scaled_dot_product_attention(Q, K, V, scale=float(beta)).squeeze(1)
+    out = F.scaled_dot_product_attention(Q, K, V, scale=float(beta), is_causal=causal).squeeze(1)
     return ((out - t["Y"]) ** 2).sum() / (2 * out.shape[0])
 
 
-def sdpa_gradients(t: dict, alpha: float, beta: float, r: int, adapted, backend: str):
+def sdpa_gradients(t: dict, alpha: float, beta: float, r: int, adapted, backend: str, causal: bool = False):
     """Loss and adapter gradients {dA_m, dB_m} (torch tensors) with the given resolved backend."""
     from torch.nn.attention import sdpa_kernel
 
@@ -119,7 +120,7 @@ def sdpa_gradients(t: dict, alpha: float, beta: float, r: int, adapted, backend:
         for p in ("A", "B"):
             t[f"{p}_{m}"] = leaves[f"d{p}_{m}"] = t[f"{p}_{m}"].detach().clone().requires_grad_(True)
     with sdpa_kernel([_sdpa_backend(backend)]):
-        loss = sdpa_loss(t, alpha, beta, r)
+        loss = sdpa_loss(t, alpha, beta, r, causal)
         grads = torch.autograd.grad(loss, list(leaves.values())) if leaves else ()
     return loss.detach(), dict(zip(leaves, grads))
 
@@ -146,7 +147,7 @@ class SdpaSolver(Solver):
             )
         t = inst.as_torch(dtype=dtype, device=device)
         try:
-            loss, grads = sdpa_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, chosen)
+            loss, grads = sdpa_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, chosen, inst.causal)
         except RuntimeError as exc:  # a backend that refuses these shapes at run time
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise HarnessError(f"sdpa backend {chosen!r} failed: {msg}") from None
@@ -169,5 +170,5 @@ class SdpaSolver(Solver):
         W = effective_weights(t, inst.alpha, inst.r)
         with torch.no_grad(), sdpa_kernel([_sdpa_backend(chosen)]):
             Q, K, V = ((t[f"X_{m}"] @ W[m]).unsqueeze(1) for m in "qkv")
-            out = F.scaled_dot_product_attention(Q, K, V, scale=float(inst.beta)).squeeze(1)
-        return out.cpu().double().numpy()
+            out = F.scaled_dot_product_attention(Q, K, V, scale=float(inst.beta), is_causal=inst.causal)
+        return out.squeeze(1).cpu().double().numpy()

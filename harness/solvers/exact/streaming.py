@@ -28,6 +28,12 @@ rounding difference, multiplied by beta (up to 1e300) in dQ and dK.
 
 `kernel="reference"` runs the strip schedule with plain out-of-place formulas (the obviously-correct
 twin of the fused path; tests compare them).
+
+Causal instances (query j attends keys m <= j, docs/theory.md §4.7): the strip of rows [qs, qe) takes
+only the keys [0, min(Lk, qe)) (a contiguous qe-wide view of the buffers), and the tiled schedule stops
+its key loop there; scores above the diagonal are never computed (about half the work at Lq = Lk;
+the op count counts the computed entries) and only the corner of keys >= qs is masked (-inf, so
+f = 0 and dS = 0 there). Key 0 is in every row's first tile, so the running max is finite from then on.
 """
 
 from __future__ import annotations
@@ -74,8 +80,33 @@ def _fold_beta_safe(Q: torch.Tensor, K: torch.Tensor, beta: float) -> bool:
     return bound < torch.finfo(Q.dtype).max / 16
 
 
+def key_end(qe: int, b: int, causal: bool) -> int:
+    """Keys a causal block of queries ending at qe (exclusive) sees: [0, min(b, qe)); all b otherwise."""
+    return min(b, qe) if causal else b
+
+
+def visible_entries(a: int, b: int, bq: int, causal: bool) -> int:
+    """Score entries the schedule computes: a b, or for causal blocks of bq query rows the sum over
+    blocks of (rows in the block) x min(b, block end)."""
+    if not causal:
+        return a * b
+    return sum((qe - qs) * min(b, qe) for qs, qe in blocks(a, bq))
+
+
+def mask_corner(S: torch.Tensor, qs: int, ks: int) -> torch.Tensor:
+    """S[j, m] = -inf where key ks + m > query qs + j (the causal rule), in place; only the keys >= qs
+    can be masked, so only that corner is touched."""
+    c0 = max(qs - ks, 0)
+    if c0 >= S.shape[1]:
+        return S
+    rows = torch.arange(qs, qs + S.shape[0], device=S.device)[:, None]
+    cols = torch.arange(ks + c0, ks + S.shape[1], device=S.device)[None, :]
+    S[:, c0:].masked_fill_(cols > rows, -torch.inf)
+    return S
+
+
 # ----------------------------------------------------------------------------------- strip schedule
-def strip_fused(Q, K, V, Y, beta: float, N: int, bq: int, need_qk: bool, need_v: bool):
+def strip_fused(Q, K, V, Y, beta: float, N: int, bq: int, need_qk: bool, need_v: bool, causal: bool = False):
     """Strip schedule, in place in two preallocated block_q x Lk buffers (module doc). K and V are
     read through contiguous transposes and dK, dV accumulated transposed (d x Lk), the layouts in
     which the thin products run fastest (benchmarks/floor.py). Returns (dQ, dK, dV, O, sum of
@@ -86,7 +117,8 @@ def strip_fused(Q, K, V, Y, beta: float, N: int, bq: int, need_qk: bool, need_v:
     fold = cpu and _fold_beta_safe(Q, K, beta)  # (the check reads two scalars: no host sync on a GPU)
     Qs = Q * beta if fold else Q
     Kt, Vt = K.T.contiguous(), V.T.contiguous()
-    f_buf = torch.empty(min(bq, a), b, dtype=Q.dtype, device=Q.device)
+    # flat buffers viewed as (rows x visible keys): contiguous whatever a causal strip's width
+    f_buf = torch.empty(min(bq, a) * b, dtype=Q.dtype, device=Q.device)
     q_buf = torch.empty_like(f_buf) if need_qk else None
     # CPU: S -> f and q -> dS in place (checked against the reference); elsewhere a third buffer, since
     # aliasing input and output is not part of the softmax kernels' contract
@@ -97,27 +129,33 @@ def strip_fused(Q, K, V, Y, beta: float, N: int, bq: int, need_qk: bool, need_v:
     O = torch.empty(a, V.shape[1], dtype=Q.dtype, device=Q.device)
     sq = torch.zeros((), dtype=Q.dtype, device=Q.device)
     for qs, qe in blocks(a, bq):
-        n = qe - qs
-        f = f_buf[:n]
-        S = f if cpu or not need_qk else s_buf[:n]  # in place on CPU (checked), apart elsewhere
-        torch.mm(Qs[qs:qe], Kt, out=S)  # S
+        n, e = qe - qs, key_end(qe, b, causal)
+
+        def view(buf):
+            return buf[: n * e].view(n, e)
+
+        f = view(f_buf)
+        S = f if cpu or not need_qk else view(s_buf)  # in place on CPU (checked), apart elsewhere
+        torch.mm(Qs[qs:qe], Kt[:, :e], out=S)  # S
         if not fold:
             S.mul_(beta)
+        if causal:
+            mask_corner(S, qs, 0)
         torch.ops.aten._softmax.out(S, 1, False, out=f)  # f = softmax_rows(S)
         Ob = O[qs:qe]
-        torch.mm(f, V, out=Ob)
+        torch.mm(f, V[:e], out=Ob)
         Rb = Ob - Y[qs:qe]
         sq += torch.dot(Rb.reshape(-1), Rb.reshape(-1))
         Rb.div_(N)  # R_b = (O_b - Y_b) / N
         if need_v:
-            dVt.addmm_(Rb.T, f)  # dV^T += R_b^T f
+            dVt[:, :e].addmm_(Rb.T, f)  # dV^T += R_b^T f
         if need_qk:
-            q = q_buf[:n]
-            torch.mm(Rb, Vt, out=q)  # q = R_b V^T
-            dS = s_buf[:n]
+            q = view(q_buf)
+            torch.mm(Rb, Vt[:, :e], out=q)  # q = R_b V^T
+            dS = view(s_buf)
             torch.ops.aten._softmax_backward_data.out(q, f, 1, Q.dtype, grad_input=dS)
-            torch.mm(dS, K, out=dQ[qs:qe])  # dQ_b = dS K
-            dKt.addmm_(Q[qs:qe].T, dS)  # dK^T += Q_b^T dS
+            torch.mm(dS, K[:e], out=dQ[qs:qe])  # dQ_b = dS K
+            dKt[:, :e].addmm_(Q[qs:qe].T, dS)  # dK^T += Q_b^T dS
     dK = dV = None
     if need_qk:
         dQ.mul_(beta)
@@ -127,11 +165,18 @@ def strip_fused(Q, K, V, Y, beta: float, N: int, bq: int, need_qk: bool, need_v:
     return dQ, dK, dV, O, sq
 
 
-def strip_reference(Q, K, V, Y, beta: float, N: int, bq: int, need_qk: bool, need_v: bool):
-    """The same strip schedule in plain out-of-place formulas (the twin of `strip_fused`)."""
+def strip_reference(
+    Q, K, V, Y, beta: float, N: int, bq: int, need_qk: bool, need_v: bool, causal: bool = False
+):
+    """The same strip schedule in plain out-of-place formulas (the twin of `strip_fused`); causal: the
+    full strip against all keys with the mask m > j set to -inf."""
     dQ, dK, dV, outs, sq = [], torch.zeros_like(K), torch.zeros_like(V), [], 0.0
     for qs, qe in blocks(Q.shape[0], bq):
-        f = torch.softmax(beta * (Q[qs:qe] @ K.T), dim=-1)
+        S = beta * (Q[qs:qe] @ K.T)
+        if causal:
+            hidden = torch.arange(K.shape[0])[None, :] > torch.arange(qs, qe)[:, None]
+            S = S.masked_fill(hidden, -torch.inf)
+        f = torch.softmax(S, dim=-1)
         Ob = f @ V
         Rb = (Ob - Y[qs:qe]) / N
         sq = sq + ((Ob - Y[qs:qe]) ** 2).sum()
@@ -156,7 +201,7 @@ def _scores(Qb, K, ks: int, ke: int, beta: float) -> torch.Tensor:
     return (Qb @ K[ks:ke].T).mul_(beta)
 
 
-def tiled_forward(Q, K, V, beta: float, bq: int, bk: int):
+def tiled_forward(Q, K, V, beta: float, bq: int, bk: int, causal: bool = False):
     """Pass 1: O, the row max m and the row sum l (relative to m, kept apart), online over key blocks."""
     a = Q.shape[0]
     O = torch.empty(a, V.shape[1], dtype=Q.dtype, device=Q.device)
@@ -166,8 +211,10 @@ def tiled_forward(Q, K, V, beta: float, bq: int, bk: int):
         mb = torch.full((qe - qs, 1), -torch.inf, dtype=Q.dtype, device=Q.device)
         lb = torch.zeros_like(mb)
         acc = torch.zeros(qe - qs, V.shape[1], dtype=Q.dtype, device=Q.device)
-        for ks, ke in blocks(K.shape[0], bk):
+        for ks, ke in blocks(key_end(qe, K.shape[0], causal), bk):
             S = _scores(Q[qs:qe], K, ks, ke, beta)
+            if causal:
+                mask_corner(S, qs, ks)
             m_new = torch.maximum(mb, S.amax(dim=-1, keepdim=True))
             scale = torch.exp(mb - m_new)
             S.sub_(m_new).exp_()
@@ -178,7 +225,9 @@ def tiled_forward(Q, K, V, beta: float, bq: int, bk: int):
     return O, m, l
 
 
-def tiled_backward(Q, K, V, R, m, l, beta: float, bq: int, bk: int, need_qk: bool, need_v: bool):
+def tiled_backward(
+    Q, K, V, R, m, l, beta: float, bq: int, bk: int, need_qk: bool, need_v: bool, causal: bool = False
+):
     """Passes 2 and 3: dQ, dK, dV with dL/dO = R. The tiles of f = exp(S - m) / l and q = R V^T
     are recomputed bit for bit; pass 2 sums rho = rowsum(f . q) from them, pass 3 forms
     dS = f . (q - rho) and accumulates (module doc)."""
@@ -189,15 +238,19 @@ def tiled_backward(Q, K, V, R, m, l, beta: float, bq: int, bk: int, need_qk: boo
     dV = torch.zeros_like(V)
 
     def tile(qs, qe, ks, ke):
-        return _scores(Q[qs:qe], K, ks, ke, beta).sub_(m[qs:qe]).exp_().div_(l[qs:qe])
+        S = _scores(Q[qs:qe], K, ks, ke, beta)
+        if causal:
+            mask_corner(S, qs, ks)
+        return S.sub_(m[qs:qe]).exp_().div_(l[qs:qe])
 
     for qs, qe in blocks(a, bq):
         Rb = R[qs:qe]
+        e = key_end(qe, b, causal)
         if need_qk:
             rho = torch.zeros_like(m[qs:qe])
-            for ks, ke in blocks(b, bk):
+            for ks, ke in blocks(e, bk):
                 rho += (tile(qs, qe, ks, ke) * (Rb @ V[ks:ke].T)).sum(dim=-1, keepdim=True)
-        for ks, ke in blocks(b, bk):
+        for ks, ke in blocks(e, bk):
             f = tile(qs, qe, ks, ke)
             if need_v:
                 dV[ks:ke] += f.T @ Rb
@@ -212,16 +265,18 @@ def tiled_backward(Q, K, V, R, m, l, beta: float, bq: int, bk: int, need_qk: boo
 
 
 # ----------------------------------------------------------------------------------- the solver
-def _count(ops: OpCounter, a: int, b: int, d: int, need_qk: bool, need_v: bool, tiled: bool) -> None:
-    ops.mm(a, d, b), ops.ew(a * b, 4), ops.mm(a, b, d)  # scores, softmax, f V
+def _count(ops: OpCounter, E: int, d: int, need_qk: bool, need_v: bool, tiled: bool) -> None:
+    """Flops for E computed score entries (a b, or the causal `visible_entries`): 2 d per entry for
+    each (rows x d) by (d x keys) product, as ops.mm(a, d, b) counts."""
+    ops.ew(E, 2 * d), ops.ew(E, 4), ops.ew(E, 2 * d)  # scores, softmax, f V
     if tiled:
-        ops.mm(a, d, b), ops.ew(a * b, 2)  # recomputed scores and exp
+        ops.ew(E, 2 * d), ops.ew(E, 2)  # recomputed scores and exp
         if need_qk:
-            ops.mm(a, d, b, 2), ops.ew(a * b, 4)  # pass 2: scores, exp and q again for rho
+            ops.ew(E, 4 * d), ops.ew(E, 4)  # pass 2: scores, exp and q again for rho
     if need_v:
-        ops.mm(b, a, d)
+        ops.ew(E, 2 * d)
     if need_qk:
-        ops.mm(a, d, b), ops.ew(a * b, 3), ops.mm(a, b, d), ops.mm(b, a, d)
+        ops.ew(E, 2 * d), ops.ew(E, 3), ops.ew(E, 2 * d), ops.ew(E, 2 * d)
 
 
 def streaming_gradients(
@@ -235,6 +290,7 @@ def streaming_gradients(
     tiled: bool,
     kernel: str = "fused",
     ops: OpCounter | None = None,
+    causal: bool = False,
 ):
     """Adapter gradients {dA_m, dB_m} (tensors on t's device) and the loss (0-d tensor) of the
     batched instance tensors `t` (`Instance.as_torch`), by the strip or the tiled schedule."""
@@ -252,16 +308,16 @@ def streaming_gradients(
         for i in range(N):
             Q, K, V = t["X_q"][i] @ W["q"], t["X_k"][i] @ W["k"], t["X_v"][i] @ W["v"]
             ops.mm(a, d, d), ops.mm(b, d, d, 2)
-            _count(ops, a, b, d, need_qk, need_v, tiled)
+            _count(ops, visible_entries(a, b, bq, causal), d, need_qk, need_v, tiled)
             if tiled:
-                O, m, l = tiled_forward(Q, K, V, beta, bq, bk)
+                O, m, l = tiled_forward(Q, K, V, beta, bq, bk, causal)
                 diff = O - t["Y"][i]
                 sq += diff.square().sum()
                 if not G:
                     continue
-                dQ, dK, dV = tiled_backward(Q, K, V, diff / N, m, l, beta, bq, bk, need_qk, need_v)
+                dQ, dK, dV = tiled_backward(Q, K, V, diff / N, m, l, beta, bq, bk, need_qk, need_v, causal)
             else:
-                dQ, dK, dV, _, s = strip(Q, K, V, t["Y"][i], beta, N, bq, need_qk, need_v)
+                dQ, dK, dV, _, s = strip(Q, K, V, t["Y"][i], beta, N, bq, need_qk, need_v, causal)
                 sq += s
             for m_, X, dM in (("q", t["X_q"][i], dQ), ("k", t["X_k"][i], dK), ("v", t["X_v"][i], dV)):
                 if m_ in G:
@@ -312,7 +368,7 @@ class StreamingSolver(Solver):
         t = inst.as_torch(dtype=dtype, device=device)
         ops = OpCounter()
         grads, loss = streaming_gradients(
-            t, inst.alpha, inst.beta, inst.r, inst.adapted, bq, bk, tiled, kernel, ops
+            t, inst.alpha, inst.beta, inst.r, inst.adapted, bq, bk, tiled, kernel, ops, inst.causal
         )
         out = to_numpy(grads)
         info = {"block_q": bq, "block_k": bk, "schedule": "tiled" if tiled else "strip", "kernel": kernel}
@@ -332,7 +388,9 @@ class StreamingSolver(Solver):
             for i in range(inst.N):
                 Q, K, V = t["X_q"][i] @ W["q"], t["X_k"][i] @ W["k"], t["X_v"][i] @ W["v"]
                 if tiled:
-                    outs.append(tiled_forward(Q, K, V, inst.beta, bq, bk)[0])
+                    outs.append(tiled_forward(Q, K, V, inst.beta, bq, bk, inst.causal)[0])
                 else:
-                    outs.append(strip_fused(Q, K, V, t["Y"][i], inst.beta, inst.N, bq, False, False)[3])
+                    outs.append(
+                        strip_fused(Q, K, V, t["Y"][i], inst.beta, inst.N, bq, False, False, inst.causal)[3]
+                    )
         return torch.stack(outs).cpu().double().numpy()

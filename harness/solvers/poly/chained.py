@@ -138,10 +138,18 @@ class PolyChainedSolver(PolySolver):
     description = "LoRA paper Lemmas 3.3-3.7 / Thm 3.1 chain (corrected q, p2), same certificate as poly"
 
     def _gradients(self, inst: Instance, t: dict, g: int):
+        if inst.causal:
+            from harness.solvers.poly.chained_causal import causal_chained_gradients
+
+            return causal_chained_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
         return chained_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
 
     def _ops(self, inst: Instance, cert: dict) -> int:
         cert["ops_poly"] = cert["ops"]
+        if inst.causal:
+            from harness.solvers.poly.chained_causal import causal_chained_op_count
+
+            return causal_chained_op_count(inst, cert["degree"])
         return chained_op_count(inst, cert["degree"])
 
     def forward(self, inst: Instance, **kw) -> np.ndarray:

@@ -18,11 +18,20 @@ def taylor_poly(x: torch.Tensor, g: int) -> torch.Tensor:
 
 
 def dense_poly_gradients(
-    t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...], g: int, printed_p2: bool = False
+    t: dict,
+    alpha: float,
+    beta: float,
+    r: int,
+    adapted: tuple[str, ...],
+    g: int,
+    printed_p2: bool = False,
+    causal: bool = False,
 ) -> tuple[dict, float]:
     """Reference (O(L^2), obviously correct): form A~ = P_g(beta Q K^T) densely, f~ = D~^-1 A~, and
     apply the closed form of docs/theory.md §3.2 (c, q = c V^T, p = f.q - diag(<f,q>) f, G_W, chain rule).
-    `printed_p2`: use the paper's printed p2 = f diag(r) instead (WRONG, docs/theory.md §7.2)."""
+    `printed_p2`: use the paper's printed p2 = f diag(r) instead (WRONG, docs/theory.md §7.2).
+    `causal`: A~ is zero above the diagonal (query j sums over keys m <= j only; twin of
+    `harness.solvers.poly.causal`)."""
     W = effective_weights(t, alpha, r)
     N = t["X_q"].shape[0]
     d = t["W_q"].shape[0]
@@ -31,6 +40,8 @@ def dense_poly_gradients(
     for i in range(N):
         Q, K, V = t["X_q"][i] @ W["q"], t["X_k"][i] @ W["k"], t["X_v"][i] @ W["v"]
         A = taylor_poly(beta * (Q @ K.T), g)
+        if causal:
+            A = A.tril()
         f = A / A.sum(-1, keepdim=True)
         out = f @ V
         loss += float((out - t["Y"][i]).square().sum()) / (2 * N)
@@ -55,3 +66,16 @@ def dense_chained_reference(
     printed f diag(r)), p = p1 - p2, G_Wq = beta X_q^T p K, G_Wk = beta X_k^T p^T Q, G_Wv = X_v^T f^T c
     (this is `poly.dense_poly_gradients`)."""
     return dense_poly_gradients(t, alpha, beta, r, adapted, g, printed_p2=printed_p2)[0]
+
+
+def row_prefix_sums(
+    t: dict, alpha: float, beta: float, r: int, g: int, power: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Twin of the causal poly's `row_stats`, dense and masked, (N, Lq) each:
+    D~_j = sum_{m<=j} P_g(beta q_j . k_m) and M_j = sum_{m<=j} (beta q_j . k_m)^power."""
+    W = effective_weights(t, alpha, r)
+    S = beta * (t["X_q"] @ W["q"]) @ (t["X_k"] @ W["k"]).transpose(-1, -2)
+    keep = torch.ones(S.shape[-2], S.shape[-1], dtype=torch.bool, device=S.device).tril()
+    D = taylor_poly(S, g).masked_fill(~keep, 0.0).sum(-1)
+    M = S.pow(power).masked_fill(~keep, 0.0).sum(-1)
+    return D, M

@@ -14,6 +14,7 @@ from harness.instance import Instance
 from harness.lora import effective_weights
 from harness.solvers._common import to_numpy
 from harness.solvers.base import Result, Solver
+from harness.solvers.poly.causal import causal_poly_gradients
 from harness.solvers.poly.certificate import finish_certificate, prepare
 from harness.solvers.poly.features import poly_kernel_factors
 from harness.solvers.poly.fused import poly_gradients
@@ -27,6 +28,8 @@ class PolySolver(Solver):
     options = {"eps": None, "degree": None, "max_rank": theory.DEFAULT_MAX_RANK}
 
     def _gradients(self, inst: Instance, t: dict, g: int):
+        if inst.causal:  # the chunkwise algorithm of causal linear attention (poly/causal.py)
+            return causal_poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
         return poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
 
     def _solve(self, inst: Instance, dtype, device, eps=None, degree=None, max_rank=None) -> Result:
@@ -54,6 +57,12 @@ class PolySolver(Solver):
 
         cert = prepare(self.name, inst, eps, degree, max_rank, resolve_dtype(dtype))
         t = inst.as_torch(dtype=resolve_dtype(dtype), device=resolve_device(device))
+        if inst.causal:
+            with torch.no_grad():
+                info = causal_poly_gradients(
+                    t, inst.alpha, inst.beta, inst.r, (), cert["degree"], output=True
+                )[2]
+            return info["output"].cpu().double().numpy()
         W = effective_weights(t, inst.alpha, inst.r)
         with torch.no_grad():
             U1, U2 = poly_kernel_factors(t["X_q"] @ W["q"], t["X_k"] @ W["k"], inst.beta, cert["degree"])

@@ -9,6 +9,11 @@ s_q s_k = beta (s_q = sign(beta) sqrt|beta|, s_k = sqrt|beta|):
 Optionally `orthogonal` draws (blocks of d orthogonal directions with chi(d) lengths). For stability
 each query row is multiplied by exp(-its max exponent) and all keys by one global exp(-max)
 (constants that cancel in the row normalisation, so the estimator is unchanged).
+
+Causal instances (query j attends keys m <= j): the sums over keys become prefix sums, computed
+chunkwise as causal linear attention (`harness.solvers.causal_products.causal_product`: per-chunk
+states phi(k)^T [V, 1], an exclusive cumulative sum across chunks, the dense masked phi(q) phi(k)^T
+inside a chunk), still O(N L m d) and differentiable by autograd.
 """
 
 from __future__ import annotations
@@ -50,14 +55,17 @@ def split_beta_signed(beta: float) -> tuple[float, float]:
     return (math.copysign(s, beta) if beta != 0 else 0.0), s
 
 
-def rf_loss(t: dict, W: dict, beta: float, w: torch.Tensor) -> torch.Tensor:
-    """The random-feature loss (module docstring), factored: O(N L m d)."""
+def rf_loss(t: dict, W: dict, beta: float, w: torch.Tensor, causal: bool = False) -> torch.Tensor:
+    """The random-feature loss (module docstring), factored: O(N L m d); prefix sums when causal."""
+    from harness.solvers.causal_products import causal_product
+
     sq, sk = split_beta_signed(beta)
     Q, K, V = t["X_q"] @ W["q"], t["X_k"] @ W["k"], t["X_v"] @ W["v"]
     pq = rf_features(sq * Q, w, per_row=True)
     pk = rf_features(sk * K, w, per_row=False)
     ones = torch.ones(*V.shape[:-1], 1, dtype=V.dtype, device=V.device)
-    num = pq @ (pk.transpose(-1, -2) @ torch.cat([V, ones], dim=-1))
+    Z = torch.cat([V, ones], dim=-1)
+    num = causal_product(pq, pk, Z) if causal else pq @ (pk.transpose(-1, -2) @ Z)
     # a row whose estimated normaliser underflowed to 0 gives output 0 (not 0/0 = NaN)
     O = num[..., :-1] / num[..., -1:].clamp_min(torch.finfo(num.dtype).tiny)
     N = O.shape[0]

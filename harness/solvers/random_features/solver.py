@@ -19,6 +19,7 @@ from harness.lora import effective_weights
 from harness.measure.opcount import OpCounter
 from harness.solvers._common import to_numpy
 from harness.solvers.base import Result, Solver
+from harness.solvers.causal_products import CHUNK as CAUSAL_CHUNK
 from harness.solvers.random_features.features import draw_directions, rf_loss
 
 
@@ -32,7 +33,7 @@ def rf_gradients(
             t[f"{p}_{m_}"].requires_grad_(True)
     w = draw_directions(m, inst.d, seed, orthogonal, dtype, device)
     W = effective_weights(t, inst.alpha, inst.r)
-    loss = loss_fn(t, W, inst.beta, w)
+    loss = loss_fn(t, W, inst.beta, w, inst.causal)
     grads = {}
     if inst.adapted:
         names = [f"{p}_{m_}" for m_ in inst.adapted for p in ("A", "B")]
@@ -57,7 +58,14 @@ class RandomFeaturesSolver(Solver):
         ops = OpCounter()
         ops.mm(Lq + 2 * Lk, d, d, N)
         ops.mm(Lq + Lk, d, m, N), ops.ew(N * (Lq + Lk) * m, 4)
-        ops.mm(m, Lk, d + 1, N), ops.mm(Lq, m, d + 1, N), ops.ew(N * Lq * d, 4)
+        if inst.causal:  # chunk states, their cumulative sum, inter products, masked B x B tiles
+            B = min(CAUSAL_CHUNK, Lq)
+            P = -(-Lq // B) * B
+            ops.mm(m, P, d + 1, N), ops.ew(N * (P // B) * m * (d + 1), 2), ops.mm(P, m, d + 1, N)
+            ops.mm(P, m, B, N), ops.ew(N * P * B, 1), ops.mm(P, B, d + 1, N)
+        else:
+            ops.mm(m, Lk, d + 1, N), ops.mm(Lq, m, d + 1, N)
+        ops.ew(N * Lq * d, 4)
         fwd = int(ops)
         ops.flops += 2 * fwd  # reverse mode ~ 2x the forward
         R = theory.score_range_bound(inst)
