@@ -94,32 +94,7 @@ def bottom_right(q, k, v, *, scale, is_causal=False):
 
 
 def attention_solver(fn, name=None):
-    """fn(q, k, v, *, scale[, is_causal]) as a Solver: the LoRA loss around fn, adapter gradients by
-    backward(); is_causal=True only on causal instances. (Until issue 11's `from_attention` supports
-    is_causal; the referee tests then use that.)"""
-    from harness.lora import effective_weights
-    from harness.solvers.base import Result, Solver
+    """fn(q, k, v, *, scale, is_causal=False) as a Solver (harness.from_attention, exact)."""
+    from harness import from_attention
 
-    class AttentionSolver(Solver):
-        exact = True
-        cost = "?"
-        options = {}
-
-        def _solve(self, inst, dtype, device, **opts):
-            t = inst.as_torch(dtype=dtype, device=device)
-            leaves = [f"{p}_{m}" for m in inst.adapted for p in ("A", "B")]
-            for k in leaves:
-                t[k] = t[k].clone().requires_grad_(True)
-            W = effective_weights(t, inst.alpha, inst.r)
-            kw = {"scale": inst.beta, **({"is_causal": True} if inst.causal else {})}
-            out = fn(t["X_q"] @ W["q"], t["X_k"] @ W["k"], t["X_v"] @ W["v"], **kw)
-            loss = ((out - t["Y"]) ** 2).sum() / (2 * inst.N)
-            grads = {}
-            if leaves:
-                loss.backward()
-                grads = {"d" + k: t[k].grad.detach().cpu().double().numpy() for k in leaves}
-            return Result(grads, float(loss.detach()), self.name)
-
-    s = AttentionSolver()
-    s.name = name or fn.__name__
-    return s
+    return from_attention(fn, exact=True, name=name or fn.__name__)

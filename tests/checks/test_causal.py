@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from harness.checks import run_suite
 from harness.io import load_instance
@@ -44,7 +45,7 @@ def test_referee_passes_sdpa_and_shrinks_counterexamples_of_wrong_masks(tmp_path
         ).ok
 
 
-@pytest.mark.parametrize("name", ["closed-form", "streaming"])
+@pytest.mark.parametrize("name", ["closed-form", "streaming", "sdpa"])
 def test_referee_passes_the_exact_solvers_on_causal_instances(tmp_path, name):
     rep = run_suite(
         name,
@@ -70,3 +71,75 @@ def test_cli_generate_and_check_causal(tmp_path, capsys):
     assert load_instance(out).causal
     assert main(["check", str(out), "--solver", "streaming"]) == 0
     assert "causal" in capsys.readouterr().out
+
+
+def test_forward_only_referee_on_causal_attention(tmp_path):
+    checks = ("forward-finite", "forward-accuracy", "equivariance", "forward-chain")
+    rep = run_suite(
+        attention_solver(sdpa),
+        claim_eps=1e-8,
+        out_dir=tmp_path / "a",
+        budget="smoke",
+        checks=checks,
+        forward_only=True,
+        causal=True,
+    )
+    assert rep.ok, rep.table()
+    assert rep.outcome("forward-chain").status == "skip"
+    rep = run_suite(
+        attention_solver(ignores_mask),
+        claim_eps=1e-8,
+        out_dir=tmp_path / "b",
+        budget="smoke",
+        checks=checks,
+        forward_only=True,
+        causal=True,
+    )
+    for check in ("forward-accuracy", "equivariance"):
+        o = rep.outcome(check)
+        assert o.failed and max(load_instance(o.counterexample).Lq, load_instance(o.counterexample).Lk) <= 2
+
+
+def test_attention_without_is_causal_is_a_usage_error_on_causal_instances(tmp_path):
+    from harness import families, from_attention
+    from harness.errors import ContractError
+
+    def plain(q, k, v, *, scale):
+        return torch.softmax(scale * q @ k.transpose(-1, -2), -1) @ v
+
+    inst = families.bounded(L=4, d=2, r=1, seed=0, causal=True)
+    with pytest.raises(ContractError, match="is_causal"):
+        from_attention(plain).solve(inst)
+    assert from_attention(plain).solve(inst.replace(causal=False)).grads
+    with pytest.raises(ContractError, match="is_causal"):
+        run_suite(from_attention(plain), claim_eps=1e-8, out_dir=tmp_path, budget="smoke", causal=True)
+
+    # a function that masks by itself may declare it
+    def own(q, k, v, *, scale, **kw):
+        return sdpa(q, k, v, scale=scale, **kw)
+
+    assert from_attention(own).supports_causal
+
+
+def test_cli_check_causal_attention_sdpa(tmp_path, capsys):
+    from harness.cli import main
+
+    rc = main(
+        [
+            "check",
+            "--causal",
+            "--attention",
+            "torch.nn.functional:scaled_dot_product_attention",
+            "--claim-eps",
+            "1e-8",
+            "--budget",
+            "smoke",
+            "--checks",
+            "finite,accuracy,invariance",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "(causal)" in out

@@ -131,7 +131,7 @@ def strip_fused(Q, K, V, Y, beta: float, N: int, bq: int, need_qk: bool, need_v:
     for qs, qe in blocks(a, bq):
         n, e = qe - qs, key_end(qe, b, causal)
 
-        def view(buf):
+        def view(buf, n=n, e=e):
             return buf[: n * e].view(n, e)
 
         f = view(f_buf)
