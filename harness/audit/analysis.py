@@ -133,7 +133,6 @@ def analyse_head(
         meta={"scale": scale},
     )
     rec["d"] = inst.d
-    rec["regime"] = theory.regime(R, cap.L)
     rec["gammas"] = theory.paper_gammas(inst)
     g_rel = theory.taylor_degree(R, eps)
     rec["kernel_degree"] = g_rel
@@ -141,6 +140,12 @@ def analyse_head(
     # certified need for an absolute gradient error eps on the LoRA instance (no rank cap)
     cert = theory.certify(inst, eps=eps, max_rank=UNBOUNDED_RANK, R=(R if cap.causal else None))
     rec["R_lora"] = cert["R"]
+    # one score range and one rule with the solvers and the study (theory.certificate_score_range,
+    # theory.classify: R against log L and the predicted cost at this L); the head's own R against
+    # log L alone is "regime_R"
+    rec["regime"] = cert["regime"]
+    rec["regime_reason"] = cert.get("regime_reason")
+    rec["regime_R"] = theory.regime(R, cap.L)
     rec["degree"] = int(cert["degree"])
     rec["rank_log10"] = _log10_int(int(cert["rank"]))
     rec["rank"] = int(cert["rank"]) if cert["rank"] < 2**63 else None
@@ -193,6 +198,7 @@ def summarise(heads: list[dict], eps: float) -> dict[str, Any]:
     """Regime counts, per-layer R ranges, error extremes."""
     out: dict[str, Any] = {"heads": len(heads)}
     out["regimes"] = dict(Counter(h["regime"] for h in heads if h.get("regime")))
+    out["regimes_R"] = dict(Counter(h["regime_R"] for h in heads if h.get("regime_R")))
     Rs = np.array([h["R"] for h in heads])
     out["R_min"], out["R_median"], out["R_max"] = float(Rs.min()), float(np.median(Rs)), float(Rs.max())
     out["log_L"] = heads[0]["log_L"]

@@ -18,11 +18,21 @@ def taylor_poly(x: torch.Tensor, g: int) -> torch.Tensor:
 
 
 def dense_poly_gradients(
-    t: dict, alpha: float, beta: float, r: int, adapted: tuple[str, ...], g: int, printed_p2: bool = False
+    t: dict,
+    alpha: float,
+    beta: float,
+    r: int,
+    adapted: tuple[str, ...],
+    g: int,
+    printed_p2: bool = False,
+    centre: bool | None = None,
 ) -> tuple[dict, float]:
-    """Reference (O(L^2), obviously correct): form A~ = P_g(beta Q K^T) densely, f~ = D~^-1 A~, and
+    """Reference (O(L^2), obviously correct): form A~ = P_g(beta Q K'^T) densely (K' = K minus the
+    keys' mid-range when `centre`, as `poly` does; softmax is row-shift invariant), f~ = D~^-1 A~, and
     apply the closed form of docs/theory.md §3.2 (c, q = c V^T, p = f.q - diag(<f,q>) f, G_W, chain rule).
-    `printed_p2`: use the paper's printed p2 = f diag(r) instead (WRONG, docs/theory.md §7.2)."""
+    `printed_p2`: use the paper's printed p2 = f diag(r) instead (WRONG, docs/theory.md §7.2; then
+    nothing is centred unless `centre` says so: the printed form is not shift invariant)."""
+    centre = (not printed_p2) if centre is None else centre
     W = effective_weights(t, alpha, r)
     N = t["X_q"].shape[0]
     d = t["W_q"].shape[0]
@@ -30,7 +40,8 @@ def dense_poly_gradients(
     loss = 0.0
     for i in range(N):
         Q, K, V = t["X_q"][i] @ W["q"], t["X_k"][i] @ W["k"], t["X_v"][i] @ W["v"]
-        A = taylor_poly(beta * (Q @ K.T), g)
+        Kc = K - 0.5 * (K.amax(0) + K.amin(0)) if centre else K
+        A = taylor_poly(beta * (Q @ Kc.T), g)
         f = A / A.sum(-1, keepdim=True)
         out = f @ V
         loss += float((out - t["Y"][i]).square().sum()) / (2 * N)

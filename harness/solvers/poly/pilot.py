@@ -1,0 +1,173 @@
+"""The pilot of `poly`'s degree choice (docs/theory.md §4.3): the a posteriori certificate's formulas
+(`bound.bound_from_rows`) on a sample of query rows against a sample of keys with the kernel formed
+densely, and the search for the smallest degree whose estimate meets the target. Only the degree comes
+from here; the certificate is always recomputed from the full run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from harness.solvers.poly.bound import bound_from_rows
+from harness.solvers.poly.bound_context import BoundContext
+from harness.theory.taylor import feature_rank
+
+#: the pilot accepts a degree whose estimated certificate is <= PILOT_ACCEPT * eps; the run's own
+#: certificate decides (and the degree is raised when the estimate was optimistic)
+PILOT_ACCEPT = 2.0
+
+PILOT_ROWS = 64
+PILOT_KEYS = 1024
+
+
+def _spread_sample(score: np.ndarray, n: int, n_top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (N, n) and weights (N, n) of a row sample per data point: the n_top rows with the
+    largest `score` (weight 1) and evenly spaced others standing for the rest."""
+    N, L = score.shape
+    if n >= L:
+        return np.broadcast_to(np.arange(L), (N, L)).copy(), np.ones((N, L))
+    n_top = min(n_top, n)
+    idx, wts = [], []
+    for i in range(N):
+        top = np.argsort(-score[i], kind="stable")[:n_top]
+        rest = np.ones(L, bool)
+        rest[top] = False
+        others = np.flatnonzero(rest)
+        pick = others[np.round(np.linspace(0, len(others) - 1, n - n_top)).astype(int)]
+        idx.append(np.concatenate([top, pick]))
+        wts.append(np.concatenate([np.ones(n_top), np.full(n - n_top, len(others) / max(1, n - n_top))]))
+    return np.stack(idx), np.stack(wts)
+
+
+class Pilot:
+    """Cheap estimate of the a posteriori certificate at any degree (docs/theory.md §4.3): the same
+    formulas (`bound_from_rows`) on a sample of query rows (the rows with the largest score range
+    plus evenly spaced ones) against a sample of keys, with the kernel formed densely. Used only to
+    choose the degree; the certificate itself is always recomputed from the full run."""
+
+    def __init__(self, ctx: BoundContext, n_rows: int = PILOT_ROWS, n_keys: int = PILOT_KEYS):
+        self.ctx = ctx
+        N = ctx.N
+        per = max(8, -(-n_rows // N))
+        self.idx, self.wrow = _spread_sample(ctx.h, per, max(1, per // 4))
+        kscore = np.linalg.norm(ctx.Kc, axis=-1)
+        self.kidx, self.wkey = _spread_sample(kscore, n_keys, max(1, n_keys // 16))
+        g = lambda v, idx: np.take_along_axis(v, idx[..., None], 1)  # noqa: E731
+        self.stat_base = ctx.rows_of(self.idx)
+        Kc, Vc = g(ctx.Kc, self.kidx), g(ctx.Vc, self.kidx)
+        self.Vs = Vc
+        self.Xvs = g(ctx.Xv, self.kidx)
+        self.x = np.einsum("njl,nml->njm", self.stat_base["q"], Kc)  # (N, s, ks)
+        self.cache: dict = {}
+
+    def estimate(self, g: int) -> dict:
+        if g in self.cache:
+            return self.cache[g]
+        ctx = self.ctx.at(g)
+        x, wk, Vs, N = self.x, self.wkey[:, None, :], self.Vs, ctx.N
+        P = np.ones_like(x)
+        term = np.ones_like(x)
+        for t in range(1, g + 1):
+            term = term * x / t
+            P = P + term
+        top = term * x / (g + 1)  # x^(g+1)/(g+1)!
+        Pw = P * wk
+        D = Pw.sum(-1)
+        Oc = (Pw @ Vs) / D[..., None]
+        c = (Oc - self.stat_base["Yc"]) / N
+        rr = (c * Oc).sum(-1)
+        sT = -(top * wk).sum(-1)
+        tV = -((top * wk) @ Vs)
+        rows = {"D": D[..., None], "Oc": Oc, "c": c, "rr": rr[..., None], "sT": sT[..., None], "tV": tV}
+        if g % 2 == 0:
+            rows["Sg"] = (term * wk).sum(-1)[..., None]
+        hh = (-sT[..., None] * c + (tV - sT[..., None] * Oc) / N) / (D * D)[..., None]
+        # F_v ~ sum_m w_m X_v,m^T sum_j w_j [T_jm c_j/D_j + P_jm h_j]
+        inner = np.einsum("njm,njb->nmb", -top * self.wrow[..., None], c / D[..., None]) + np.einsum(
+            "njm,njb->nmb", P * self.wrow[..., None], hh
+        )
+        Fv = np.einsum("nma,nmb->ab", self.Xvs * self.wkey[..., None], inner)
+        stat = dict(self.stat_base)
+        stat["Hk"] = np.take_along_axis(ctx.Hk, self.idx, 1)
+        out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=Fv)
+        self.cache[g] = out
+        return out
+
+
+def choose_degree(
+    pilot: Pilot,
+    target: float | None,
+    max_rank: int,
+    d: int,
+    degree: int | None = None,
+    R: float | None = None,
+    max_degree: int = 400,
+) -> dict:
+    """The smallest degree g whose pilot estimate is a valid certificate <= PILOT_ACCEPT * target
+    (a doubling search, then bisection, then one step down; the estimates fall with g). Returns
+    {"degree", "estimate", "found", "searched": {g: estimate}}. When the degree that the target
+    needs has a rank above `max_rank`, the search goes on (up to rank 1e12 or `max_degree`) so a
+    refusal can name the degree really needed ("found" False when it stopped first)."""
+    searched: dict[int, float] = {}
+
+    def est(g: int) -> dict:
+        e = pilot.estimate(g)
+        searched[g] = e["bound_if_valid"] if e["valid"] else math.inf
+        return e
+
+    if degree is not None:
+        g = int(degree)
+        e = est(g) if target is not None else None
+        return {
+            "degree": g,
+            "estimate": (e["bound_if_valid"] if e and e["valid"] else (math.inf if e else None)),
+            "found": True,
+            "searched": searched,
+        }
+    if target is None:
+        raise ValueError("choose_degree needs a target or a degree")
+    acc = PILOT_ACCEPT * target
+
+    floor = {}
+
+    def ok(g: int) -> bool:
+        e = est(g)
+        rnd = e["parts"].get("rounding", 0.0) + e["parts"].get("input", 0.0)
+        rounding_only = (e["valid"] and rnd > acc) or (
+            not e["valid"] and all("rounding" in r for r in e.get("reasons", []))
+        )
+        if rounding_only and "rounding" not in floor:
+            floor["rounding"] = rnd
+        return e["valid"] and e["bound_if_valid"] <= acc
+
+    def too_big(g: int) -> bool:
+        return g > max_degree or feature_rank(d, g) > 10**12
+
+    cap = 1
+    while not too_big(cap + 1):
+        cap = cap + 1 if cap < 64 else min(max_degree, cap * 2)
+        if cap >= max_degree:
+            break
+    lo, hi = 0, 1
+    while not ok(hi):
+        lo = hi
+        if hi >= cap or floor:
+            return {
+                "degree": hi,
+                "estimate": searched.get(hi, math.inf),
+                "found": False,
+                "searched": searched,
+                "rounding_floor": floor.get("rounding"),
+            }
+        hi = min(cap, hi * 2)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    g = hi
+    if g > 2 and ok(g - 1):  # odd/even alternation: one more step down when it holds
+        g -= 1
+    return {"degree": g, "estimate": searched[g], "found": True, "searched": searched}
