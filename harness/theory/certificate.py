@@ -28,7 +28,8 @@ MAX_DEGREE_TRIES = 4
 def poly_op_count(N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tuple[str, ...]) -> int:
     """Deterministic flop count of the `poly` solver (harness/solvers/poly/fused.py), OpCounter convention:
     monomials of degree g+1 for queries and keys (1 op per entry, twice for keys: two key passes),
-    the factored products, the feature back-propagation, and the per-row quantities of the a
+    the factored products, the feature back-propagation or the gemm mode's moment products
+    (`harness.solvers.poly.fused.gradient_mode`), and the per-row quantities of the a
     posteriori certificate (top-degree block products, the value-error columns, |X|^T |dG|).
     Linear in L at fixed (d, g)."""
     from harness.measure.opcount import OpCounter
@@ -38,19 +39,35 @@ def poly_op_count(N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tup
     ops.mm(d, r, d, len(adapted))
     ops.mm(Lq, d, d, N), ops.mm(Lk, d, d, 2 * N)  # Q, K, V
     ops.ew(N * Lq * d + N * Lk * d, 1)  # range bound
-    need_qk = "q" in adapted or "k" in adapted
-    # pass 1 (keys): features, Mk+ = Phi+k^T [V, 1]
+    from harness.solvers.poly.fused import gradient_mode
+
+    gemm = gradient_mode(d, g) == "gemm"
+    m2 = (d + 1) * d  # the gemm mode's moment columns
+    q_, k_, v_ = "q" in adapted, "k" in adapted, "v" in adapted
+    # pass 1 (keys): features, Mk+ = Phi+k^T [V, 1] (and H = Phi_k^T ([V, 1] (x) K') in gemm mode)
     ops.ew(N * Lk * kp, 1), ops.mm(kp, Lk, d + 1, N), ops.ew(N * kp * (d + 1), 1)
+    if gemm and q_:
+        ops.ew(N * Lk * m2, 1), ops.mm(k, Lk, m2, N)
     # pass 2 (queries): features, output, residual, r~, loss
     ops.ew(N * Lq * kp, 1), ops.mm(Lq, k, d + 1, N), ops.ew(N * Lq * d, 6)
-    if need_qk or "v" in adapted:
+    if (k_ and not gemm) or v_:
         ops.mm(kp, Lq, d + 1, N), ops.ew(N * kp * (d + 1), 1)  # Nq+ = diag(w) M+q^T Zq
-    if "q" in adapted:
-        ops.mm(kp, d + 1, Lq, N), ops.ew(N * Lq * kp, 4), ops.mm(d, Lq, d, N)
-    if "k" in adapted or "v" in adapted:
+    if gemm and k_:
+        ops.ew(N * Lq * m2, 1), ops.mm(k, Lq, m2, N)  # H' = Phi_q^T (Zq (x) q^)
+    if q_:
+        if gemm:
+            ops.mm(Lq, k, m2, N), ops.ew(N * Lq * m2, 2)
+        else:
+            ops.mm(kp, d + 1, Lq, N), ops.ew(N * Lq * kp, 4)
+        ops.mm(d, Lq, d, N)
+    if k_ or v_:
         ops.ew(N * Lk * kp, 1)  # pass 3 (keys): features again
-    if "k" in adapted:
-        ops.mm(kp, d + 1, Lk, N), ops.ew(N * Lk * kp, 4), ops.mm(d, Lk, d, N)
+    if k_:
+        if gemm:
+            ops.mm(Lk, k, m2, N), ops.ew(N * Lk * m2, 2)
+        else:
+            ops.mm(kp, d + 1, Lk, N), ops.ew(N * Lk * kp, 4)
+        ops.mm(d, Lk, d, N)
     if "v" in adapted:
         ops.mm(Lk, k, d, N), ops.mm(d, Lk, d, N)
     # certificate: -[T V', T 1] from the top block, Sg (even g), |X|^T |dG|, the value error F_v

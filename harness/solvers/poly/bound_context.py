@@ -30,6 +30,21 @@ def taylor_at(h: np.ndarray, g: int) -> np.ndarray:
     return out * (1.0 + 4 * (g + 1) * 2.0**-53)
 
 
+def _tdot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """sum_n A_n^T B_n: (N, L, a), (N, L, b) -> (a, b) (a BLAS matmul, not an einsum loop)."""
+    return np.matmul(A.transpose(0, 2, 1), B).sum(0)
+
+
+def _wsum(w: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """sum_j w_nj B_njb: (N, L), (N, L, b) -> (N, b)."""
+    return np.matmul(w[:, None, :], B)[:, 0, :]
+
+
+def _tdotn(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A_n^T B_n per data point: (N, L, a), (N, L, b) -> (N, a, b)."""
+    return np.matmul(A.transpose(0, 2, 1), B)
+
+
 _RADIUS: dict = {}
 
 
@@ -127,8 +142,8 @@ class BoundContext:
         self.hv = np.abs(Vc).max(1)
         self.vmax, self.vmin = Vc.max(1), Vc.min(1)
         self.w = self.vmax - self.vmin
-        self.TK = np.einsum("nml,nmb->nlb", np.abs(self.Zk), np.abs(Kc))  # (N, d+1, d)
-        self.XkZk = np.einsum("nma,nml->nal", np.abs(self.Xk), np.abs(self.Zk))  # (N, d, d+1)
+        self.TK = _tdotn(np.abs(self.Zk), np.abs(Kc))  # (N, d+1, d)
+        self.XkZk = _tdotn(np.abs(self.Xk), np.abs(self.Zk))  # (N, d, d+1)
         self.hrXk = 0.5 * (self.Xk.max(1) - self.Xk.min(1))  # (N, d)
         self.hrXv = 0.5 * (self.Xv.max(1) - self.Xv.min(1))
         self.mXk = np.abs(self.Xk).max(1)
@@ -139,6 +154,11 @@ class BoundContext:
         # magnitudes for the underflow allowance
         mx = max(1.0, float(np.abs(_f64(prep["xq"])).max()), float(np.abs(_f64(prep["xk"])).max()))
         self.mx = mx
+        big = lambda *xs: max([1.0] + [float(np.abs(x).max()) for x in xs if x.size])  # noqa: E731
+        self.mX = big(self.Xq, self.Xk, self.Xv)
+        self.mZK = big(self.Zk) * big(self.Kc, self.q)
+        self.mAB = big(*[np.asarray(v, np.float64) for n, v in inst.arrays.items() if n[:2] in ("A_", "B_")])
+        self._Hk: dict = {}
         self.at(g)
 
     def at(self, g: int) -> BoundContext:
@@ -147,7 +167,9 @@ class BoundContext:
         self.k = feature_rank(self.d, g)
         self.kp = feature_rank(self.d, g + 1)
         self.kh = self.kp - self.k
-        self.Hk = taylor_at(self.h, g)  # >= P_g(|x_q|.|x_k|) for all m
+        if g not in self._Hk:
+            self._Hk[g] = taylor_at(self.h, g)  # >= P_g(|x_q|.|x_k|) for all m
+        self.Hk = self._Hk[g]
         return self
 
     def rows_of(self, idx: np.ndarray | None = None) -> dict:

@@ -180,18 +180,16 @@ def solve_certified(
                 f"{solver.name} refuses: {_dtname(dtype)} rounding alone bounds the error by "
                 f"{rnd:.3g} > eps={eps:.3g} (R={R:.3g}, g={g}){'; ' + b['reason'] if b.get('reason') else ''}"
             )
-        # the pilot was optimistic by kappa = bound/estimate: the next degree is the smallest whose
-        # estimate times kappa meets eps (at least g + 1)
+        # the pilot was optimistic by kappa = (bound's truncation part)/(estimate's): the next degree
+        # is the smallest whose estimate, truncation scaled by kappa, meets eps (at least g + 1; at
+        # most 4 degrees up)
         est_g = run.pilot.estimate(g)
-        kappa = (
-            b["bound_if_valid"] / est_g["bound_if_valid"]
-            if est_g["valid"] and est_g["bound_if_valid"] > 0
-            else 1.0
-        )
+        t_est = est_g["parts"].get("truncation", 0.0) if est_g["valid"] else 0.0
+        kappa = max(1.0, parts.get("truncation", 0.0) / t_est) if t_est > 0 else 1.0
         g_next = g + 1
-        while g_next < g + 16:
+        while g_next < g + 4:
             e2 = run.pilot.estimate(g_next)
-            if e2["valid"] and e2["bound_if_valid"] * max(kappa, 1.0) <= 0.5 * eps:
+            if e2["valid"] and e2["parts"]["truncation"] * kappa + e2["parts"]["rounding"] <= eps:
                 break
             g_next += 1
         g = g_next

@@ -88,6 +88,18 @@ def preprocess(t: dict, alpha: float, beta: float, r: int, centre: bool = True) 
     }
 
 
+def gradient_mode(d: int, g: int) -> str:
+    """'gemm' when its (d+1) d moment columns cost less than ~5x the back-propagation's flops
+    ((d+5) per degree-(g+1) feature), else 'backward' (large d)."""
+    k, kp = feature_rank(d, g), feature_rank(d, g + 1)
+    return "gemm" if d * (d + 1) * k <= 5 * (d + 5) * kp else "backward"
+
+
+def _outer(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """Row-wise outer product (N, b, p) x (N, b, q) -> (N, b, p q), p-major."""
+    return (A.unsqueeze(-1) * B.unsqueeze(-2)).reshape(*A.shape[:-1], A.shape[-1] * B.shape[-1])
+
+
 def poly_gradients(
     t: dict,
     alpha: float,
@@ -98,6 +110,7 @@ def poly_gradients(
     block: int | None = None,
     rows: bool = True,
     grads: bool = True,
+    mode: str | None = None,
 ) -> tuple[dict, float, dict]:
     """All adapter gradients with the degree-g polynomial kernel, O(N L k d) (see module docstring).
     `t` is Instance.as_torch(...). Returns (grads, approximate loss, info). With `rows`, info also
@@ -105,7 +118,12 @@ def poly_gradients(
     the row sums D, centred outputs O', residuals c, r' = <c, O'>, the top-degree sums
     sT_j = sum_m T_jm and tV_j = sum_m T_jm V'_m of the Taylor remainder's leading term
     T = -x^(g+1)/(g+1)! (from the degree-(g+1) features the solver builds anyway), for even g
-    the degree-g sums Sg_j = sum_m x_jm^g/g!, and the signed first-order value-gradient error F_v."""
+    the degree-g sums Sg_j = sum_m x_jm^g/g!, and the signed first-order value-gradient error F_v.
+    `mode` ("gemm" or "backward"; default `gradient_mode(d, g)`) picks how p~ K' and p~^T q^ are
+    formed: by the surrogate's feature back-propagation, or as GEMMs against the moments
+    H = diag(w) Phi_k^T ([V', 1] (x) K') and H' = diag(w) Phi_q^T (Zq (x) q^), (d+1) d columns each
+    (p~_j K' = sum_l Zq_jl (phi_q,j H)_l, p~^T q^ likewise): more flops, but dense GEMMs instead of
+    memory-bound elementwise passes, faster for small d."""
     P = preprocess(t, alpha, beta, r)
     Xq, Xk, Xv = t["X_q"], t["X_k"], t["X_v"]
     N, Lq, d = Xq.shape
@@ -114,17 +132,28 @@ def poly_gradients(
     plan = TorchPlan(d, g + 1, dtype, device)
     k, kp = feature_rank(d, g), plan.k
     kg = feature_rank(d, g - 1)  # first column of degree g
+    mode = mode or gradient_mode(d, g)
+    if mode not in ("gemm", "backward"):
+        raise ValueError(f"unknown gradient mode {mode!r}")
+    gemm = mode == "gemm"
     B = block or max(1, BLOCK_ENTRIES // (N * kp))
     Zk = torch.cat([P["Vc"], torch.ones(N, Lk, 1, dtype=dtype, device=device)], dim=-1)  # (N, Lk, d+1)
     G = {m: torch.zeros(d, d, dtype=dtype, device=device) for m in adapted}
     need_q, need_k, need_v = "q" in G and grads, "k" in G and grads, "v" in G
-    # pass 1 (keys): Mk = diag(w) Phi+_k^T [V', 1]
+    # pass 1 (keys): Mk = diag(w) Phi+_k^T [V', 1] (and H for the gemm mode)
     Mk = torch.zeros(N, kp, d + 1, dtype=dtype, device=device)
+    H = torch.zeros(N, k, (d + 1) * d, dtype=dtype, device=device) if need_q and gemm else None
     for s, e in blocks(Lk, B):
-        Mk += features(P["xk"][:, s:e], plan) @ Zk[:, s:e]
+        phk = features(P["xk"][:, s:e], plan)
+        Mk += phk @ Zk[:, s:e]
+        if H is not None:
+            H += phk[:, :k] @ _outer(Zk[:, s:e], P["Kc"][:, s:e])
     Mk *= plan.w
+    if H is not None:
+        H *= plan.w[:k]
     # pass 2 (queries)
     Nq = torch.zeros(N, kp, d + 1, dtype=dtype, device=device)
+    Hq = torch.zeros(N, k, (d + 1) * d, dtype=dtype, device=device) if need_k and gemm else None
     Nh = torch.zeros(N, k, d, dtype=dtype, device=device) if rows and need_v else None
     keep = {n: [] for n in ("D", "Oc", "c", "rr", "sT", "tV", "Sg")} if rows else None
     absXdQ = torch.zeros(d, d, dtype=dtype, device=device)
@@ -143,10 +172,16 @@ def poly_gradients(
         c = diff / N
         rr = (c * Oc).sum(-1, keepdim=True)
         Zq = torch.cat([c, -rr], dim=-1) / D  # (N, b, d+1)
-        if "k" in G and grads or need_v:
+        if (need_k and not gemm) or need_v:
             Nq += phq @ Zq
+        if Hq is not None:
+            Hq += phq[:, :k] @ _outer(Zq, P["q"][:, s:e])
         if need_q:
-            dQ = sq_bt * feature_backward(Mk @ Zq.transpose(-1, -2), phq, xq, plan)
+            if gemm:
+                Yq = (phq[:, :k].transpose(-1, -2) @ H).reshape(N, e - s, d + 1, d)
+                dQ = P["bt"] * (Zq.unsqueeze(-1) * Yq).sum(-2)
+            else:
+                dQ = sq_bt * feature_backward(Mk @ Zq.transpose(-1, -2), phq, xq, plan)
             G["q"] += torch.einsum("nja,njb->ab", Xq[:, s:e], dQ)
             if rows:
                 absXdQ += torch.einsum("nja,njb->ab", Xq[:, s:e].abs(), dQ.abs())
@@ -161,7 +196,9 @@ def poly_gradients(
                 h = (-sT * c + (tV - sT * Oc) / N) / (D * D)
                 Nh += phq[:, :k] @ h
     Nq *= plan.w
-    info = {"min_rowsum": min_rowsum, "block": B, "k": k, "k_plus": kp, "prep": P, "Zk": Zk}
+    if Hq is not None:
+        Hq *= plan.w[:k]
+    info = {"min_rowsum": min_rowsum, "block": B, "k": k, "k_plus": kp, "prep": P, "Zk": Zk, "mode": mode}
     if Nh is not None:
         Nh *= plan.w[:k]
     # pass 3 (keys): key and value gradients, and the signed first-order value error F_v
@@ -173,7 +210,11 @@ def poly_gradients(
             xk = P["xk"][:, s:e]
             phk = features(xk, plan)
             if need_k:
-                dK = P["sk"] * feature_backward(Nq @ Zk[:, s:e].transpose(-1, -2), phk, xk, plan)
+                if gemm:
+                    Yk = (phk[:, :k].transpose(-1, -2) @ Hq).reshape(N, e - s, d + 1, d)
+                    dK = (Zk[:, s:e].unsqueeze(-1) * Yk).sum(-2)
+                else:
+                    dK = P["sk"] * feature_backward(Nq @ Zk[:, s:e].transpose(-1, -2), phk, xk, plan)
                 G["k"] += torch.einsum("nja,njb->ab", Xk[:, s:e], dK)
                 if rows:
                     absXdK += torch.einsum("nja,njb->ab", Xk[:, s:e].abs(), dK.abs())

@@ -10,33 +10,36 @@ import math
 import numpy as np
 
 from harness.solvers.poly.bound import bound_from_rows
-from harness.solvers.poly.bound_context import BoundContext
+from harness.solvers.poly.bound_context import BoundContext, _tdot
 from harness.theory.taylor import feature_rank
 
-#: the pilot accepts a degree whose estimated certificate is <= PILOT_ACCEPT * eps; the run's own
-#: certificate decides (and the degree is raised when the estimate was optimistic)
-PILOT_ACCEPT = 2.0
+#: the pilot accepts a degree whose estimated certificate is <= PILOT_ACCEPT * eps (its sampling error
+#: is typically 10-30% either way); the run's own certificate decides, and the degree is raised when
+#: the estimate was optimistic
+PILOT_ACCEPT = 1.0
 
 PILOT_ROWS = 64
 PILOT_KEYS = 1024
 
 
 def _spread_sample(score: np.ndarray, n: int, n_top: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (N, n) and weights (N, n) of a row sample per data point: the n_top rows with the
-    largest `score` (weight 1) and evenly spaced others standing for the rest."""
+    """Indices (N, n) and weights (N, n) of a stratified row sample per data point: the n_top rows
+    with the largest `score` (weight 1), then one row per equal-count stratum of the others sorted by
+    score (weight = the stratum's size). The certificate's row terms grow steeply with the row's
+    score range, so strata in score order estimate their sums far better than rows spaced by index."""
     N, L = score.shape
     if n >= L:
         return np.broadcast_to(np.arange(L), (N, L)).copy(), np.ones((N, L))
     n_top = min(n_top, n)
+    m = n - n_top
     idx, wts = [], []
     for i in range(N):
-        top = np.argsort(-score[i], kind="stable")[:n_top]
-        rest = np.ones(L, bool)
-        rest[top] = False
-        others = np.flatnonzero(rest)
-        pick = others[np.round(np.linspace(0, len(others) - 1, n - n_top)).astype(int)]
-        idx.append(np.concatenate([top, pick]))
-        wts.append(np.concatenate([np.ones(n_top), np.full(n - n_top, len(others) / max(1, n - n_top))]))
+        order = np.argsort(-score[i], kind="stable")
+        top, rest = order[:n_top], order[n_top:]
+        edges = np.round(np.linspace(0, len(rest), m + 1)).astype(int)
+        mids = (edges[:-1] + edges[1:]) // 2
+        idx.append(np.concatenate([top, rest[np.minimum(mids, len(rest) - 1)]]))
+        wts.append(np.concatenate([np.ones(n_top), np.diff(edges).astype(np.float64)]))
     return np.stack(idx), np.stack(wts)
 
 
@@ -58,7 +61,7 @@ class Pilot:
         Kc, Vc = g(ctx.Kc, self.kidx), g(ctx.Vc, self.kidx)
         self.Vs = Vc
         self.Xvs = g(ctx.Xv, self.kidx)
-        self.x = np.einsum("njl,nml->njm", self.stat_base["q"], Kc)  # (N, s, ks)
+        self.x = np.matmul(self.stat_base["q"], Kc.transpose(0, 2, 1))  # (N, s, ks)
         self.cache: dict = {}
 
     def estimate(self, g: int) -> dict:
@@ -84,10 +87,10 @@ class Pilot:
             rows["Sg"] = (term * wk).sum(-1)[..., None]
         hh = (-sT[..., None] * c + (tV - sT[..., None] * Oc) / N) / (D * D)[..., None]
         # F_v ~ sum_m w_m X_v,m^T sum_j w_j [T_jm c_j/D_j + P_jm h_j]
-        inner = np.einsum("njm,njb->nmb", -top * self.wrow[..., None], c / D[..., None]) + np.einsum(
-            "njm,njb->nmb", P * self.wrow[..., None], hh
+        inner = np.matmul((-top * self.wrow[..., None]).transpose(0, 2, 1), c / D[..., None]) + np.matmul(
+            (P * self.wrow[..., None]).transpose(0, 2, 1), hh
         )
-        Fv = np.einsum("nma,nmb->ab", self.Xvs * self.wkey[..., None], inner)
+        Fv = _tdot(self.Xvs * self.wkey[..., None], inner)
         stat = dict(self.stat_base)
         stat["Hk"] = np.take_along_axis(ctx.Hk, self.idx, 1)
         out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=Fv)
@@ -104,8 +107,10 @@ def choose_degree(
     R: float | None = None,
     max_degree: int = 400,
 ) -> dict:
-    """The smallest degree g whose pilot estimate is a valid certificate <= PILOT_ACCEPT * target
-    (a doubling search, then bisection, then one step down; the estimates fall with g). Returns
+    """The smallest degree g whose pilot estimate is a valid certificate <= PILOT_ACCEPT * target:
+    the smallest degree whose truncation part meets it (doubling, then bisection: it falls with g),
+    then up to three degrees more while the (slowly growing) rounding part is added, then one step
+    down for the odd/even alternation. Returns
     {"degree", "estimate", "found", "searched": {g: estimate}}. When the degree that the target
     needs has a rank above `max_rank`, the search goes on (up to rank 1e12 or `max_degree`) so a
     refusal can name the degree really needed ("found" False when it stopped first)."""
@@ -129,17 +134,16 @@ def choose_degree(
         raise ValueError("choose_degree needs a target or a degree")
     acc = PILOT_ACCEPT * target
 
-    floor = {}
-
     def ok(g: int) -> bool:
         e = est(g)
-        rnd = e["parts"].get("rounding", 0.0) + e["parts"].get("input", 0.0)
-        rounding_only = (e["valid"] and rnd > acc) or (
-            not e["valid"] and all("rounding" in r for r in e.get("reasons", []))
-        )
-        if rounding_only and "rounding" not in floor:
-            floor["rounding"] = rnd
         return e["valid"] and e["bound_if_valid"] <= acc
+
+    def truncation_ok(g: int) -> bool:
+        """The truncation part meets the target (rounding may not): the estimates' truncation
+        falls with g while the rounding part grows slowly, so this is monotone in g."""
+        e = est(g)
+        rounding_only = all("rounding" in r for r in e.get("reasons", []))
+        return (e["valid"] or rounding_only) and e["parts"].get("truncation", math.inf) <= acc
 
     def too_big(g: int) -> bool:
         return g > max_degree or feature_rank(d, g) > 10**12
@@ -149,25 +153,50 @@ def choose_degree(
         cap = cap + 1 if cap < 64 else min(max_degree, cap * 2)
         if cap >= max_degree:
             break
+    # the smallest degree whose truncation meets the target: doubling, then bisection
     lo, hi = 0, 1
-    while not ok(hi):
-        lo = hi
-        if hi >= cap or floor:
+    prev = math.inf
+    while not truncation_ok(hi):
+        e = pilot.estimate(hi)
+        trunc = e["parts"].get("truncation", math.inf) if e["valid"] else math.inf
+        if hi >= 8 and math.isfinite(trunc) and trunc >= 0.5 * prev:
+            # it stopped falling: what is left is the score perturbation of the inputs' rounding
+            # (inside the truncation chain) plus the rounding part; no degree can meet the target
+            floor = trunc + e["parts"].get("rounding", 0.0)
             return {
                 "degree": hi,
                 "estimate": searched.get(hi, math.inf),
                 "found": False,
                 "searched": searched,
-                "rounding_floor": floor.get("rounding"),
+                "rounding_floor": floor,
+            }
+        prev = trunc
+        lo = hi
+        if hi >= cap:
+            return {
+                "degree": hi,
+                "estimate": searched.get(hi, math.inf),
+                "found": False,
+                "searched": searched,
             }
         hi = min(cap, hi * 2)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if ok(mid):
+        if truncation_ok(mid):
             hi = mid
         else:
             lo = mid
-    g = hi
-    if g > 2 and ok(g - 1):  # odd/even alternation: one more step down when it holds
-        g -= 1
-    return {"degree": g, "estimate": searched[g], "found": True, "searched": searched}
+    # then the first of the next few degrees whose whole estimate meets it
+    for g in range(hi, min(cap, hi + 3) + 1):
+        if ok(g):
+            if g > 2 and ok(g - 1):  # odd/even alternation: one more step down when it holds
+                g -= 1
+            return {"degree": g, "estimate": searched[g], "found": True, "searched": searched}
+    e = pilot.estimate(hi)
+    return {
+        "degree": hi,
+        "estimate": searched.get(hi, math.inf),
+        "found": False,
+        "searched": searched,
+        "rounding_floor": e["parts"].get("rounding", math.inf) + e["parts"].get("input", 0.0),
+    }
