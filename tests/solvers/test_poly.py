@@ -219,3 +219,17 @@ def test_cuda_matches_cpu():
     a = get_solver("poly").solve(inst, degree=6)
     b = get_solver("poly").solve(inst, degree=6, device="cuda")
     assert b.max_abs_error(a) < 1e-10
+
+
+@pytest.mark.parametrize("mode", ["gemm", "backward"])
+@given(instances(max_L=10, max_d=4, max_N=2, scale=0.5), st.integers(1, 4))
+def test_both_gradient_modes_equal_the_dense_reference(mode, inst, g):
+    """p~ K' and p~^T q^ by the moments' GEMMs or by the surrogate's feature back-propagation: the
+    same numbers as the dense twin (harness.solvers.poly.fused.gradient_mode picks one by cost)."""
+    t = inst.as_torch()
+    fast, _, info = poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g, mode=mode)
+    assume(info["min_rowsum"] > 0.1)
+    slow, _ = dense_poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
+    scale = max([1.0] + [float(v.abs().max()) for v in slow.values()])
+    for k in slow:
+        assert torch.allclose(fast[k], slow[k], rtol=0, atol=1e-10 * scale), (mode, k)
