@@ -284,6 +284,7 @@ def test_eps_below_float64_rounding_is_refused_in_one_line():
     with pytest.raises(HarnessError) as exc:
         get_solver("poly").solve(inst, eps=1e-17)
     assert "\n" not in str(exc.value) and "rounding" in str(exc.value) and "refuses" in str(exc.value)
+    assert "no degree" in str(exc.value) and "efficient" not in str(exc.value)
 
 
 def test_optimistic_pilot_is_corrected_by_raising_the_degree(monkeypatch):

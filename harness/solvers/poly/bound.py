@@ -242,7 +242,7 @@ def _bound_from_rows(
     }
     if not grads_finite:
         reasons.insert(0, "non-finite gradients")
-    out = assemble(
+    out = _assemble(
         ctx,
         {"truncation": chain, "rounding": rnd, "input": inp},
         G,
@@ -275,7 +275,7 @@ def _bound_from_rows(
     return out
 
 
-def assemble(ctx: BoundContext, E: dict, G: dict | None, reasons: list, scales: dict, extra: dict) -> dict:
+def _assemble(ctx: BoundContext, E: dict, G: dict | None, reasons: list, scales: dict, extra: dict) -> dict:
     """Sum the per-adapter (d, d) error bounds of the weight gradients E[part][m] and push them
     through the LoRA chain rule |d dA| <= (|alpha|/r)(|B|^T |E| + own rounding), likewise dB
     (docs/theory.md §3.2); each part alone too. Adds the underflow allowance and the validity."""
@@ -353,3 +353,9 @@ def assemble(ctx: BoundContext, E: dict, G: dict | None, reasons: list, scales: 
 
 
 # ------------------------------------------------------------------------------------------ pilot
+
+
+def assemble(*args, **kw) -> dict:
+    """`_assemble` with numpy's overflow warnings off (an overflow is an inf bound: not valid)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        return _assemble(*args, **kw)

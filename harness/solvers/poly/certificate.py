@@ -87,9 +87,11 @@ def solve_certified(
             run = _Run(inst, dtype, device)
             choice = poly_pilot.choose_degree(run.pilot, target, max_rank, inst.d, None, R)
     if explicit and choice.get("rounding_floor"):
+        f = choice["rounding_floor"]
         raise HarnessError(
-            f"{solver.name} refuses: {_dtname(dtype)} rounding alone bounds the error by about "
-            f"{choice['rounding_floor']:.3g} > eps={eps:.3g} (R={R:.3g}); no degree can meet it"
+            f"{solver.name} refuses: no degree's certificate meets eps={eps:.3g} in {_dtname(dtype)}: the "
+            f"rounding part grows with the degree (best g={f['degree']}: truncation {f['truncation']:.3g} + "
+            f"rounding {f['rounding']:.3g}; R={R:.3g})"
         )
     g = choice["degree"]
 

@@ -162,13 +162,12 @@ def choose_degree(
         if hi >= 8 and math.isfinite(trunc) and trunc >= 0.5 * prev:
             # it stopped falling: what is left is the score perturbation of the inputs' rounding
             # (inside the truncation chain) plus the rounding part; no degree can meet the target
-            floor = trunc + e["parts"].get("rounding", 0.0)
             return {
                 "degree": hi,
                 "estimate": searched.get(hi, math.inf),
                 "found": False,
                 "searched": searched,
-                "rounding_floor": floor,
+                "rounding_floor": _best(pilot, searched),
             }
         prev = trunc
         lo = hi
@@ -192,11 +191,23 @@ def choose_degree(
             if g > 2 and ok(g - 1):  # odd/even alternation: one more step down when it holds
                 g -= 1
             return {"degree": g, "estimate": searched[g], "found": True, "searched": searched}
-    e = pilot.estimate(hi)
     return {
         "degree": hi,
         "estimate": searched.get(hi, math.inf),
         "found": False,
         "searched": searched,
-        "rounding_floor": e["parts"].get("rounding", math.inf) + e["parts"].get("input", 0.0),
+        "rounding_floor": _best(pilot, searched),
+    }
+
+
+def _best(pilot: Pilot, searched: dict) -> dict:
+    """The searched degree with the smallest estimate, and its truncation and rounding parts (for
+    the refusal when rounding, growing with g, keeps every degree above the target)."""
+    g = min(searched, key=lambda k: searched[k])
+    p = pilot.estimate(g)["parts"]
+    return {
+        "degree": g,
+        "total": searched[g],
+        "truncation": p.get("truncation", math.inf),
+        "rounding": p.get("rounding", math.inf) + p.get("input", 0.0),
     }
