@@ -7,7 +7,14 @@ from __future__ import annotations
 import os
 import time
 
-from harness.cli.args import add_solver_args, solver_options, threads
+from harness.cli.args import (
+    add_solver_args,
+    nonempty_path,
+    nonneg_float,
+    positive_float,
+    solver_options,
+    threads,
+)
 from harness.errors import HarnessError
 from harness.io import load_instance
 from harness.measure.threads import limit_threads
@@ -80,14 +87,19 @@ def register(sub) -> None:
     p.add_argument("--reference", default="autograd")
     p.add_argument(
         "--tol",
-        type=float,
+        type=nonneg_float,
         default=None,
         help="max-norm tolerance (default: the certificate's bound, else 1e-8 / 1e-3 in float32)",
     )
-    p.add_argument("--claim-eps", type=float, default=None, help="claimed max-norm error (suite mode)")
-    p.add_argument("--claim-exponent", type=float, default=None, help="claimed runtime exponent (suite mode)")
+    p.add_argument(
+        "--claim-eps", type=positive_float, default=None, help="claimed max-norm error (suite mode)"
+    )
+    p.add_argument(
+        "--claim-exponent", type=positive_float, default=None, help="claimed runtime exponent (suite mode)"
+    )
     p.add_argument(
         "--out-dir",
+        type=nonempty_path,
         default="lora-harness-counterexamples",
         help="where the suite writes minimal counterexamples",
     )

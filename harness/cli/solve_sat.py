@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from harness.cli.args import threads
+from harness.cli.args import thread_count, threads
 from harness.measure.threads import limit_threads
 
 
@@ -68,5 +68,5 @@ def register(sub) -> None:
         choices=["1", "sqrt-d", "d"],
         help="attention temperature the P1 layout is realised under",
     )
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave the default)")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: torch's)")
     p.set_defaults(func=_cmd_solve_sat)
