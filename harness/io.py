@@ -3,7 +3,8 @@
 * Arrays under their interchange names; `alpha`, `beta` as 0-d arrays.
 * Metadata (format version, generator, seed, parameters, sha256 of the arrays) as JSON in a 0-d string
   array `__meta__` inside the file. A file written by plain `numpy.savez` with only the arrays loads.
-* Writes are atomic (temporary file in the same folder, fsync, rename) and deterministic: the zip
+* Writes go through harness.fsio (atomic over a regular file, written through a device, refused
+  over a folder) and are deterministic: the zip
   entries carry a fixed timestamp, so the same instance gives the same bytes.
 * Gradient files: `dA_m`, `dB_m` for each adapted m, and `loss` (plus `__meta__`, e.g. a certificate).
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,40 +22,16 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.fsio import write_bytes, write_text
 from harness.instance import FORMAT_VERSION, Instance, meta_json
 
 META_KEY = "__meta__"
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` atomically: nothing half-written is ever visible under `path`."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise HarnessError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+# every file the harness writes goes through harness.fsio (atomic over regular files only)
+atomic_write_bytes = write_bytes
+atomic_write_text = write_text
 
 
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:

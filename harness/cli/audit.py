@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from harness.cli.args import nonempty_path, nonneg_int, positive_float, positive_int
 from harness.errors import HarnessError
+from harness.fsio import check_folder, write_target
 
 
 def parse_layers(text: str | None) -> list[int] | None:
@@ -48,6 +49,11 @@ def _cmd_audit(args) -> int:
     if args.max_tokens is not None and args.max_tokens < 2:
         raise HarnessError("--max-tokens must be >= 2")
     layers, lengths = parse_layers(args.layers), parse_lengths(args.lengths)
+    for path in (args.json, args.plot):  # output paths are checked before the model is loaded
+        if path is not None:
+            write_target(path)
+    if args.save_instances is not None:
+        check_folder(args.save_instances, "instance folder")
     text = read_text(args.text)
     report = run_audit(
         args.model,

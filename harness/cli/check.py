@@ -16,6 +16,7 @@ from harness.cli.args import (
     threads,
 )
 from harness.errors import HarnessError
+from harness.fsio import check_folder
 from harness.io import load_instance
 from harness.measure.threads import limit_threads
 
@@ -59,6 +60,7 @@ def _cmd_check_suite(args) -> int:
 
     name = _suite_budget(args)
     checks = resolve_checks(args.checks)
+    check_folder(args.out_dir, "counterexample folder")  # before the suite runs, not after
     t0 = time.perf_counter()
     report = run_suite(
         args.solver,

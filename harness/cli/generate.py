@@ -6,12 +6,14 @@ from __future__ import annotations
 from harness.cli.args import finite_float, nonempty_path, nonneg_int, positive_float, positive_int
 from harness.errors import HarnessError
 from harness.families import FAMILIES, parse_adapt
+from harness.fsio import check_replaceable, write_target
 from harness.io import save_instance
 from reductions.sat_sources import KINDS
 
 
 def _cmd_generate_family(args) -> int:
     fam = FAMILIES[args.family]
+    write_target(args.out)
     adapt = parse_adapt(args.adapt)
     if not adapt and args.r is not None:
         raise HarnessError(
@@ -40,9 +42,10 @@ def _cmd_generate_family(args) -> int:
 
 
 def _cmd_generate_sat_chain(args) -> int:
-    from reductions.bundle import write_bundle
+    from reductions.bundle import is_bundle, write_bundle
     from reductions.sat_sources import from_kind
 
+    check_replaceable(args.out, is_bundle, "bundle")  # before the formula is built and solved
     cnf = from_kind(args.kind, args.k, args.vars, args.seed)
     meta = write_bundle(cnf, args.out, args.dtype)
     print(

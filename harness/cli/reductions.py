@@ -11,6 +11,9 @@ def _cmd_reductions(args) -> int:
     G = build_graph()
     print(describe(G))
     if args.png is not None:
+        from harness.fsio import write_target
+
+        write_target(args.png)
         draw_png(G, args.png)
         print(f"wrote {args.png}")
     return 0

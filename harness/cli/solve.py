@@ -8,6 +8,7 @@ import time
 
 from harness.cli.args import add_solver_args, nonempty_path, solver_options, threads
 from harness.errors import HarnessError
+from harness.fsio import write_target
 from harness.io import load_instance, save_gradients
 from harness.measure.memory import peak_rss_mib
 from harness.measure.threads import limit_threads
@@ -15,6 +16,8 @@ from harness.solvers import get_solver
 
 
 def _cmd_solve(args) -> int:
+    if args.out is not None:
+        write_target(args.out)  # a bad --out is refused before the work, not after it
     inst = load_instance(args.instance)
     solver = get_solver(args.solver)
     opts = solver_options(args)
