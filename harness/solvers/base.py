@@ -17,6 +17,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.instance import Instance
+from harness.solvers.options import validate_options
 
 _DTYPES = {
     "float64": torch.float64,
@@ -41,14 +42,23 @@ def resolve_dtype(dtype: Any) -> torch.dtype:
 
 
 def resolve_device(device: Any) -> torch.device:
+    """cpu, cuda, cuda:N or auto (cuda when available). Other torch device types (meta, mps, xla,
+    ...) are refused: the harness computes real numbers on the CPU or a CUDA device."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise HarnessError(f"unknown device {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise HarnessError("device 'cuda' requested but CUDA is not available on this machine")
+    except (RuntimeError, TypeError, ValueError):
+        raise HarnessError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type not in ("cpu", "cuda") or (dev.type == "cpu" and dev.index not in (None, 0)):
+        raise HarnessError(f"unsupported device {str(device)!r}; use cpu, cuda, cuda:N or auto")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise HarnessError("device 'cuda' requested but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise HarnessError(
+                f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
     return dev
 
 
@@ -84,7 +94,8 @@ class Result:
 
 
 class Solver:
-    """Base class. Subclasses set `name`, `exact`, `cost`, `options` and implement `_solve`."""
+    """Base class. Subclasses set `name`, `exact`, `cost`, `options` (name -> `Option`: type,
+    default, range; harness.solvers.options) and implement `_solve`."""
 
     name: str = "?"
     exact: bool = True
@@ -92,13 +103,25 @@ class Solver:
     description: str = ""
     options: Mapping[str, Any] = {}
 
+    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Every option with its default filled in, each given one checked against its type and range
+        (one-line HarnessError naming the option)."""
+        return validate_options(self.name, self.options, options)
+
+    def guard(
+        self, inst: Instance, *, dtype: Any = None, device: Any = None, **options
+    ) -> tuple[torch.dtype, torch.device, dict[str, Any]]:
+        """What is checked before a solver computes anything: it is a concrete solver, the dtype, the
+        device and every option. Returns (dtype, device, options with defaults)."""
+        if type(self)._solve is Solver._solve:
+            raise HarnessError(f"{type(self).__name__} is an abstract solver class (it implements no _solve)")
+        opts = self.check_options(options)
+        return resolve_dtype(dtype), resolve_device(device), opts
+
     def solve(self, inst: Instance, *, dtype: Any = None, device: Any = None, **options) -> Result:
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
-            allowed = ", ".join(sorted(self.options)) or "none"
-            raise HarnessError(f"solver {self.name!r} has no option {unknown[0]!r} (options: {allowed})")
-        opts = {**self.options, **options}
-        res = self._solve(inst, resolve_dtype(dtype), resolve_device(device), **opts)
+        """Gradients of `inst`; `guard` runs first, so a bad option computes nothing."""
+        dt, dev, opts = self.guard(inst, dtype=dtype, device=device, **options)
+        res = self._solve(inst, dt, dev, **opts)
         for k, g in res.grads.items():
             if not np.all(np.isfinite(g)):
                 res.info["nonfinite"] = k

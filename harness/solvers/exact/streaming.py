@@ -24,6 +24,7 @@ from harness.lora import adapter_gradients, effective_weights
 from harness.measure.opcount import OpCounter
 from harness.solvers._common import blocks, to_numpy
 from harness.solvers.base import Result, Solver
+from harness.solvers.options import Option
 
 TILE_ENTRIES = 1 << 21  # entries in one score tile (16 MiB in float64)
 KEY_BLOCK = 4096
@@ -94,7 +95,10 @@ class StreamingSolver(Solver):
     exact = True
     cost = "O(N L^2 d) time, O(L d) extra memory"
     description = "exact, blocked over query rows and key columns with online log-sum-exp"
-    options = {"block_q": None, "block_k": None}
+    options = {
+        "block_q": Option(int, None, min=1, auto=True, help="query rows per tile (auto: fill TILE_ENTRIES)"),
+        "block_k": Option(int, None, min=1, auto=True, help=f"key columns per tile (auto: {KEY_BLOCK})"),
+    }
 
     def _solve(self, inst: Instance, dtype, device, block_q=None, block_k=None) -> Result:
         t = inst.as_torch(dtype=dtype, device=device)

@@ -14,6 +14,7 @@ from harness.instance import Instance
 from harness.lora import effective_weights
 from harness.solvers._common import to_numpy
 from harness.solvers.base import Result, Solver
+from harness.solvers.options import Option
 from harness.solvers.poly.certificate import finish_certificate, prepare
 from harness.solvers.poly.features import poly_kernel_factors
 from harness.solvers.poly.fused import poly_gradients
@@ -24,7 +25,13 @@ class PolySolver(Solver):
     exact = False
     cost = "O(N L k d), k = C(d+g, g); almost linear when R = o(log L)"
     description = "Alman-Song polynomial method (Taylor, monomial features), certified max-norm error"
-    options = {"eps": None, "degree": None, "max_rank": theory.DEFAULT_MAX_RANK}
+    options = {
+        "eps": Option(
+            float, None, gt=0, auto=True, help=f"target max-norm error (auto: {theory.DEFAULT_EPS:g})"
+        ),
+        "degree": Option(int, None, min=0, auto=True, help="Taylor degree g (auto: from eps)"),
+        "max_rank": Option(int, theory.DEFAULT_MAX_RANK, min=1, help="refuse above this feature rank k"),
+    }
 
     def _gradients(self, inst: Instance, t: dict, g: int):
         return poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
