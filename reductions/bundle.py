@@ -27,15 +27,25 @@ def is_bundle(folder: str | os.PathLike) -> bool:
     return isinstance(meta, dict) and meta.get("generator") == GENERATOR
 
 
-def write_bundle(cnf, out: str | os.PathLike, dtype: str = "float64", as23: bool | None = None) -> dict:
+def write_bundle(
+    cnf, out: str | os.PathLike, dtype: str = "float64", as23: bool | None = None, max_memory=None
+) -> dict:
     """Write the hardness bundle of one formula to folder `out`, all or nothing (module docstring);
-    returns the metadata."""
+    returns the metadata. The chain's memory is checked (harness.memguard) before the formula is
+    solved or reduced."""
     from harness.errors import HarnessError
     from harness.fsio import check_replaceable, replace_dir
+    from harness.memguard import MemoryLimit
+    from reductions.sizes import chain_memory
 
     if cnf.m == 0:
         raise HarnessError("the formula has no clauses; the chain needs at least one (m >= 1)")
     check_replaceable(out, is_bundle, "bundle")
+    N = 1 << ((cnf.nvars + 1) // 2)
+    as23 = (N <= 256) if as23 is None else as23  # 2N x 12m floats: keep bundles small
+    MemoryLimit.resolve(max_memory).check(
+        chain_memory(cnf.nvars, cnf.m, as23), f"the sat-chain bundle of v={cnf.nvars}, m={cnf.m} (N = {N})"
+    )
     holder: dict = {}
     replace_dir(
         out, lambda tmp: holder.update(meta=_fill(cnf, tmp, dtype, as23)), is_ours=is_bundle, what="bundle"
@@ -97,7 +107,6 @@ def _fill(cnf, out: Path, dtype: str, as23: bool | None) -> dict:
         "no_ub": p1.meta["no_ub"],
         "required_accuracy": p1a.required_accuracy(p1),
     }
-    as23 = (ov.N <= 256) if as23 is None else as23  # 2N x 12m floats: keep bundles small
     if as23:
         a23 = GapHammingToAttentionAS23().reduce(gh)
         save_instance(att.to_instance(a23, np.float64), out / "attention_as23.npz")

@@ -100,6 +100,24 @@ def threads(args) -> int | None:
     return getattr(args, "threads", None)
 
 
+def add_max_memory(p: argparse.ArgumentParser) -> None:
+    """--max-memory SIZE: the memory guard's limit (harness.memguard)."""
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        default=os.environ.get("LORA_HARNESS_MAX_MEMORY"),
+        help="refuse work estimated to need more memory than this, e.g. 8G, 512M, 2e9 or none "
+        "(default: $LORA_HARNESS_MAX_MEMORY, else 80%% of the memory available)",
+    )
+
+
+def memory_limit(args):
+    """The MemoryLimit of --max-memory (default: 80% of the memory available now)."""
+    from harness.memguard import MemoryLimit
+
+    return MemoryLimit.resolve(getattr(args, "max_memory", None))
+
+
 def add_solver_args(p: argparse.ArgumentParser, default: str | None = "closed-form") -> None:
     p.add_argument("--solver", default=default, help="solver name or module:attr")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
@@ -125,3 +143,4 @@ def add_solver_args(p: argparse.ArgumentParser, default: str | None = "closed-fo
         dest="max_rank",
         help="feature-rank budget; poly refuses above it",
     )
+    add_max_memory(p)

@@ -9,6 +9,7 @@ import time
 
 from harness.cli.args import (
     add_solver_args,
+    memory_limit,
     nonempty_path,
     nonneg_float,
     positive_float,
@@ -29,7 +30,13 @@ def _cmd_check(args) -> int:
     inst = load_instance(args.instance)
     with limit_threads(threads(args)):
         err, rel, res, _ = check_instance(
-            inst, args.solver, args.reference, args.dtype, args.device, solver_options(args)
+            inst,
+            args.solver,
+            args.reference,
+            args.dtype,
+            args.device,
+            solver_options(args),
+            memory_limit(args),
         )
     tol = instance_tolerance(res, args.dtype, args.tol)
     ok = err <= tol

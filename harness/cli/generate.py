@@ -3,9 +3,17 @@
 
 from __future__ import annotations
 
-from harness.cli.args import finite_float, nonempty_path, nonneg_int, positive_float, positive_int
+from harness.cli.args import (
+    add_max_memory,
+    finite_float,
+    memory_limit,
+    nonempty_path,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
 from harness.errors import HarnessError
-from harness.families import FAMILIES, parse_adapt
+from harness.families import FAMILIES, family_memory, parse_adapt
 from harness.fsio import check_replaceable, write_target
 from harness.io import save_instance
 from reductions.sat_sources import KINDS
@@ -14,6 +22,9 @@ from reductions.sat_sources import KINDS
 def _cmd_generate_family(args) -> int:
     fam = FAMILIES[args.family]
     write_target(args.out)
+    memory_limit(args).check(
+        family_memory(args.L, args.d, args.N), f"generate {args.family} (N={args.N}, L={args.L}, d={args.d})"
+    )
     adapt = parse_adapt(args.adapt)
     if not adapt and args.r is not None:
         raise HarnessError(
@@ -46,8 +57,9 @@ def _cmd_generate_sat_chain(args) -> int:
     from reductions.sat_sources import from_kind
 
     check_replaceable(args.out, is_bundle, "bundle")  # before the formula is built and solved
-    cnf = from_kind(args.kind, args.k, args.vars, args.seed)
-    meta = write_bundle(cnf, args.out, args.dtype)
+    limit = memory_limit(args)
+    cnf = from_kind(args.kind, args.k, args.vars, args.seed, max_memory=limit)
+    meta = write_bundle(cnf, args.out, args.dtype, max_memory=limit)
     print(
         f"wrote {args.out}: {len(meta['files'])} files; v={cnf.nvars} m={cnf.m} N={meta['N']} "
         f"answer={meta['answer']}"
@@ -78,6 +90,7 @@ def register(sub) -> None:
         p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
         p.add_argument("--seed", type=nonneg_int, default=0)
         p.add_argument("--out", type=nonempty_path, required=True)
+        add_max_memory(p)
         p.set_defaults(func=_cmd_generate_family)
     _register_sat_chain(gsub)
 
@@ -105,4 +118,5 @@ def _register_sat_chain(gsub) -> None:
         required=True,
         help="output folder: new, empty, or an earlier bundle (replaced whole)",
     )
+    add_max_memory(p)
     p.set_defaults(func=_cmd_generate_sat_chain)

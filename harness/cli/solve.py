@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from harness.cli.args import add_solver_args, nonempty_path, solver_options, threads
+from harness.cli.args import add_solver_args, memory_limit, nonempty_path, solver_options, threads
 from harness.errors import HarnessError
 from harness.fsio import write_target
 from harness.io import load_instance, save_gradients
@@ -24,7 +24,7 @@ def _cmd_solve(args) -> int:
     with limit_threads(threads(args)):
         rss0 = peak_rss_mib()
         t0 = time.perf_counter()
-        res = solver.solve(inst, dtype=args.dtype, device=args.device, **opts)
+        res = solver.solve(inst, dtype=args.dtype, device=args.device, max_memory=memory_limit(args), **opts)
         elapsed = time.perf_counter() - t0
         peak = peak_rss_mib()
     if res.info.get("nonfinite"):

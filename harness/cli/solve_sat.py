@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from harness.cli.args import thread_count, threads
+from harness.cli.args import add_max_memory, memory_limit, thread_count, threads
 from harness.measure.threads import limit_threads
 
 
@@ -15,7 +15,8 @@ def _cmd_solve_sat(args) -> int:
     from reductions.problems.cnf import model_to_dimacs
     from reductions.sat_sources import read_dimacs
 
-    cnf = read_dimacs(args.formula)
+    limit = memory_limit(args)
+    cnf = read_dimacs(args.formula, max_memory=limit)
     with limit_threads(threads(args)):
         t0 = time.perf_counter()
         run = solve_sat(
@@ -24,6 +25,7 @@ def _cmd_solve_sat(args) -> int:
             args.solver,
             dtype=args.dtype,
             device=args.device,
+            max_memory=limit,
             variant=args.variant,
             form=args.form,
             adapt=args.adapt,
@@ -69,4 +71,5 @@ def register(sub) -> None:
         help="attention temperature the P1 layout is realised under",
     )
     p.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: torch's)")
+    add_max_memory(p)
     p.set_defaults(func=_cmd_solve_sat)

@@ -17,7 +17,7 @@ from harness.instance import Instance
 from harness.lora import effective_weights
 from harness.measure.opcount import OpCounter
 from harness.solvers._common import to_numpy
-from harness.solvers.base import Result, Solver
+from harness.solvers.base import SLACK_BYTES, Result, Solver, input_bytes
 from harness.solvers.options import Option
 from harness.solvers.random_features.features import draw_directions, rf_loss
 
@@ -51,6 +51,12 @@ class RandomFeaturesSolver(Solver):
         "seed": Option(int, 0, min=0, help="seed of the feature directions"),
         "orthogonal": Option(bool, False, help="orthogonal blocks of directions"),
     }
+
+    def memory_estimate(self, inst: Instance, itemsize: int, m=256, **options) -> int:
+        """4 N (Lq + Lk)(m + d): features, exponents and their gradients (measured 2.7 N (Lq+Lk) m
+        at m = 512) + the inputs."""
+        feats = 4 * inst.N * (inst.Lq + inst.Lk) * (m + inst.d)
+        return feats * itemsize + input_bytes(inst, itemsize) + SLACK_BYTES
 
     def _solve(self, inst: Instance, dtype, device, m=256, seed=0, orthogonal=False) -> Result:
         grads, loss = rf_gradients(inst, m, int(seed), bool(orthogonal), dtype, device)
