@@ -27,7 +27,7 @@ def _cmd_check(args) -> int:
         return _cmd_check_suite(args)
     from harness.checks import check_instance, instance_tolerance
 
-    inst = load_instance(args.instance)
+    inst = load_instance(args.instance, max_memory=memory_limit(args))
     with limit_threads(threads(args)):
         err, rel, res, _ = check_instance(
             inst,

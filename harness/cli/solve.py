@@ -18,7 +18,7 @@ from harness.solvers import get_solver
 def _cmd_solve(args) -> int:
     if args.out is not None:
         write_target(args.out)  # a bad --out is refused before the work, not after it
-    inst = load_instance(args.instance)
+    inst = load_instance(args.instance, max_memory=memory_limit(args))
     solver = get_solver(args.solver)
     opts = solver_options(args)
     with limit_threads(threads(args)):
