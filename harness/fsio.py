@@ -105,6 +105,8 @@ def write_target(path: str | os.PathLike) -> tuple[str, str]:
         if not os.path.isdir(folder):
             what = "does not exist" if not os.path.lexists(folder) else "is not a folder"
             raise HarnessError(f"cannot write {p}: folder {os.path.dirname(p) or folder} {what}")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise HarnessError(f"cannot write {p}: folder {os.path.dirname(p) or folder} is not writable")
         return "replace", real
     if stat.S_ISREG(st.st_mode):
         real = os.path.realpath(p)

@@ -92,6 +92,9 @@ def read_text(path: str | os.PathLike | None) -> str:
 
     p = check_readable(SAMPLE_TEXT if path is None else path, "text")
     try:
-        return p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise HarnessError(f"text file {p} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    if not text.strip():
+        raise HarnessError(f"text file {p} is empty")
+    return text

@@ -51,6 +51,10 @@ def _import(spec: str) -> Any:
         mod = importlib.import_module(mod_name)
     except ImportError as exc:
         raise HarnessError(f"unknown solver {spec!r}: cannot import module {mod_name!r} ({exc})") from None
+    except Exception as exc:  # the module itself fails at import: the user's code, not a harness bug
+        raise HarnessError(
+            f"solver {spec!r}: importing {mod_name!r} raised {type(exc).__name__}: {exc}"
+        ) from None
     obj = mod
     for part in attr.split("."):
         if not hasattr(obj, part):
