@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return ExitCode.BAD_INPUT
     except OSError as exc:
-        if exc.errno in (errno.EPIPE, errno.ENOSPC, errno.EIO) and _stdout_broken(exc):
+        # files are written by harness.fsio (its errors are HarnessErrors): an OSError without a file
+        # name here is the standard output closed (`| head`) or full (`> /dev/full`)
+        if exc.errno in (errno.EPIPE, errno.ENOSPC, errno.EIO) and exc.filename is None:
             return _stdout_failed(exc)
         return _internal(exc)
     except Exception as exc:  # unexpected: still one line unless debugging
@@ -95,13 +97,3 @@ def main(argv: list[str] | None = None) -> int:
             return ExitCode.BAD_INPUT
         return _internal(exc)
     return int(code or 0)
-
-
-def _stdout_broken(exc: OSError) -> bool:
-    if isinstance(exc, BrokenPipeError):
-        return True
-    try:
-        sys.stdout.flush()
-    except OSError:
-        return True
-    return False

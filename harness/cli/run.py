@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.cli.args import nonempty_path, nonneg_int, positive_int, thread_count
 from harness.cli.progress import Progress
 from harness.errors import HarnessError
+from harness.fsio import check_folder
 from harness.io import atomic_write_text
 from harness.measure.threads import limit_threads
 
@@ -36,6 +37,8 @@ def _cmd_run(args) -> int:
     from harness.study import StudyConfig
 
     out = Path(args.out)
+    if not args.report_only:
+        check_folder(out, "study folder")  # a file, a read-only folder, a missing parent: refused at once
     if args.report_only:
         from harness.study.report import summary_table, write_report
 

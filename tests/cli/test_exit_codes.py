@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from harness.cli import main
@@ -34,3 +38,22 @@ def test_usage_errors_are_one_line(argv, where, capsys):
 def test_help_still_exits_0(capsys):
     assert main(["--help"]) == 0
     assert "usage: lora-harness" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_full_or_closed_stdout_is_one_line():
+    """`lora-harness solvers > /dev/full` and `| head -0` were internal errors (exit 3)."""
+    cmd = [sys.executable, "-m", "harness.cli", "solvers"]
+    with open("/dev/full", "w") as full:
+        p = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (
+        p.returncode == 2
+        and p.stderr == "lora-harness: error: cannot write standard output: no space left on device\n"
+    )
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()
+    err = p.stderr.read()
+    assert (
+        p.wait(120) == 2
+        and err == "lora-harness: error: cannot write standard output: closed (broken pipe)\n"
+    )
