@@ -16,7 +16,7 @@ from harness.cli.args import (
     solver_options,
     threads,
 )
-from harness.errors import HarnessError
+from harness.errors import ExitCode, HarnessError
 from harness.fsio import check_folder
 from harness.io import load_instance
 from harness.measure.threads import limit_threads
@@ -42,7 +42,7 @@ def _cmd_check(args) -> int:
     ok = err <= tol
     print(f"{args.solver} vs {args.reference} on {inst.describe()}")
     print(f"max-norm error {err:.3e} (relative {rel:.3e}); tolerance {tol:.3e}: {'PASS' if ok else 'FAIL'}")
-    return 0 if ok else 1
+    return ExitCode.OK if ok else ExitCode.CLAIM_FAILED
 
 
 def _suite_budget(args) -> str:
@@ -86,7 +86,7 @@ def _cmd_check_suite(args) -> int:
     for o in report.outcomes:
         if o.failed and o.counterexample:
             print(f"counterexample ({o.check}): {o.counterexample}")
-    return 0 if report.ok else 1
+    return ExitCode.OK if report.ok else ExitCode.CLAIM_FAILED
 
 
 def register(sub) -> None:
