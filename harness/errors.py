@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     CLAIM_FAILED = 1  # `check`: a claimed property failed (its counterexample is written)
     BAD_INPUT = 2  # usage error or bad input, including a memory-guard refusal: one line on stderr
     INTERNAL = 3  # a bug in the harness: one line (LORA_HARNESS_DEBUG=1 shows the traceback)
+    NOT_VERIFIED = 4  # `check`: no claim failed, but a claimed property could not be verified
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -29,3 +30,14 @@ class HarnessError(ValueError):
 
 class MemoryLimitError(HarnessError):
     """A memory estimate exceeded the limit (harness.memguard): refused before allocating."""
+
+
+class Refusal(HarnessError):
+    """Raised by a solver or an attention function to decline an instance it does not support
+    (`raise harness.Refusal("needs L a multiple of 128")`). The check suite counts it as a refusal:
+    never a failure, never a pass; a check whose every instance was declined is "not verified"."""
+
+
+class ContractError(HarnessError):
+    """A callable that does not follow the calling convention (signature, return type, keys,
+    shapes): a usage error (exit 2) reported before any check runs, not a finding."""

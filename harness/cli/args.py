@@ -118,8 +118,75 @@ def memory_limit(args):
     return MemoryLimit.resolve(getattr(args, "max_memory", None))
 
 
+def add_attention_args(p: argparse.ArgumentParser) -> None:
+    """--attention MODULE:FN and the capabilities it may declare (harness.from_attention)."""
+    p.add_argument(
+        "--attention",
+        default=None,
+        metavar="MODULE:FN",
+        help="an attention function fn(q, k, v, *, scale) -> (N, Lq, d) instead of --solver, "
+        "e.g. torch.nn.functional:scaled_dot_product_attention",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--exact",
+        dest="declare_exact",
+        action="store_const",
+        const=True,
+        default=None,
+        help="declare the attention function exact (default: its `exact` attribute, else approximate)",
+    )
+    g.add_argument(
+        "--approximate",
+        dest="declare_exact",
+        action="store_const",
+        const=False,
+        help="declare the attention function approximate",
+    )
+    p.add_argument(
+        "--self-attention-only",
+        action="store_const",
+        const=True,
+        default=None,
+        help="the attention function needs Lq == Lk (other instances are declined)",
+    )
+    p.add_argument(
+        "--float32-only",
+        action="store_const",
+        const=False,
+        default=None,
+        dest="supports_float64",
+        help="the attention function does not support float64 (the suite runs float32)",
+    )
+
+
+def resolve_solver(args):
+    """The Solver named by --solver, or built by harness.from_attention from --attention (not both)."""
+    from harness.solvers import get_solver
+
+    att = getattr(args, "attention", None)
+    if att:
+        if getattr(args, "solver", None) not in (None, getattr(args, "_solver_default", None)):
+            raise HarnessError("give either --solver or --attention, not both")
+        from harness.solvers.attention import from_attention
+        from harness.solvers.registry import resolve_object
+
+        return from_attention(
+            resolve_object(att, what="attention function"),
+            name=att,
+            exact=getattr(args, "declare_exact", None),
+            self_attention_only=getattr(args, "self_attention_only", None),
+            supports_float64=getattr(args, "supports_float64", None),
+        )
+    if not getattr(args, "solver", None):
+        raise HarnessError("give --solver NAME (or module:attr) or --attention MODULE:FN")
+    return get_solver(args.solver)
+
+
 def add_solver_args(p: argparse.ArgumentParser, default: str | None = "closed-form") -> None:
     p.add_argument("--solver", default=default, help="solver name or module:attr")
+    p.set_defaults(_solver_default=default)
+    add_attention_args(p)
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument(

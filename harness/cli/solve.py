@@ -6,20 +6,26 @@ from __future__ import annotations
 import json
 import time
 
-from harness.cli.args import add_solver_args, memory_limit, nonempty_path, solver_options, threads
+from harness.cli.args import (
+    add_solver_args,
+    memory_limit,
+    nonempty_path,
+    resolve_solver,
+    solver_options,
+    threads,
+)
 from harness.errors import HarnessError
 from harness.fsio import write_target
 from harness.io import load_instance, save_gradients
 from harness.measure.memory import peak_rss_mib
 from harness.measure.threads import limit_threads
-from harness.solvers import get_solver
 
 
 def _cmd_solve(args) -> int:
     if args.out is not None:
         write_target(args.out)  # a bad --out is refused before the work, not after it
     inst = load_instance(args.instance, max_memory=memory_limit(args))
-    solver = get_solver(args.solver)
+    solver = resolve_solver(args)
     opts = solver_options(args)
     with limit_threads(threads(args)):
         rss0 = peak_rss_mib()

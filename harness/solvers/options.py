@@ -73,6 +73,8 @@ class Option:
             rng = self.describe().rsplit(", default", 1)[0]
             want = _NAMES.get(self.kind, self.kind.__name__)
             rest = rng[len(self.kind.__name__) :]
+            if self.choices:
+                want, rest = "one of " + ", ".join(map(str, self.choices)), ""
             return HarnessError(
                 f"solver {solver!r}: option {name} must be {want}{rest}"
                 f"{' or null (auto)' if self.auto else ''}, got {_show(value)}"

@@ -13,7 +13,7 @@ from harness.errors import ExitCode, HarnessError, MemoryLimitError
 
 
 def test_exit_code_values_are_the_documented_ones():
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 130]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 130]
     assert HarnessError("x").exit_code == ExitCode.BAD_INPUT
     assert issubclass(MemoryLimitError, HarnessError)
 

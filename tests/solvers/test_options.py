@@ -96,6 +96,11 @@ def test_abstract_base_is_not_a_solver():
 
 
 def test_every_builtin_option_is_declared_with_a_type():
-    for name in ("streaming", "poly", "poly-chained", "random-features"):
+    for name in ("streaming", "sdpa", "poly", "poly-chained", "random-features"):
         for opt in get_solver(name).options.values():
-            assert isinstance(opt, Option) and opt.kind in (int, float, bool)
+            assert isinstance(opt, Option) and opt.kind in (int, float, bool, str)
+
+
+def test_choices_named_in_the_message():
+    with pytest.raises(HarnessError, match="option kernel must be one of fused, reference, got 'fast'"):
+        validate_options("streaming", get_solver("streaming").options, {"kernel": "fast"})
