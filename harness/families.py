@@ -30,6 +30,22 @@ from harness.lora import effective_weights
 GENERATOR_VERSION = 1
 
 
+def family_memory(L: int, d: int, N: int = 1) -> int:
+    """Upper bound on the bytes a family + `save_instance` allocate: 16 (N, L, d) float64 arrays
+    (inputs, products, dtype copies, the frozen copies, the file's bytes; tracemalloc measured 10 to
+    12 at N = 4, L = 4096, d = 64) + 8 (L + d) d doubles + 8 MiB."""
+    return 16 * N * L * d * 8 + 8 * (L + d) * d * 8 + (8 << 20)
+
+
+def _check_scalars(seed, beta, alpha) -> None:
+    """Seeds >= 0 (numpy's generators), finite beta and alpha (inf used to warn in a matmul first)."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise HarnessError(f"seed must be an integer >= 0, got {seed!r}")
+    for name, v in (("beta", beta), ("alpha", alpha)):
+        if v is not None and not math.isfinite(float(v)):
+            raise HarnessError(f"{name} must be a finite number, got {v}")
+
+
 def _check(L: int, d: int, r: int, N: int, adapt: Iterable[str]) -> tuple[str, ...]:
     for name, v in (("L", L), ("d", d), ("N", N)):
         if int(v) < 1:
@@ -60,9 +76,12 @@ def _instance(
 
 
 def parse_adapt(text: str) -> tuple[str, ...]:
-    """'q,v' -> ('q', 'v'); 'none' or '' -> ()."""
+    """'q,v' -> ('q', 'v'); 'none' -> (). An empty text is refused: more often an unset shell
+    variable than a wish for no adapters."""
     items = [s.strip().lower() for s in text.replace(" ", ",").split(",") if s.strip()]
-    if items in ([], ["none"]):
+    if not items:
+        raise HarnessError(f"--adapt {text!r} is empty; give e.g. q,v, or none for no adapters")
+    if items == ["none"]:
         return ()
     bad = [s for s in items if s not in ADAPTABLE]
     if bad:
@@ -87,6 +106,7 @@ def bounded(
 ) -> Instance:
     """Random instance with max(||X_q W_q||_inf, ||X_k W_k||_inf) = gamma exactly (see module doc)."""
     adapt = _check(L, d, r, N, adapt)
+    _check_scalars(seed, beta, alpha)
     if not (gamma > 0 and math.isfinite(gamma)):
         raise HarnessError(f"gamma must be a positive number, got {gamma}")
     rng = np.random.default_rng(seed)
@@ -185,6 +205,7 @@ def gaussian(
     """Unstructured instance for property tests: i.i.d. N(0, scale^2) inputs (X_q of length L, X_k and
     X_v of length Lk), N(0, 1/d) weights and adapters, N(0, 1) target. Self-attention when not `cross`."""
     adapt = _check(L, d, r, N, adapt)
+    _check_scalars(seed, beta, alpha)
     Lk = L if Lk is None or not cross else int(Lk)
     if Lk < 1:
         raise HarnessError(f"Lk must be >= 1, got {Lk}")

@@ -8,7 +8,8 @@ Options:
 
 Fixtures (see docs/ci.md for an example):
     lora_reference            session-scoped `ref(instance) -> Result`: float64 autograd gradients, cached
-    lora_solver               the Solver named by `--lora-solver SPEC` (test skipped when not given)
+    lora_solver               the Solver named by `--lora-solver SPEC`, or built by harness.from_attention
+                              from `--lora-attention MODULE:FN` (test skipped when neither is given)
     lora_assert_solver_meets  `check(solver=None, eps=None, exponent=None, budget=None)`: runs the
                               property suite (harness.checks), counterexamples go to tmp_path;
                               defaults come from --lora-solver / --lora-claim-eps /
@@ -57,6 +58,19 @@ def pytest_addoption(parser):
         help="solver for the lora_solver / lora_assert_solver_meets fixtures "
         "(registered name, module:attr or entry point)",
     )
+    group.addoption(
+        "--lora-attention",
+        default=None,
+        metavar="MODULE:FN",
+        help="an attention function fn(q, k, v, *, scale) for the same fixtures "
+        "(harness.from_attention; instead of --lora-solver)",
+    )
+    group.addoption(
+        "--lora-forward-only",
+        action="store_true",
+        default=False,
+        help="lora_assert_solver_meets checks the attention output only (--forward-only)",
+    )
     group.addoption("--lora-claim-eps", type=float, default=None, help="claimed max-norm gradient error")
     group.addoption("--lora-claim-exponent", type=float, default=None, help="claimed runtime exponent in L")
     group.addoption(
@@ -94,12 +108,27 @@ def lora_reference():
 @pytest.fixture(scope="session")
 def lora_solver(request):
     """The Solver given by `--lora-solver`; skips the test when the option is absent."""
-    spec = request.config.getoption("--lora-solver")
-    if not spec:
-        pytest.skip("no --lora-solver given")
-    from harness.solvers import get_solver
+    solver = _configured_solver(request.config)
+    if solver is None:
+        pytest.skip("no --lora-solver or --lora-attention given")
+    return solver
 
-    return get_solver(spec)
+
+def _configured_solver(cfg):
+    """The Solver named by --lora-solver or --lora-attention (None when neither; both is an error)."""
+    spec, att = cfg.getoption("--lora-solver"), cfg.getoption("--lora-attention")
+    if spec and att:
+        raise pytest.UsageError("give --lora-solver or --lora-attention, not both")
+    if att:
+        from harness import from_attention
+        from harness.solvers.registry import resolve_object
+
+        return from_attention(resolve_object(att, what="attention function"), name=att)
+    if spec:
+        from harness.solvers import get_solver
+
+        return get_solver(spec)
+    return None
 
 
 @pytest.fixture
@@ -111,7 +140,8 @@ def lora_assert_solver_meets(request, tmp_path):
     cfg = request.config
 
     def check(solver=None, eps=None, exponent=None, budget=None, **kw):
-        solver = solver if solver is not None else cfg.getoption("--lora-solver")
+        solver = solver if solver is not None else _configured_solver(cfg)
+        kw.setdefault("forward_only", cfg.getoption("--lora-forward-only"))
         if solver is None:
             pytest.skip("no solver given (pass one, or --lora-solver)")
         eps = eps if eps is not None else cfg.getoption("--lora-claim-eps")

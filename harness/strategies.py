@@ -69,13 +69,13 @@ def bounded_instances(**kw):
 
 
 # ------------------------------------------------------------------ the check suite's domains
-def stress_instances(max_L: int = 8, max_d: int = 4, max_N: int = 2):
+def stress_instances(max_L: int = 8, max_d: int = 4, max_N: int = 2, cross: bool | None = None):
     """Large-score instances: gaussian inputs with inverse temperature in {1, 30, 1e3}, or the
     `outliers` family with magnitude-50 outlier features. Exact, stable solvers must stay finite."""
 
     @st.composite
     def big_gaussian(draw):
-        p = draw(instance_params(max_L=max_L, max_d=max_d, max_N=max_N))
+        p = draw(instance_params(max_L=max_L, max_d=max_d, max_N=max_N, cross=cross))
         p["beta"] = draw(st.sampled_from([1.0, 30.0, 1e3]))
         p["scale"] = draw(st.sampled_from([1.0, 3.0]))
         return families.gaussian(**p)
@@ -98,14 +98,16 @@ def stress_instances(max_L: int = 8, max_d: int = 4, max_N: int = 2):
     return st.one_of(big_gaussian(), outlier())
 
 
-def accuracy_instances(exact: bool, max_L: int = 8, max_d: int = 4, max_N: int = 2):
+def accuracy_instances(
+    exact: bool, max_L: int = 8, max_d: int = 4, max_N: int = 2, cross: bool | None = None
+):
     """The claim's domain: general instances plus the bounded family for exact solvers; the
     bounded-entry regime only for approximate ones (`families.bounded`, gamma <= 1.5, beta = 1/d, so
     R = ||beta S||_inf <= 2.25), where the almost-linear claims live."""
     bounded = bounded_instances(max_L=max(4 * max_L, 2), max_d=max_d)
     if not exact:
         return bounded
-    return st.one_of(instances(max_L=max_L, max_d=max_d, max_N=max_N), bounded)
+    return st.one_of(instances(max_L=max_L, max_d=max_d, max_N=max_N, cross=cross), bounded)
 
 
 @st.composite

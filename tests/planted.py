@@ -91,3 +91,11 @@ def nan_on_large(t):
 
 
 PLANTED = ["printed_q", "printed_p2", "off_by_1e3", "quadratic", "nan_on_large"]
+
+
+def softmax_wrong_axis(q, k, v, *, scale):
+    """An attention function with the softmax over the query axis instead of the key axis."""
+    return torch.softmax(scale * (q @ k.transpose(-1, -2)), dim=-2) @ v
+
+
+softmax_wrong_axis.exact = True

@@ -18,9 +18,11 @@ def test_root_api_names():
     from harness import (  # noqa: F401
         HarnessError,
         Instance,
+        Refusal,
         assert_solver_meets,
         certify,
         families,
+        from_attention,
         get_solver,
         run_suite,
         strategies,
@@ -35,6 +37,8 @@ def test_root_api_names():
         "certify",
         "run_suite",
         "assert_solver_meets",
+        "from_attention",
+        "Refusal",
         "__version__",
     }
     for name in harness.__all__:

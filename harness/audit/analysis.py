@@ -277,8 +277,9 @@ def run_audit(
     else:
         input_ids, tok_kind = list(input_ids)[: max_tokens or None], "ids"
     if save_dir is not None:
-        save_dir = Path(save_dir)
-        save_dir.mkdir(parents=True, exist_ok=True)
+        from harness.fsio import make_folder
+
+        save_dir = make_folder(save_dir, "instance folder")
     caps = capture(model, input_ids, layers=layers, specs=specs)
     heads, repro = [], 0.0
     for cap in caps:

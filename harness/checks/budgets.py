@@ -10,8 +10,6 @@ MARGIN = 0.5  # timing exponent: fail when CI low end > claim + MARGIN (cache ef
 # alone push a clean O(L^2) solver's fitted time exponent to ~2.2-2.5)
 OPS_MARGIN = 0.1  # op-count exponent (deterministic): fail when fit > claim + OPS_MARGIN
 DEFAULT_EPS = {"float64": 1e-8, "float32": 1e-3}
-MIN_TIMED_S = 2e-3  # sizes whose median call is faster than this are overhead, not work: left out
-# of the timing fit when at least 3 sizes remain
 
 
 @dataclass(frozen=True)
@@ -33,6 +31,8 @@ class Budget:
     n_boot: int = 400
     property_budget_s: float = 15.0  # per property check: stop drawing new examples after this
     # (shrinking a found failure is not cut short)
+    max_scaling_L: int = 131072  # grow past scaling_L (doubling) while the predicted next call stays
+    # under call_budget_s; 8192 for code whose local time slope is >= 1.5
 
 
 DEFAULT = Budget(max_examples=300, max_L=16)

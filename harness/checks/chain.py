@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from harness.checks.context import CheckContext
 from harness.checks.outcome import CheckOutcome
-from harness.checks.runner import one_line, refused
+from harness.checks.runner import one_line
 from harness.checks.search import write_counterexample
 from harness.errors import HarnessError
 
@@ -36,8 +36,8 @@ def chain_cases() -> list:
         for a in arrows:
             x = a.reduce(x)
 
-        def decode(grads, solver, arrows=arrows, x=x, cnf=cnf):
-            model = Composite(arrows).decode(x, dict(grads), lora_oracle(solver))
+        def decode(grads, solver, arrows=arrows, x=x, cnf=cnf, dtype="float64", device="cpu"):
+            model = Composite(arrows).decode(x, dict(grads), lora_oracle(solver, dtype, device))
             if model is None:
                 return "UNSAT"
             return "SAT" if cnf.satisfies(model) else "a model that does not satisfy the formula"
@@ -58,7 +58,7 @@ def chain(ctx: CheckContext) -> CheckOutcome:
     runner, eps, out_dir = ctx.runner, ctx.eps, ctx.out_dir
     cases = chain_cases()
     if eps is None:
-        return CheckOutcome("chain", "skip", "no accuracy claim to hold the chain to")
+        return CheckOutcome("chain", "not claimed", "no accuracy claim to hold the chain to")
     done, n_refused, loose = 0, 0, 0
     for label, inst, decode, expected in cases:
         req = getattr(decode, "required_accuracy", None)
@@ -66,16 +66,20 @@ def chain(ctx: CheckContext) -> CheckOutcome:
             loose += 1
             continue
         try:
-            res = runner.solve(inst)
-            got = decode(res.grads, runner.solver)
-            msg = None if got == expected else f"decoded {got}, expected {expected}"
+            res, msg = runner.solve(inst), None
         except HarnessError as exc:
-            if refused(runner.solver, exc):
+            if runner.refused(exc):
                 n_refused += 1
                 continue
-            msg = one_line(exc)
+            res, msg = None, one_line(exc)
         except Exception as exc:
-            msg = one_line(exc)
+            res, msg = None, one_line(exc)
+        if res is not None:
+            try:  # a decode error (follow-up oracle calls included) is a finding, never a refusal
+                got = decode(res.grads, runner.solver, dtype=runner.dtype, device=runner.device)
+                msg = None if got == expected else f"decoded {got}, expected {expected}"
+            except Exception as exc:
+                msg = one_line(exc)
         if msg:
             path = write_counterexample(inst, out_dir, runner.solver.name, "chain", f"{label}: {msg}")
             return CheckOutcome("chain", "FAIL", f"{label} ({inst.describe()}): {msg}", counterexample=path)

@@ -34,3 +34,24 @@ class CheckContext:
         """Instance sizes for the property strategies."""
         b = self.budget
         return dict(max_L=b.max_L, max_d=b.max_d, max_N=b.max_N)
+
+    @property
+    def self_attention_only(self) -> bool:
+        return bool(getattr(self.solver, "self_attention_only", False))
+
+    @property
+    def domain(self) -> dict:
+        """Strategy keywords: the sizes, and self-attention instances only (Lq = Lk) for a solver
+        that declares `self_attention_only`."""
+        return dict(self.sizes, cross=False) if self.self_attention_only else self.sizes
+
+    @property
+    def domain_name(self) -> str:
+        return "general + bounded instances" if self.exact else "bounded-entry regime"
+
+    @property
+    def tol(self) -> float:
+        """The tolerance of structural properties (invariance, equivariance): the claim, else rounding."""
+        from harness.checks.budgets import DEFAULT_EPS
+
+        return self.eps if self.eps is not None else DEFAULT_EPS[self.runner.dtype]

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from harness.checks import chain, properties, scaling
+from harness.checks import chain, forward, properties, scaling
 from harness.checks.context import CheckContext
 from harness.checks.outcome import CheckOutcome
 from harness.errors import HarnessError
@@ -20,6 +20,7 @@ class Check:
     name: str
     fn: Callable[[CheckContext], CheckOutcome | None]
     default: bool = True
+    forward: bool = False  # a forward-only check (`--forward-only` runs these, and only these)
 
     @property
     def summary(self) -> str:
@@ -41,17 +42,24 @@ CHECKS = MappingProxyType(
             Check("chain", chain.chain),
             Check("scaling", scaling.scaling),
             Check("ops", scaling.ops),
+            Check("forward-finite", forward.forward_finite, forward=True),
+            Check("forward-accuracy", forward.forward_accuracy, forward=True),
+            Check("equivariance", forward.equivariance, forward=True),
+            Check("forward-chain", forward.forward_chain, forward=True),
+            Check("forward-scaling", forward.forward_scaling, forward=True),
         )
     }
 )
-DEFAULT_CHECKS = tuple(name for name, c in CHECKS.items() if c.default)
+DEFAULT_CHECKS = tuple(name for name, c in CHECKS.items() if c.default and not c.forward)
+FORWARD_CHECKS = tuple(name for name, c in CHECKS.items() if c.forward)
 
 
-def resolve_checks(names: Iterable[str] | str | None) -> tuple[str, ...]:
+def resolve_checks(names: Iterable[str] | str | None, forward_only: bool = False) -> tuple[str, ...]:
     """Check names in registry order from an iterable or a comma list ('accuracy,ops'); the default
-    checks for None. An unknown name is a one-line HarnessError."""
+    checks for None (the forward checks with `forward_only`). An unknown name is a one-line
+    HarnessError, and so is a gradient check named with `forward_only`."""
     if names is None:
-        return DEFAULT_CHECKS
+        return FORWARD_CHECKS if forward_only else DEFAULT_CHECKS
     if isinstance(names, str):
         names = [s.strip() for s in names.split(",") if s.strip()]
     names = list(names)
@@ -60,12 +68,21 @@ def resolve_checks(names: Iterable[str] | str | None) -> tuple[str, ...]:
     bad = [n for n in names if n not in CHECKS]
     if bad:
         raise HarnessError(f"unknown check {bad[0]!r}; choose from {', '.join(CHECKS)}")
+    if forward_only:
+        grad = [n for n in names if not CHECKS[n].forward]
+        if grad:
+            raise HarnessError(
+                f"check {grad[0]!r} needs gradients; with --forward-only choose from "
+                f"{', '.join(FORWARD_CHECKS)}"
+            )
     return tuple(n for n in CHECKS if n in set(names))
 
 
 def describe_checks() -> str:
     """One line per check: name, whether it runs by default, what it checks."""
     w = max(len(n) for n in CHECKS)
-    return "\n".join(
-        f"{c.name:<{w}}  {'default' if c.default else 'opt-in ':<7}  {c.summary}" for c in CHECKS.values()
-    )
+
+    def kind(c):
+        return "forward" if c.forward else "default" if c.default else "opt-in"
+
+    return "\n".join(f"{c.name:<{w}}  {kind(c):<7}  {c.summary}" for c in CHECKS.values())

@@ -60,10 +60,10 @@ def _slug(text: str) -> str:
 
 def write_counterexample(inst, out_dir: str | os.PathLike, solver_name: str, check: str, message: str) -> str:
     """Save the minimal failing instance (interchange format) and return its path."""
+    from harness.fsio import make_folder
     from harness.io import save_instance
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir, "counterexample folder")
     path = out / f"{_slug(solver_name)}-{check}.npz"
     meta = dict(inst.meta)
     meta["counterexample"] = {"solver": solver_name, "check": check, "message": message}
@@ -96,7 +96,10 @@ def replay(name: str, solver_name: str, problem, out_dir) -> tuple[Any, str | No
 
 
 def property_check(name: str, strategy, problem, runner, budget, out_dir) -> CheckOutcome:
+    """Replay, then search; "pass" carries the runner's tallies as figures, and a check whose every
+    instance the solver declined is "not verified" (a refusal is never a pass)."""
     t0 = time.perf_counter()
+    runner.begin()
     inst, msg, replayed = replay(name, runner.solver.name, problem, out_dir)
     if inst is not None:
         path = write_counterexample(inst, out_dir, runner.solver.name, name, msg)
@@ -106,6 +109,17 @@ def property_check(name: str, strategy, problem, runner, budget, out_dir) -> Che
     if inst is None:
         again = f" + {replayed} saved counterexamples" if replayed else ""
         cut = ", time budget reached" if tried < budget.max_examples else ""
-        return CheckOutcome(name, "pass", f"{tried} instances{again}, no failure ({secs:.1f} s{cut})")
+        tl = runner.tally
+        if tl["refused"] and not tl["solved"]:
+            return CheckOutcome(
+                name, "not verified", f"the solver declined all {tl['refused']} instances ({tl['why']})"
+            )
+        declined = f", {tl['refused']} declined" if tl["refused"] else ""
+        return CheckOutcome(
+            name,
+            "pass",
+            f"{tried} instances{again}{declined}, no failure ({secs:.1f} s{cut})",
+            figures=dict(tl),
+        )
     path = write_counterexample(inst, out_dir, runner.solver.name, name, msg)
     return CheckOutcome(name, "FAIL", msg, counterexample=path)

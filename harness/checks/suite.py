@@ -3,8 +3,13 @@
 A solver is anything `harness.solvers.get_solver` resolves: a built-in name, `module:attr` naming a
 callable `f(mapping of interchange-format tensors) -> mapping of gradients`, or a `lora_harness.solvers`
 entry point. The suite runs the named checks of `harness.checks.registry` (`finite`, `accuracy`,
-`invariance`, `chain`, `scaling`, `ops` by default; `certificate` on request) and returns a
-`SuiteReport` whose table the CLI prints.
+`invariance`, `chain`, `scaling`, `ops` by default; `certificate` on request; with `forward_only`
+the checks of the attention output, `forward-*` and `equivariance`) and returns a `SuiteReport`
+whose table, verdict and exit code the CLI prints (docs/referee.md).
+
+Before any check the solver is called once on a tiny instance (harness.checks.contract): a callable
+that breaks the calling convention is a usage error, not a finding. Warnings raised by the solver
+are recorded and reported once each, with their count.
 
 Property checks use `hypothesis.find`: a failing example is shrunk to a minimal one, which is
 written in the interchange format (harness.io.save_instance) to `out_dir`, and its path reported.
@@ -16,10 +21,12 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterable
 
 from harness.checks.budgets import DEFAULT, DEFAULT_EPS, QUICK, Budget, resolve_budget
 from harness.checks.context import CheckContext
+from harness.checks.contract import check_contract
 from harness.checks.outcome import SuiteReport
 from harness.checks.registry import CHECKS, resolve_checks
 from harness.checks.runner import SolverRunner
@@ -43,6 +50,7 @@ def run_suite(
     reference: str = "autograd",
     budget: Budget | str = DEFAULT,
     checks: Iterable[str] | str | None = None,
+    forward_only: bool = False,
 ) -> SuiteReport:
     """Run the property suite on `solver` (name, `module:attr`, Solver or callable).
 
@@ -58,21 +66,35 @@ def run_suite(
     if dtype not in DEFAULT_EPS:
         raise HarnessError(f"unsupported dtype {dtype!r}; use float32 or float64")
     resolve_device(device)  # an unavailable device is a usage error
-    names = resolve_checks(checks)
+    names = resolve_checks(checks, forward_only)
     solver = get_solver(solver)
-    unknown = sorted(set(opts or {}) - set(solver.options))
-    if unknown:  # a usage error, not a finding
-        allowed = ", ".join(sorted(solver.options)) or "none"
-        raise HarnessError(f"solver {solver.name!r} has no option {unknown[0]!r} (options: {allowed})")
+    solver.check_options(opts or {})  # an unknown or out-of-range option is a usage error, not a finding
     if not budget.scaling:
-        names = tuple(n for n in names if n not in ("scaling", "ops"))
+        names = tuple(n for n in names if n not in ("scaling", "ops", "forward-scaling"))
+    if dtype == "float64" and getattr(solver, "supports_float64", True) is False:
+        dtype = "float32"  # a function that declares no float64 support runs in float32
     runner = SolverRunner(solver, ReferenceCache(reference), dtype, device, opts or {})
     exact = bool(getattr(solver, "exact", False))
     eps = claim_eps if claim_eps is not None else (DEFAULT_EPS[dtype] if exact else None)
     ctx = CheckContext(runner, eps, claim_exponent, budget, out_dir, frozenset(names))
-    with limit_threads(1):
+    with limit_threads(1), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_contract(solver, dtype, device, forward=forward_only)  # usage errors before any check
         outcomes = [CHECKS[name](ctx) for name in names]
-    return SuiteReport(solver.name, [o for o in outcomes if o is not None])
+    name = solver.name + (" (forward only)" if forward_only else "")
+    return SuiteReport(name, [o for o in outcomes if o is not None], warnings=once_each(caught))
+
+
+def once_each(caught) -> list[tuple[int, str]]:
+    """Each distinct warning once with how often it was raised. (Hypothesis enters
+    `warnings.catch_warnings()` on every draw, which resets Python's once-per-location registry, so
+    a library warning would otherwise print once per example.)"""
+    counts: dict[str, int] = {}
+    for w in caught:
+        msg = " ".join(str(w.message).split())
+        key = f"{os.path.basename(str(w.filename))}:{w.lineno}: {w.category.__name__}: {msg}"
+        counts[key] = counts.get(key, 0) + 1
+    return [(n, k) for k, n in counts.items()]
 
 
 def assert_solver_meets(
@@ -91,8 +113,14 @@ def assert_solver_meets(
 
         out_dir = tempfile.mkdtemp(prefix="lora-harness-cex-")
     if exponent is None and "checks" not in kw:
-        kw["checks"] = tuple(n for n in resolve_checks(None) if n not in ("scaling", "ops"))
+        kw["checks"] = tuple(
+            n
+            for n in resolve_checks(None, kw.get("forward_only", False))
+            if n not in ("scaling", "ops", "forward-scaling")
+        )
     report = run_suite(solver, claim_eps=eps, claim_exponent=exponent, out_dir=out_dir, budget=budget, **kw)
     if not report.ok:
         raise AssertionError("solver does not meet its claims:\n" + report.table())
+    if report.unverified:  # an unverifiable claim never passes
+        raise AssertionError("the solver's claims were not verified:\n" + report.table())
     return report

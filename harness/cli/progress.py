@@ -17,14 +17,17 @@ class Progress:
     def start(self, total: int, done: int) -> None:
         self.total, self.done, self.t0 = total, done, time.perf_counter()
 
-    def update(self, rec: dict) -> None:
+    def update(self, cell: dict, error: BaseException | None = None) -> None:
+        """One more cell finished (in any order), or failed when `error` is given."""
         self.done += 1
-        c = rec["cell"]
+        c = cell
         what = (
             f"{c['group']:<7} {c['series']:<13} L={c['L']:<6} d={c['d']}"
             + (f" c={c['c']}" if "c" in c else "")
             + (f" r={c['r']}" if c["group"] == "rank" else "")
         )
+        if error is not None:
+            what += "  FAILED"
         n = 30
         fill = n * self.done // max(self.total, 1)
         line = (

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import time
 
-from harness.cli.args import threads
+from harness.cli.args import (
+    add_attention_args,
+    add_max_memory,
+    memory_limit,
+    resolve_solver,
+    thread_count,
+    threads,
+)
 from harness.measure.threads import limit_threads
 
 
@@ -15,15 +22,18 @@ def _cmd_solve_sat(args) -> int:
     from reductions.problems.cnf import model_to_dimacs
     from reductions.sat_sources import read_dimacs
 
-    cnf = read_dimacs(args.formula)
+    limit = memory_limit(args)
+    cnf = read_dimacs(args.formula, max_memory=limit)
+    solver = resolve_solver(args)
     with limit_threads(threads(args)):
         t0 = time.perf_counter()
         run = solve_sat(
             cnf,
             args.via,
-            args.solver,
+            solver,
             dtype=args.dtype,
             device=args.device,
+            max_memory=limit,
             variant=args.variant,
             form=args.form,
             adapt=args.adapt,
@@ -32,7 +42,7 @@ def _cmd_solve_sat(args) -> int:
         elapsed = time.perf_counter() - t0
     print(
         f"c formula {args.formula}: v={cnf.nvars} m={cnf.m}; OV N={run.sizes['N']}; "
-        f"route {args.via} via solver {args.solver} ({args.dtype})"
+        f"route {args.via} via solver {solver.name} ({args.dtype})"
     )
     print(
         f"c oracle calls {run.calls}; time {elapsed:.3f} s "
@@ -52,6 +62,8 @@ def register(sub) -> None:
     p.add_argument("formula", help="DIMACS .cnf file")
     p.add_argument("--via", default="lora", choices=["lora", "attention", "attention-gradient"])
     p.add_argument("--solver", default="closed-form", help="solver name or module:attr (the oracle)")
+    p.set_defaults(_solver_default="closed-form")
+    add_attention_args(p)
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument(
@@ -68,5 +80,6 @@ def register(sub) -> None:
         choices=["1", "sqrt-d", "d"],
         help="attention temperature the P1 layout is realised under",
     )
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave the default)")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: torch's)")
+    add_max_memory(p)
     p.set_defaults(func=_cmd_solve_sat)

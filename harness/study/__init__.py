@@ -15,22 +15,27 @@ Groups (docs/study.md):
 * "dim": poly and the exact solver against L for several head dimensions d (crossover L* vs d).
 
 A cell is a plain dict (its JSON is its identity, `cell_id`). `run_study(cells, out, executor=...)`
-runs the missing ones through any object with `.map(fn, iterable)` (in-process by default; a
-`concurrent.futures` executor works, as `run_cell` is a module-level function of picklable args).
+runs the missing ones through an executor (in-process by default, or Dask distributed: a local
+cluster or a running one) and stores each checked record as it arrives; one run holds the folder.
 
 * `config`     `StudyConfig` (default, full, tiny grids)
 * `grid`       `make_grid`, `cell_id`, the code fingerprint
 * `cells`      `run_cell`: one cell measured
-* `store`      the cell store under <out>/cells/ and <out>/table.json
-* `executors`  how cells are run (in-process by default)
+* `records`    a stored record and its checksum
+* `store`      the cell store under <out>/cells/ and <out>/table.json (checked on every read)
+* `lock`       one run per output folder
+* `executors`  how cells are run (in-process by default; Dask distributed)
+* `thirdparty` `--solver` / `--attention` solvers in the study
 * `runner`     `run_study`
 * `report`     the analysis of the stored table (fits, crossovers) into report.json / report.md
 * `plots`      its figures
 """
 
-from harness.study.cells import reference_cache, run_cell
-from harness.study.config import EXACT, EXTRAS, FORMAT, REFERENCE, StudyConfig, config_dict
-from harness.study.grid import cell_id, code_fingerprint, make_grid
+from harness.study.cells import reference_cache, run_cell, run_cell_task
+from harness.study.config import EXACT, EXTRAS, FORMAT, REFERENCE, StudyConfig, apply_config_file, config_dict
+from harness.study.executors import DaskExecutor, InProcessExecutor
+from harness.study.grid import cell_id, code_fingerprint, make_grid, parse_solver_spec
+from harness.study.lock import FolderLock
 from harness.study.runner import run_study
 from harness.study.store import cells_dir, load_cells, load_table, run_and_store, write_table
 
@@ -39,7 +44,11 @@ __all__ = [
     "EXTRAS",
     "FORMAT",
     "REFERENCE",
+    "DaskExecutor",
+    "FolderLock",
+    "InProcessExecutor",
     "StudyConfig",
+    "apply_config_file",
     "cell_id",
     "cells_dir",
     "code_fingerprint",
@@ -47,9 +56,11 @@ __all__ = [
     "load_cells",
     "load_table",
     "make_grid",
-    "run_and_store",
+    "parse_solver_spec",
     "reference_cache",
+    "run_and_store",
     "run_cell",
+    "run_cell_task",
     "run_study",
     "write_table",
 ]

@@ -6,9 +6,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.jsonable import NULL_NAN, jsonable
 from harness.study.config import FORMAT, REFERENCE
-from harness.study.grid import cell_id
+from harness.study.grid import cell_id, code_fingerprint, describe_cell
+from harness.study.records import seal
+from harness.study.thirdparty import resolve_solver
 
 
 def make_instance(cell: dict):
@@ -37,9 +40,8 @@ def _errors(res, inst, refs) -> dict:
 
 def _measure_cell(cell: dict, inst, refs) -> dict:
     from harness.measure import measure_solver
-    from harness.solvers import get_solver
 
-    solver = get_solver(cell["solver"])
+    solver = resolve_solver(cell)
     m = measure_solver(
         solver,
         inst,
@@ -179,19 +181,47 @@ def _phase_cell(cell: dict, inst, refs) -> dict:
 
 
 def run_cell(cell: dict, refs=None) -> dict:
-    """Measure one cell; returns the stored record {"id", "cell", "result", "wall_s"}. `refs`: the run's
-    `reference_cache` (a fresh one when None)."""
-    t0 = time.perf_counter()
+    """Measure one cell; returns the sealed record {"format", "id", "cell", "result", "wall_s",
+    "cpu_s", "sha256"} (`records.seal`: the checksum is set where the cell was computed). `refs`: the
+    `reference_cache` of the process running the cells (a fresh one when None)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     inst = make_instance(cell)
     refs = refs if refs is not None else reference_cache(cell["device"])
     if cell["group"] == "phase":
         result = _phase_cell(cell, inst, refs)
     else:
         result = _measure_cell(cell, inst, refs)
-    return {
-        "format": FORMAT,
-        "id": cell_id(cell),
-        "cell": cell,
-        "result": jsonable(result, nonfinite=NULL_NAN),
-        "wall_s": time.perf_counter() - t0,
-    }
+    return seal(
+        {
+            "format": FORMAT,
+            "id": cell_id(cell),
+            "cell": cell,
+            "result": jsonable(result, nonfinite=NULL_NAN),
+            "wall_s": time.perf_counter() - t0,
+            "cpu_s": time.process_time() - c0,
+        }
+    )
+
+
+def run_cell_task(cell: dict, refs=None, threads: int | None = 1) -> dict:
+    """`run_cell` as a task on any executor (module-level, so it travels to Dask workers): torch and
+    BLAS pinned to `threads` for the cell (honest one-core timings in a worker process), the harness
+    code checked against the cell's fingerprint (a worker running other code must not measure under
+    this code's name), and every failure turned into one HarnessError line naming the cell and host.
+    `refs`: the executor's reference cache for the process the cell runs in."""
+    from harness.measure.threads import limit_threads
+
+    try:
+        code = code_fingerprint(cell.get("solver_module"))
+        if code != cell["code"]:
+            raise HarnessError(f"this worker runs other code (fingerprint {code}, the grid's {cell['code']})")
+        with limit_threads(threads, blas=True):
+            return run_cell(cell, refs)
+    except Exception as exc:  # noqa: BLE001 - the message must name the cell, whatever failed
+        import socket
+
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        kind = "" if isinstance(exc, HarnessError) else f"{type(exc).__name__}: "
+        raise HarnessError(
+            f"cell {cell_id(cell)} ({describe_cell(cell)}) failed on {socket.gethostname()}: {kind}{msg}"
+        ) from None

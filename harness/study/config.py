@@ -10,19 +10,21 @@ REFERENCE = "closed-form"
 #: the further approximate solvers of the scaling group
 EXTRAS = ("poly-chained", "random-features")
 
-FORMAT = "lora-harness-study/1"
+FORMAT = "lora-harness-study/2"  # /2: every record carries a sha256 of its own content
 
 
 @dataclass
 class StudyConfig:
-    """Sizes of the study grid. `default()` fits in 5 minutes on 2 CPU cores; `full()` is bigger."""
+    """Sizes of the study grid. `default()` takes about 2 minutes on 2 CPU cores (in-process);
+    `full()` is bigger."""
 
     device: str = "cpu"
     dtype: str = "float64"
     seed: int = 0
     repeats: int = 5
     warmup: int = 1
-    budget_s: float = 6.0  # stop a cell's timing repeats once this many seconds are spent
+    budget_s: float = 3.5  # stop a cell's timing repeats once this many seconds are spent
+    #                                  (3.5 s and the sizes below keep the default run <= 3 min on 2 cores)
     clock: str = "process"  # CPU: process CPU time (one torch thread); "wall" for wall time
     # scaling
     d: int = 4
@@ -31,12 +33,12 @@ class StudyConfig:
     exact_L: dict = field(
         default_factory=lambda: {"closed-form": [8, 13], "autograd": [8, 13], "streaming": [8, 15]}
     )
-    poly_L: list = field(default_factory=lambda: [8, 19])
+    poly_L: list = field(default_factory=lambda: [8, 18])
     poly_degree: int = 5
     eps_poly_L: list = field(default_factory=lambda: [8, 16])
-    chained_L: list = field(default_factory=lambda: [8, 17])  # poly-chained (fixed degree: O(L k^2 d))
+    chained_L: list = field(default_factory=lambda: [8, 16])  # poly-chained (fixed degree: O(L k^2 d))
     chained_degree: int = 3
-    rf_L: list = field(default_factory=lambda: [8, 16])  # random-features, m features
+    rf_L: list = field(default_factory=lambda: [8, 15])  # random-features, m features
     rf_m: int = 256
     fit_min_series: dict = field(default_factory=lambda: {"streaming": 13})
     #                                  per-series override: streaming keeps all keys in one 4096-key
@@ -64,6 +66,10 @@ class StudyConfig:
     dim_d: list = field(default_factory=lambda: [2, 4, 8])
     dim_L: list = field(default_factory=lambda: [9, 12])
     dim_eps: float = 1e-3
+    # third-party solvers (--solver / --attention) and the exact baseline of a user's own study
+    user_L: list = field(default_factory=lambda: [8, 13])
+    baseline: str = REFERENCE
+    baseline_max_log2L: int = 13  # an L x L float64 closed form: 1 GiB per buffer at 2^14
 
     @classmethod
     def default(cls, device: str = "cpu") -> StudyConfig:
@@ -134,6 +140,8 @@ class StudyConfig:
             rank_degree=2,
             dim_d=[2, 3],
             dim_L=[5, 6],
+            user_L=[5, 7],
+            baseline_max_log2L=7,
         )
 
 
@@ -144,3 +152,54 @@ def pow2(lo_hi: list) -> list[int]:
 
 def config_dict(cfg: StudyConfig) -> dict:
     return asdict(cfg)
+
+
+def apply_config_file(cfg: StudyConfig, path) -> StudyConfig:
+    """Override fields of `cfg` from a small JSON (or, on Python >= 3.11, TOML) file (`run --config`),
+    e.g. `{"user_L": [10, 16], "repeats": 3, "exact_L": {"streaming": [8, 14]}}`. An unknown key or a
+    value of another type than the default's is a one-line HarnessError."""
+    import json
+    from dataclasses import fields
+    from pathlib import Path
+
+    from harness.errors import HarnessError
+
+    p = Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HarnessError(
+            f"--config {p}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
+    try:
+        if p.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ImportError:
+        raise HarnessError(f"--config {p}: TOML needs Python 3.11; use a .json file") from None
+    except ValueError as exc:
+        kind = "TOML" if p.suffix == ".toml" else "JSON"
+        raise HarnessError(f"--config {p}: not valid {kind} ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"--config {p}: expected an object of study settings, got a {type(data).__name__}")
+    known = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+    for key, val in data.items():
+        if key not in known:
+            raise HarnessError(
+                f"--config {p}: unknown setting {key!r} (settings: {', '.join(sorted(known))})"
+            )
+        old = known[key]
+        ok = isinstance(val, bool) == isinstance(old, bool) and (
+            isinstance(val, type(old)) or (isinstance(old, float) and isinstance(val, int))
+        )
+        if ok and isinstance(old, list) and key.endswith("_L"):
+            ok = len(val) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in val)
+        if not ok:
+            raise HarnessError(
+                f"--config {p}: {key!r} must be a {type(old).__name__} like {old!r}, got {val!r}"
+            )
+        setattr(cfg, key, float(val) if isinstance(old, float) else val)
+    return cfg

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.study.config import EXTRAS, REFERENCE, StudyConfig, pow2
 
 _CODE_FILES = (
@@ -23,10 +25,11 @@ _CODE_FILES = (
 )
 
 
-def code_fingerprint() -> str:
-    """Hash of the source that determines a cell's numbers (solvers, theory, families, measurement).
-    It is part of every cell, so `--resume` never mixes results of different code: cells measured
-    with other code get other ids and are run again."""
+def code_fingerprint(module: str | None = None) -> str:
+    """Hash of the source that determines a cell's numbers (solvers, theory, families, measurement),
+    and of a third-party solver's module file when `module` is given. It is part of every cell, so
+    `--resume` never mixes results of different code (cells measured with other code get other ids
+    and are run again), and a worker running other code refuses the cell (`cells.run_cell_task`)."""
     import harness
 
     root = Path(harness.__file__).parent
@@ -36,7 +39,34 @@ def code_fingerprint() -> str:
         for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
             if f.is_file():
                 h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    if module:
+        h.update(b"module\0" + module.encode() + b"\0" + _module_source(module))
     return h.hexdigest()[:12]
+
+
+def _module_source(module: str) -> bytes:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    origin = getattr(spec, "origin", None)
+    if not origin or not os.path.isfile(origin):
+        return b"?"
+    return Path(origin).read_bytes()
+
+
+def parse_solver_spec(spec: str, kind: str = "solver") -> dict:
+    """A user's `--solver SPEC` / `--attention MODULE:FN` as the cell fields naming it: the spec (also
+    the series label), its kind ("solver" or "attention") and its module (fingerprinted). Resolving
+    it here gives the one-line error before any cell runs."""
+    from harness.study.thirdparty import resolve_solver
+
+    if kind == "attention" and ":" not in spec:
+        raise HarnessError(f"--attention {spec!r}: expected MODULE:FN")
+    resolve_solver({"solver": spec, "kind": kind})
+    return {"solver": spec, "kind": kind, "solver_module": spec.split(":", 1)[0] if ":" in spec else None}
 
 
 def make_grid(
@@ -44,10 +74,15 @@ def make_grid(
     groups: Iterable[str] = ("scaling", "phase", "rank", "dim"),
     poly: bool = True,
     extra: Iterable[str] = EXTRAS,
+    user: Iterable[dict] = (),
+    builtin: bool = True,
 ) -> list[dict]:
     """The list of cells for `cfg` (deterministic order). `poly=False` leaves out every cell that
     needs the polynomial solver (an exact-solvers-only study); `extra` names the further approximate
-    solvers to scale (default both of `EXTRAS`: "poly-chained", "random-features")."""
+    solvers to scale (default both of `EXTRAS`: "poly-chained", "random-features"); `user` are
+    third-party solvers (`parse_solver_spec`), scaled over `cfg.user_L` in the scaling group.
+    `builtin=False` (a user's own study) keeps only the user series and the exact baseline
+    `cfg.baseline` over the same sizes (up to 2^baseline_max_log2L)."""
     extra = set(extra)
     base = {
         "code": code_fingerprint(),
@@ -67,8 +102,23 @@ def make_grid(
         c["error"] = bool(c["L"] <= 2**cfg.ref_max_log2L)
         cells.append(c)
 
+    inst = {"family": "bounded", "d": cfg.d, "r": cfg.r, "gamma": cfg.gamma}
+    for u in user:
+        for L in pow2(cfg.user_L):
+            add(
+                group="scaling",
+                series=u["solver"],
+                options={},
+                L=L,
+                **inst,
+                **{**u, "code": code_fingerprint(u.get("solver_module"))},
+            )
+    if not builtin:
+        lo, hi = cfg.user_L
+        for L in pow2([lo, min(hi, cfg.baseline_max_log2L)]):
+            add(group="scaling", series=cfg.baseline, solver=cfg.baseline, options={}, L=L, **inst)
+        return cells
     if "scaling" in groups:
-        inst = {"family": "bounded", "d": cfg.d, "r": cfg.r, "gamma": cfg.gamma}
         for s, rng in cfg.exact_L.items():
             for L in pow2(rng):
                 add(group="scaling", series=s, solver=s, options={}, L=L, **inst)
@@ -135,3 +185,13 @@ def make_grid(
 def cell_id(cell: dict) -> str:
     """Stable identity of a cell: a hash of its canonical JSON."""
     return hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def describe_cell(cell: dict) -> str:
+    """A short human name of a cell, for progress lines and error messages."""
+    what = f"{cell['group']} {cell['series']} L={cell['L']} d={cell['d']}"
+    if "c" in cell:
+        what += f" c={cell['c']}"
+    if cell["group"] == "rank":
+        what += f" r={cell['r']}"
+    return what

@@ -22,14 +22,19 @@ def _cross_text(c: dict | None) -> str:
         return "-"
     if c["x_star"] is None:
         return "none"
-    ci = f" [{_fmt(c['ci'][0], '.0f')}, {_fmt(c['ci'][1], '.0f')}]" if c.get("ci") else ""
-    return f"{c['x_star']:.0f}{ci}{' (extrapolated)' if c['extrapolated'] else ''}"
+
+    def size(v):  # an extrapolated L* can be astronomically far: keep the line readable
+        return _fmt(v, ".0f" if v is None or v < 1e7 else ".1e")
+
+    ci = f" [{size(c['ci'][0])}, {size(c['ci'][1])}]" if c.get("ci") else ""
+    return f"{size(c['x_star'])}{ci}{' (extrapolated)' if c['extrapolated'] else ''}"
 
 
 def summary_table(rep: dict) -> str:
     """Plain-text summary: solver, exponent +- CI, op-count exponent, max error, crossover."""
+    w = max([14] + [len(r["solver"]) for r in rep["summary"]])  # a --solver spec can be long
     head = (
-        f"{'solver':<14} {'L fitted':<13} {'time exponent [95% CI]':<24} {'ops exp':>7} {'max |err|':>10}  "
+        f"{'solver':<{w}} {'L fitted':<13} {'time exponent [95% CI]':<24} {'ops exp':>7} {'max |err|':>10}  "
         "crossover L* vs best exact"
     )
     lines = [head, "-" * len(head)]
@@ -38,7 +43,7 @@ def summary_table(rep: dict) -> str:
     for r in rep["summary"]:
         ex = "-" if r["exponent"] is None else f"{r['exponent']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]"
         lines.append(
-            f"{r['solver']:<14} {r['L_fit'][0]:>5}-{r['L_fit'][1]:<7} {ex:<24} "
+            f"{r['solver']:<{w}} {r['L_fit'][0]:>5}-{r['L_fit'][1]:<7} {ex:<24} "
             f"{_fmt(r['ops_exponent'], '.2f'):>7} {_fmt(r['max_abs_error'], '.1e'):>10}  "
             f"{_cross_text(r['crossover'])}"
         )

@@ -82,12 +82,16 @@ def analyse_scaling(
         lo = fit_min if name in EXACT or approx_fit_min is None else approx_fit_min
         lo = int((per_series or {}).get(name, lo))
         big = [p for p in pts if p["L"] >= 2**lo] or pts
+        user = recs[0]["cell"].get("kind")  # a --solver / --attention series: its own sizes, fitted
+        if user and len(big) < 3:  # on those >= 2^lo but on its 3 largest at least
+            big = pts[-3:]
         L = [p["L"] for p in big]
         errs = [_num(p["max_abs_error"]) for p in pts if p["max_abs_error"] is not None]
         out[name] = {
             "exact": name in EXACT,
             "points": pts,
             "fit_L_min": min(L),
+            "kind": user or "builtin",
             "time_fit": _fit_or_none(L, [p["median"] for p in big], [p["times"] for p in big]),
             "ops_fit": _fit_or_none(L, [p["ops"] for p in big]),
             "segmented": fit_segmented([p["L"] for p in pts], [p["median"] for p in pts])

@@ -10,11 +10,28 @@ from harness.errors import HarnessError
 
 
 def test_every_check_is_a_documented_function():
-    assert list(CHECKS) == ["finite", "accuracy", "invariance", "certificate", "chain", "scaling", "ops"]
+    assert list(CHECKS) == [
+        "finite",
+        "accuracy",
+        "invariance",
+        "certificate",
+        "chain",
+        "scaling",
+        "ops",
+        "forward-finite",
+        "forward-accuracy",
+        "equivariance",
+        "forward-chain",
+        "forward-scaling",
+    ]
     for name, check in CHECKS.items():
         assert check.name == name and callable(check.fn)
         assert check.summary and check.summary in describe_checks()
     assert "certificate" not in DEFAULT_CHECKS and "accuracy" in DEFAULT_CHECKS
+    assert not any(CHECKS[n].forward for n in DEFAULT_CHECKS)
+    assert resolve_checks(None, forward_only=True) == tuple(n for n in CHECKS if CHECKS[n].forward)
+    with pytest.raises(HarnessError, match="needs gradients"):
+        resolve_checks("accuracy", forward_only=True)
 
 
 def test_resolve_checks_orders_and_rejects():

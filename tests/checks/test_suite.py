@@ -78,7 +78,7 @@ def test_quadratic_fails_exponent_claim_on_op_counts(tmp_path):
     assert load_instance(ops.counterexample).L == 512
 
 
-@pytest.mark.parametrize("name", ["closed-form", "streaming", "tests.planted:correct"])
+@pytest.mark.parametrize("name", ["closed-form", "streaming", "sdpa", "tests.planted:correct"])
 def test_exact_solvers_pass(name, tmp_path):
     rep = _run(name, tmp_path, claim_eps=1e-8, claim_exponent=2.0)
     assert rep.ok, rep.table()
@@ -111,11 +111,17 @@ def _inst_from(t):
     return Instance.from_arrays(arrays, alpha=float(t["alpha"]), beta=float(t["beta"]))
 
 
-@pytest.mark.parametrize("fn, words", [(_raises, "raised ValueError: boom"), (_wrong_shape, "with shape")])
-def test_exceptions_and_shapes_are_one_line_failures(fn, words, tmp_path):
-    rep = _run(fn, tmp_path, claim_eps=1e-8, checks=("finite",))
+def test_exceptions_are_one_line_failures(tmp_path):
+    rep = _run(_raises, tmp_path, claim_eps=1e-8, checks=("finite",))
     fin = rep.outcome("finite")
-    assert fin.failed and words in fin.detail and "\n" not in fin.detail, fin
+    assert fin.failed and "raised ValueError: boom" in fin.detail and "\n" not in fin.detail, fin
+
+
+def test_wrong_shapes_are_a_usage_error(tmp_path):
+    """The calling convention is checked once, before any check: no finding, no file written."""
+    with pytest.raises(HarnessError, match="with shape"):
+        _run(_wrong_shape, tmp_path / "cex", claim_eps=1e-8, checks=("finite",))
+    assert not (tmp_path / "cex").exists()
 
 
 def test_bad_claims_are_harness_errors(tmp_path):

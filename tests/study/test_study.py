@@ -19,6 +19,7 @@ from harness.study import (
     run_study,
     write_table,
 )
+from harness.study.executors import InProcessExecutor
 from harness.study.report import analyse, deterministic_view, load_report, summary_table, write_report
 
 
@@ -71,11 +72,11 @@ def test_resume_after_kill_gives_same_report(full_run, tmp_path):
         write_table(tmp_path, cells)
     ran = []
 
-    class Spy:
-        def map(self, fn, it):
-            for c in it:
+    class Spy(InProcessExecutor):
+        def run(self, fn, cells):
+            for c in cells:
                 ran.append(cell_id(c))
-                yield fn(c)
+                yield from super().run(fn, [c])
 
     info = run_study(cells, tmp_path, resume=True, progress=False, executor=Spy(), config=config_dict(cfg))
     assert info["reused"] == len(half) and info["ran"] == len(cells) - len(half)

@@ -1,3 +1,4 @@
 """Exact solvers: `autograd` (the float64 reference), `closed-form` (the quadratic closed form with the
-p-matrix) and `streaming` (the same gradient tile by tile with online log-sum-exp, O(L d) memory);
+p-matrix), `streaming` (the same gradient strip by strip, O(L d) memory, exact at any score range)
+and `sdpa` (torch's scaled_dot_product_attention + autograd, each backend);
 `naive` holds their obviously-correct twins."""

@@ -12,6 +12,7 @@ from harness import theory
 from harness.errors import HarnessError
 from harness.instance import Instance
 from harness.solvers.base import Result, Solver
+from harness.solvers.options import Option
 from harness.solvers.poly.certificate import check_target, solve_certified
 from harness.solvers.poly.features import TorchPlan, features
 from harness.solvers.poly.fused import poly_gradients, preprocess
@@ -24,7 +25,13 @@ class PolySolver(Solver):
     description = (
         "Alman-Song polynomial method (Taylor, monomial features), a posteriori certified max-norm error"
     )
-    options = {"eps": None, "degree": None, "max_rank": theory.DEFAULT_MAX_RANK}
+    options = {
+        "eps": Option(
+            float, None, gt=0, auto=True, help=f"target max-norm error (auto: {theory.DEFAULT_EPS:g})"
+        ),
+        "degree": Option(int, None, min=0, auto=True, help="Taylor degree g (auto: from eps)"),
+        "max_rank": Option(int, theory.DEFAULT_MAX_RANK, min=1, help="refuse above this feature rank k"),
+    }
 
     def _gradients(self, inst: Instance, t: dict, g: int):
         return poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
