@@ -37,15 +37,30 @@ SCALAR_NAMES = ("alpha", "beta")
 FORMAT_VERSION = 1
 
 
+def check_dtype(name: str, dtype: Any) -> None:
+    """float32 / float64 in either byte order, or integers (read as float64); bool, complex,
+    float16, long double, strings and objects are refused. alpha/beta: any real number type but bool."""
+    dt = np.dtype(dtype)
+    if name in SCALAR_NAMES:
+        if dt.kind not in "iuf" or (dt.kind == "f" and dt.itemsize > 8):
+            raise HarnessError(f"{name!r} must be a real number, got dtype {dt}")
+        return
+    if dt.kind == "b":
+        raise HarnessError(f"array {name!r} has dtype bool; expected float32 or float64 (or integers)")
+    if dt.kind not in "iu" and (dt.kind != "f" or dt.itemsize not in (4, 8)):
+        raise HarnessError(f"array {name!r} has dtype {dt}; expected float32 or float64")
+
+
 def _as_float_array(name: str, value: Any) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except Exception as exc:  # pragma: no cover - exotic objects
         raise HarnessError(f"array {name!r} cannot be read as an array: {exc}") from None
-    if arr.dtype.kind in "iub":
+    check_dtype(name, arr.dtype)
+    if arr.dtype.kind in "iu":
         arr = arr.astype(np.float64)
-    if arr.dtype.kind != "f" or arr.dtype.itemsize < 4:
-        raise HarnessError(f"array {name!r} has dtype {arr.dtype}; expected float32 or float64")
+    if not arr.dtype.isnative:  # a big-endian file is valid: compute in the native byte order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if not np.all(np.isfinite(arr)):
         raise HarnessError(f"array {name!r} contains NaN or inf")
     return arr
@@ -55,8 +70,7 @@ def _as_scalar(name: str, value: Any) -> float:
     arr = np.asarray(value)
     if arr.size != 1:
         raise HarnessError(f"{name!r} must be a scalar (0-d), got shape {arr.shape}")
-    if arr.dtype.kind not in "iuf":
-        raise HarnessError(f"{name!r} must be a real number, got dtype {arr.dtype}")
+    check_dtype(name, arr.dtype)
     out = float(arr.reshape(()))
     if not np.isfinite(out):
         raise HarnessError(f"{name!r} is NaN or inf")
@@ -142,7 +156,7 @@ class Instance:
         arrays.setdefault("X_k", arrays["X_q"])
         arrays.setdefault("X_v", arrays["X_k"])
         clean = {name: _as_float_array(name, arrays[name]) for name in ARRAY_NAMES if name in arrays}
-        _validate_shapes(clean)
+        validate_shapes(clean)
         frozen = {}
         for name, a in clean.items():
             a = np.array(a, copy=True, order="C")
@@ -269,7 +283,7 @@ def attention_mask(Lq: int, Lk: int, causal: bool, device=None):
     return full.tril() if causal else full
 
 
-def _validate_shapes(a: dict[str, np.ndarray]) -> None:
+def validate_shapes(a: Mapping[str, Any]) -> None:
     """Shapes, ranks and consistency of N, L, d, r (docs/theory.md §2.1). One-line HarnessErrors."""
     W = a["W_q"]
     if W.ndim != 2 or W.shape[0] != W.shape[1] or W.shape[0] < 1:

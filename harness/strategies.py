@@ -124,3 +124,36 @@ def accuracy_instances(
     if not exact:
         return bounded
     return st.one_of(instances(max_L=max_L, max_d=max_d, max_N=max_N, cross=cross, causal=causal), bounded)
+
+
+@st.composite
+def adversarial_params(draw, max_L: int = 12, max_d: int = 5, max_N: int = 3, dtypes=("float64", "float32")):
+    """Parameters for `families.adversarial`: the corner cases of floating-point certificates
+    (mixed row norms, an outlier token, near-collinear keys, rank-deficient / unbalanced / badly
+    scaled W, d = 1, N > 1, Lq != Lk, a constant V column, negative or zero beta). Every draw
+    shrinks towards the plain case (no trait, d = 1, L = 1)."""
+    d = draw(st.integers(1, max_d))
+    cross = draw(st.booleans())
+    return dict(
+        L=draw(st.integers(1, max_L)),
+        Lk=draw(st.integers(1, max_L)) if cross else None,
+        d=d,
+        r=draw(st.integers(1, d)),
+        N=draw(st.integers(1, max_N)),
+        adapt=draw(st.sampled_from(ADAPTER_SETS)),
+        gamma=draw(st.sampled_from([0.1, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0])),
+        beta=draw(st.sampled_from([None, 1.0, -0.7, 0.0, 0.3])),
+        spread=draw(st.sampled_from([0.0, 1.0, 3.0, 6.0])),
+        outlier=draw(st.sampled_from([0.0, 10.0, 100.0])),
+        collinear=draw(st.sampled_from([0.0, 3.0, 8.0])),
+        w_mode=draw(st.sampled_from(list(families.W_MODES))),
+        w_scale=draw(st.sampled_from([10.0, 1e3, 1e6, 1e12])),
+        const_v=draw(st.booleans()),
+        dtype=draw(st.sampled_from(list(dtypes))),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+def adversarial_instances(**kw):
+    """Instances of `families.adversarial` (see `adversarial_params`)."""
+    return adversarial_params(**kw).map(lambda p: families.adversarial(**p))

@@ -1,7 +1,12 @@
 """The hardness bundle of one formula: the DIMACS file, every intermediate instance of the SETH chain
 (OV, the Max-IP / Gap-Hamming gadgets, attention by P1 and AS23, the attention gradient by G1 and its
 E = 0 variant, the LoRA embeddings) and metadata.json with the known answer (`lora-harness generate
-sat-chain`)."""
+sat-chain`).
+
+Written all or nothing: the files go into a temporary folder beside `out`, which is then swapped in
+whole (harness.fsio.replace_dir); a killed run leaves the old bundle as it was, and regenerating at
+another size leaves no file of the old formula behind. Only an empty folder or an earlier bundle
+(metadata.json names this generator) is replaced."""
 
 from __future__ import annotations
 
@@ -10,9 +15,46 @@ import math
 import os
 from pathlib import Path
 
+GENERATOR = "lora-harness generate sat-chain"
 
-def write_bundle(cnf, out: str | os.PathLike, dtype: str = "float64", as23: bool | None = None) -> dict:
-    """Write the hardness bundle of one formula to folder `out` (created); returns the metadata."""
+
+def is_bundle(folder: str | os.PathLike) -> bool:
+    """Is `folder` a sat-chain bundle (its metadata.json names this generator)?"""
+    try:
+        meta = json.loads((Path(folder) / "metadata.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("generator") == GENERATOR
+
+
+def write_bundle(
+    cnf, out: str | os.PathLike, dtype: str = "float64", as23: bool | None = None, max_memory=None
+) -> dict:
+    """Write the hardness bundle of one formula to folder `out`, all or nothing (module docstring);
+    returns the metadata. The chain's memory is checked (harness.memguard) before the formula is
+    solved or reduced."""
+    from harness.errors import HarnessError
+    from harness.fsio import check_replaceable, replace_dir
+    from harness.memguard import MemoryLimit
+    from reductions.sizes import chain_memory
+
+    if cnf.m == 0:
+        raise HarnessError("the formula has no clauses; the chain needs at least one (m >= 1)")
+    check_replaceable(out, is_bundle, "bundle")
+    N = 1 << ((cnf.nvars + 1) // 2)
+    as23 = (N <= 256) if as23 is None else as23  # 2N x 12m floats: keep bundles small
+    MemoryLimit.resolve(max_memory).check(
+        chain_memory(cnf.nvars, cnf.m, as23), f"the sat-chain bundle of v={cnf.nvars}, m={cnf.m} (N = {N})"
+    )
+    holder: dict = {}
+    replace_dir(
+        out, lambda tmp: holder.update(meta=_fill(cnf, tmp, dtype, as23)), is_ours=is_bundle, what="bundle"
+    )
+    return holder["meta"]
+
+
+def _fill(cnf, out: Path, dtype: str, as23: bool | None) -> dict:
+    """Every file of the bundle, written into the (new, empty) folder `out`; returns the metadata."""
     import numpy as np
 
     from harness.instance import meta_json
@@ -26,8 +68,6 @@ def write_bundle(cnf, out: str | os.PathLike, dtype: str = "float64", as23: bool
     from reductions.problems import attention_gradient as agr
     from reductions.sat_sources import write_dimacs
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     np_dtype = np.float32 if dtype == "float32" else np.float64
     answer = cnf.solve()
     files: dict[str, dict] = {}
@@ -67,7 +107,6 @@ def write_bundle(cnf, out: str | os.PathLike, dtype: str = "float64", as23: bool
         "no_ub": p1.meta["no_ub"],
         "required_accuracy": p1a.required_accuracy(p1),
     }
-    as23 = (ov.N <= 256) if as23 is None else as23  # 2N x 12m floats: keep bundles small
     if as23:
         a23 = GapHammingToAttentionAS23().reduce(gh)
         save_instance(att.to_instance(a23, np.float64), out / "attention_as23.npz")
@@ -123,7 +162,7 @@ def write_bundle(cnf, out: str | os.PathLike, dtype: str = "float64", as23: bool
                     "required_accuracy": lo.required_accuracy(x),
                 }
     meta = {
-        "generator": "lora-harness generate sat-chain",
+        "generator": GENERATOR,
         "formula": {"v": cnf.nvars, "m": cnf.m, **cnf.meta},
         "answer": "SAT" if answer is not None else "UNSAT",
         "answer_source": "python-sat (cadical153)",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.memguard import MemoryLimit
 from reductions.arrows.base import Arrow, Composite, CountingOracle
 from reductions.arrows.gradient_to_lora import GradientToLoRA
 from reductions.arrows.ov_to_attention import OVToAttentionP1
@@ -27,6 +28,7 @@ from reductions.problems.attention import forward_oracle
 from reductions.problems.attention_gradient import gradient_oracle
 from reductions.problems.cnf import CNF
 from reductions.problems.lora import lora_oracle
+from reductions.sizes import chain_memory
 
 VIAS = ("attention", "attention-gradient", "lora")
 
@@ -88,12 +90,20 @@ def solve_sat(
     dtype: str = "float64",
     device: str = "cpu",
     options: dict | None = None,
+    max_memory: Any = None,
     **route_kw,
 ) -> ChainRun:
     """Decide `cnf` through the named route and solver; returns the model (or None) and statistics.
-    A decoded model that does not satisfy the formula is a HarnessError (the oracle was wrong)."""
+    A decoded model that does not satisfy the formula is a HarnessError (the oracle was wrong).
+    The reduction's memory (2^ceil(v/2) OV vectors, the 2N-token instance) and each oracle call's
+    are checked against `max_memory` (harness.memguard) before they are allocated."""
+    limit = MemoryLimit.resolve(max_memory)
+    limit.check(
+        chain_memory(cnf.nvars, cnf.m, as23=False),
+        f"the {via} reduction of a formula with v={cnf.nvars} (N = 2^{(cnf.nvars + 1) // 2} OV vectors)",
+    )
     arrows = route(via, **route_kw)
-    oracle = _TimedOracle(make_oracle(via, solver, dtype, device, **(options or {})))
+    oracle = _TimedOracle(make_oracle(via, solver, dtype, device, **(options or {}), max_memory=limit))
     seconds: dict[str, float] = {}
     # reduce arrow by arrow (timed), then decode back through the composite with the oracle
     x = cnf

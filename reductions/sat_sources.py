@@ -16,18 +16,22 @@ Everything is a function of its arguments: the same call gives the same clauses.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.fsio import check_readable
 from harness.io import atomic_write_text
+from harness.memguard import MemoryLimit
 from reductions.problems.cnf import CNF
-
-# satisfiability thresholds alpha_k (docs/theory.md §6.1)
-THRESHOLD = {3: 4.26, 4: 9.93, 5: 21.12, 6: 43.37, 7: 87.79}
-# densities used for UNSAT draws (comfortably above the threshold)
-UNSAT_DENSITY = {3: 5.4, 4: 12.0, 5: 25.0, 6: 50.0, 7: 100.0}
+from reductions.sizes import (
+    chain_memory,
+    clause_count,
+    clause_memory,
+    count,
+    default_density,
+    predicted_size,
+)
 
 
 def _check_kv(k: int, v: int) -> None:
@@ -35,6 +39,11 @@ def _check_kv(k: int, v: int) -> None:
         raise HarnessError(f"clause width k must be >= 1, got {k}")
     if v < k:
         raise HarnessError(f"need at least k={k} variables, got v={v}")
+
+
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise HarnessError(f"seed must be an integer >= 0, got {seed!r}")
 
 
 def _random_clause(rng: np.random.Generator, k: int, v: int) -> np.ndarray:
@@ -47,8 +56,12 @@ def planted(k: int, v: int, seed: int = 0, density: float | None = None) -> CNF:
     """Planted random k-CNF: m = round(density v) clauses of k distinct variables, each satisfied by
     a hidden uniform assignment (docs/theory.md §6.6)."""
     _check_kv(k, v)
-    density = THRESHOLD.get(k, 2.0**k * 0.69) if density is None else float(density)
-    m = int(round(density * v))
+    _check_seed(seed)
+    m = clause_count(k, v, density)
+    MemoryLimit.resolve(None).check(
+        clause_memory(k, m), f"a planted formula with {count(m)} clauses of width {k}"
+    )
+    density = default_density(k) if density is None else float(density)
     rng = np.random.default_rng([seed, k, v, 1])
     hidden = rng.integers(0, 2, size=v).astype(bool)
     clauses = []
@@ -76,8 +89,13 @@ def random_kcnf(k: int, v: int, m: int, seed: int = 0) -> CNF:
 
 def unsat(k: int, v: int, seed: int = 0, density: float | None = None, max_tries: int = 200) -> CNF:
     """Random k-CNF above the threshold, redrawn (seed, seed+1, ...) until python-sat says UNSAT."""
-    density = UNSAT_DENSITY.get(k, 2.0**k) if density is None else float(density)
-    m = int(round(density * v))
+    _check_kv(k, v)
+    _check_seed(seed)
+    m = clause_count(k, v, density, unsat=True)
+    MemoryLimit.resolve(None).check(
+        clause_memory(k, m), f"an unsat formula with {count(m)} clauses of width {k}"
+    )
+    density = default_density(k, unsat=True) if density is None else float(density)
     for t in range(max_tries):
         f = random_kcnf(k, v, m, seed + t)
         if f.solve() is None:
@@ -182,14 +200,18 @@ def parse_dimacs(text: str, name: str = "<dimacs>") -> CNF:
     return CNF.of(nvars, clauses, {"file": os.path.basename(name)})
 
 
-def read_dimacs(path: str | os.PathLike) -> CNF:
-    p = Path(path)
-    if not p.exists():
-        raise HarnessError(f"formula file {p} does not exist")
+def read_dimacs(path: str | os.PathLike, max_memory=None) -> CNF:
+    """Read a DIMACS file: a regular file (a folder, FIFO or device is refused before it is opened;
+    a FIFO would block), UTF-8 text; parsing costs about 40 bytes per byte of text (ints in
+    tuples), checked against the memory limit first."""
+    p = check_readable(path, "formula")
+    MemoryLimit.resolve(max_memory).check(40 * p.stat().st_size, f"parsing {p}")
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise HarnessError(f"{p}: not a text (DIMACS) file") from None
+    except OSError as exc:
+        raise HarnessError(f"cannot read formula file {p}: {exc.strerror or exc}") from None
     return parse_dimacs(text, str(p))
 
 
@@ -207,9 +229,26 @@ def write_dimacs(cnf: CNF, path: str | os.PathLike, comments: list[str] | None =
 KINDS = ("planted", "unsat", "tseitin", "pigeonhole", "coloring")
 
 
-def from_kind(kind: str, k: int, v: int, seed: int = 0):
+def from_kind(kind: str, k: int, v: int, seed: int = 0, max_memory=None):
     """A formula by kind name (`generate sat-chain --kind`): planted / unsat random k-CNF over v
-    variables, or a CNFgen family whose size parameter is v."""
+    variables, or a CNFgen family whose size parameter is v. The size is checked before anything is
+    built: the family's valid range, the clauses' memory, and the chain's 2^ceil(v/2) vectors (a
+    v = 3540 pigeonhole formula would otherwise go to CDCL first, and never come back)."""
+    _check_seed(seed)
+    if kind in ("planted", "unsat"):
+        _check_kv(k, v)
+    elif kind == "tseitin" and (v < 4 or v % 2):
+        raise HarnessError(f"tseitin needs an even number of graph vertices >= 4 (--vars), got {v}")
+    elif kind == "pigeonhole" and v < 2:
+        raise HarnessError(f"pigeonhole needs at least 2 pigeons (--vars; holes = pigeons - 1), got {v}")
+    elif kind == "coloring" and v < 1:
+        raise HarnessError(f"coloring needs at least 1 graph vertex (--vars), got {v}")
+    nv, m = predicted_size(kind, k, v)
+    limit = MemoryLimit.resolve(max_memory)
+    limit.check(clause_memory(k, m), f"a {kind} formula with {count(m)} clauses of width {k}")
+    limit.check(
+        chain_memory(nv, m), f"the SETH chain of a formula with v={nv} (N = 2^{(nv + 1) // 2} OV vectors)"
+    )
     if kind == "planted":
         return planted(k, v, seed)
     if kind == "unsat":

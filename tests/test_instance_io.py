@@ -147,7 +147,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(HarnessError, match="cannot write .*disk full"):
         save_instance(families.bounded(L=8, d=2, seed=1), p)
     assert p.read_bytes() == before
     assert [f.name for f in tmp_path.iterdir()] == ["inst.npz"]  # no temp file left behind

@@ -134,7 +134,6 @@ def analyse_head(
         meta={"scale": scale},
     )
     rec["d"] = inst.d
-    rec["regime"] = theory.regime(R, cap.L)
     rec["gammas"] = theory.paper_gammas(inst)
     g_rel = theory.taylor_degree(R, eps)
     rec["kernel_degree"] = g_rel
@@ -142,6 +141,12 @@ def analyse_head(
     # certified need for an absolute gradient error eps on the LoRA instance (no rank cap)
     cert = theory.certify(inst, eps=eps, max_rank=UNBOUNDED_RANK, R=R)
     rec["R_lora"] = cert["R"]
+    # one score range and one rule with the solvers and the study (theory.certificate_score_range,
+    # theory.classify: R against log L and the predicted cost at this L); the head's own R against
+    # log L alone is "regime_R"
+    rec["regime"] = cert["regime"]
+    rec["regime_reason"] = cert.get("regime_reason")
+    rec["regime_R"] = theory.regime(R, cap.L)
     rec["degree"] = int(cert["degree"])
     rec["rank_log10"] = _log10_int(int(cert["rank"]))
     rec["rank"] = int(cert["rank"]) if cert["rank"] < 2**63 else None
@@ -192,6 +197,7 @@ def summarise(heads: list[dict], eps: float) -> dict[str, Any]:
     """Regime counts, per-layer R ranges, error extremes."""
     out: dict[str, Any] = {"heads": len(heads)}
     out["regimes"] = dict(Counter(h["regime"] for h in heads if h.get("regime")))
+    out["regimes_R"] = dict(Counter(h["regime_R"] for h in heads if h.get("regime_R")))
     Rs = np.array([h["R"] for h in heads])
     out["R_min"], out["R_median"], out["R_max"] = float(Rs.min()), float(np.median(Rs)), float(Rs.max())
     out["log_L"] = heads[0]["log_L"]
@@ -270,8 +276,9 @@ def run_audit(
     else:
         input_ids, tok_kind = list(input_ids)[: max_tokens or None], "ids"
     if save_dir is not None:
-        save_dir = Path(save_dir)
-        save_dir.mkdir(parents=True, exist_ok=True)
+        from harness.fsio import make_folder
+
+        save_dir = make_folder(save_dir, "instance folder")
     caps = capture(model, input_ids, layers=layers, specs=specs)
     heads, repro = [], 0.0
     for cap in caps:

@@ -126,7 +126,14 @@ def tokenize(text: str, tokenizer, vocab_size: int, max_tokens: int | None) -> t
 
 
 def read_text(path: str | os.PathLike | None) -> str:
-    p = Path(path) if path else SAMPLE_TEXT
-    if not p.is_file():
-        raise HarnessError(f"text file {p} does not exist")
-    return p.read_text(encoding="utf-8")
+    """The text to audit: a regular UTF-8 file (the built-in sample when `path` is None)."""
+    from harness.fsio import check_readable
+
+    p = check_readable(SAMPLE_TEXT if path is None else path, "text")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"text file {p} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    if not text.strip():
+        raise HarnessError(f"text file {p} is empty")
+    return text

@@ -13,8 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.errors import ExitCode
+
 STATUSES = ("pass", "FAIL", "not verified", "not claimed", "skip", "info")
-EXIT_PASS, EXIT_FAIL, EXIT_NOT_VERIFIED = 0, 1, 4
+EXIT_PASS, EXIT_FAIL, EXIT_NOT_VERIFIED = ExitCode.OK, ExitCode.CLAIM_FAILED, ExitCode.NOT_VERIFIED
 
 
 @dataclass

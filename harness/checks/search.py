@@ -60,10 +60,10 @@ def _slug(text: str) -> str:
 
 def write_counterexample(inst, out_dir: str | os.PathLike, solver_name: str, check: str, message: str) -> str:
     """Save the minimal failing instance (interchange format) and return its path."""
+    from harness.fsio import make_folder
     from harness.io import save_instance
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir, "counterexample folder")
     path = out / f"{_slug(solver_name)}-{check}.npz"
     meta = dict(inst.meta)
     meta["counterexample"] = {"solver": solver_name, "check": check, "message": message}

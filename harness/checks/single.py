@@ -15,13 +15,18 @@ def check_instance(
     dtype: str = "float64",
     device: str = "cpu",
     opts: dict | None = None,
+    max_memory=None,
 ):
-    """Max-norm error of a solver against the reference on one instance: (abs, rel, result, ref)."""
+    """Max-norm error of a solver against the reference on one instance: (abs, rel, result, ref).
+    Both runs are checked against the memory limit before either starts."""
+    from harness.memguard import MemoryLimit
     from harness.solvers import get_solver
 
-    solver = get_solver(solver_spec)
-    res = solver.solve(inst, dtype=dtype, device=device, **(opts or {}))
-    ref = get_solver(reference).solve(inst, dtype="float64", device="cpu")
+    solver, refs = get_solver(solver_spec), get_solver(reference)
+    limit = MemoryLimit.resolve(max_memory)
+    refs.guard(inst, dtype="float64", device="cpu", max_memory=limit)
+    res = solver.solve(inst, dtype=dtype, device=device, max_memory=limit, **(opts or {}))
+    ref = refs.solve(inst, dtype="float64", device="cpu", max_memory=limit)
     for g in res.grads.values():
         if not np.all(np.isfinite(g)):
             return float("inf"), float("inf"), res, ref

@@ -72,10 +72,7 @@ def run_suite(
     resolve_device(device)  # an unavailable device is a usage error
     names = resolve_checks(checks, forward_only)
     solver = get_solver(solver)
-    unknown = sorted(set(opts or {}) - set(solver.options))
-    if unknown:  # a usage error, not a finding
-        allowed = ", ".join(sorted(solver.options)) or "none"
-        raise HarnessError(f"solver {solver.name!r} has no option {unknown[0]!r} (options: {allowed})")
+    solver.check_options(opts or {})  # an unknown or out-of-range option is a usage error, not a finding
     if not budget.scaling:
         names = tuple(n for n in names if n not in ("scaling", "ops", "forward-scaling"))
     if dtype == "float64" and getattr(solver, "supports_float64", True) is False:

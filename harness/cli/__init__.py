@@ -1,6 +1,7 @@
-"""`lora-harness`: a thin layer that parses arguments, calls the library, prints, and turns the
-library's HarnessError into a one-line message and a non-zero exit (never a traceback). The CLI is
-the only layer that prints and exits; nothing under harness/ or reductions/ imports it.
+"""`lora-harness`: a thin layer that parses arguments, calls the library, prints, and turns every
+error into one line on stderr and an exit code of `harness.errors.ExitCode` (0 ok, 1 claim failed,
+2 usage or bad input, 3 internal error), never a traceback. The CLI is the only layer that prints
+and exits; nothing under harness/ or reductions/ imports it.
 
 One module per subcommand (each defines `register(subparsers)`, whose parsers carry
 `func=callable(args) -> int`); `args` holds the argument helpers they share.
@@ -9,22 +10,21 @@ Set LORA_HARNESS_DEBUG=1 to see tracebacks of unexpected errors.
 
 from __future__ import annotations
 
-import argparse
+import errno
 import os
 import sys
 
 from harness.cli import audit, check, generate, reductions, run, solve, solve_sat, solvers
-from harness.errors import HarnessError
+from harness.cli.parser import PROG, HarnessArgumentParser
+from harness.errors import ExitCode, HarnessError
 
-EXIT_ERROR = 2
-EXIT_INTERNAL = 3
 #: subcommand modules in the order `lora-harness --help` lists them
 COMMANDS = (audit, generate, solve, solvers, check, solve_sat, reductions, run)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lora-harness",
+def build_parser() -> HarnessArgumentParser:
+    parser = HarnessArgumentParser(
+        prog=PROG,
         description="Test and reduction harness for the complexity of attention and LoRA gradients.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -33,34 +33,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(msg: str) -> None:
+    try:
+        sys.stderr.write(f"{PROG}: {' '.join(msg.split())}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+
+
+def _stdout_failed(exc: OSError) -> int:
+    """stdout closed (`| head`) or full: one line, and no second complaint at interpreter exit."""
+    try:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the broken stream for good
+    except OSError:
+        pass
+    what = "closed (broken pipe)" if exc.errno == errno.EPIPE else (exc.strerror or str(exc)).lower()
+    _say(f"error: cannot write standard output: {what}")
+    return ExitCode.BAD_INPUT
+
+
+def _internal(exc: BaseException) -> int:
+    if os.environ.get("LORA_HARNESS_DEBUG"):
+        raise exc
+    _say(f"internal error: {type(exc).__name__}: {exc} (set LORA_HARNESS_DEBUG=1 for a traceback)")
+    return ExitCode.INTERNAL
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code (harness.errors.ExitCode). Every error is one line."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line already printed) or --help
+        return exc.code if isinstance(exc.code, int) else ExitCode.BAD_INPUT
     if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_ERROR
+        names = ", ".join(sorted(mod.__name__.rsplit(".", 1)[1].replace("_", "-") for mod in COMMANDS))
+        _say(f"error: a command is required: {names} (see {PROG} --help)")
+        return ExitCode.BAD_INPUT
     try:
         code = args.func(args)
+        sys.stdout.flush()
     except HarnessError as exc:
-        print(f"lora-harness: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        _say(f"error: {exc}")
+        return exc.exit_code
     except KeyboardInterrupt:
-        print("lora-harness: interrupted", file=sys.stderr)
-        return 130
+        _say("interrupted")
+        return ExitCode.INTERRUPTED
     except MemoryError:
-        print(
-            "lora-harness: error: out of memory (try a smaller instance or the streaming solver)",
-            file=sys.stderr,
+        _say(
+            "error: out of memory although the estimate fitted; lower the limit with --max-memory "
+            "or use a smaller instance (or the streaming solver)"
         )
-        return EXIT_ERROR
+        return ExitCode.BAD_INPUT
+    except OSError as exc:
+        # files are written by harness.fsio (its errors are HarnessErrors): an OSError without a file
+        # name here is the standard output closed (`| head`) or full (`> /dev/full`)
+        if exc.errno in (errno.EPIPE, errno.ENOSPC, errno.EIO) and exc.filename is None:
+            return _stdout_failed(exc)
+        return _internal(exc)
     except Exception as exc:  # unexpected: still one line unless debugging
-        if os.environ.get("LORA_HARNESS_DEBUG"):
-            raise
-        msg = " ".join(str(exc).split())
-        print(
-            f"lora-harness: internal error: {type(exc).__name__}: {msg} "
-            f"(set LORA_HARNESS_DEBUG=1 for a traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (a CUDA device is full)
+            _say(f"error: device out of memory: {exc}")
+            return ExitCode.BAD_INPUT
+        return _internal(exc)
     return int(code or 0)

@@ -4,18 +4,72 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 
 from harness.errors import HarnessError
 
+#: torch.set_num_threads(100000) segfaults; nobody means more threads than this
+MAX_THREADS = 1024
+
+
+def _number(text: str, kind, what: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
 
 def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    v = _number(text, int, "an integer >= 1")
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
     return v
+
+
+def nonneg_int(text: str) -> int:
+    """Seeds and degrees: integers >= 0 (numpy's generators refuse negative seeds)."""
+    v = _number(text, int, "an integer >= 0")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+def finite_float(text: str) -> float:
+    v = _number(text, float, "a number")
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    v = finite_float(text)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    v = finite_float(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return v
+
+
+def thread_count(text: str) -> int:
+    v = positive_int(text)
+    if v > MAX_THREADS:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_THREADS} (this machine has {os.cpu_count()} CPUs), got {v}"
+        )
+    return v
+
+
+def nonempty_path(text: str) -> str:
+    """An output path: '' would mean the current folder."""
+    if text == "":
+        raise argparse.ArgumentTypeError("empty path")
+    return text
 
 
 def parse_options(items: list[str] | None) -> dict:
@@ -42,8 +96,26 @@ def solver_options(args) -> dict:
 
 
 def threads(args) -> int | None:
-    """--threads for `harness.measure.threads.limit_threads` (absent or 0: leave torch's default)."""
-    return getattr(args, "threads", None) or None
+    """--threads for `harness.measure.threads.limit_threads` (absent: leave torch's default)."""
+    return getattr(args, "threads", None)
+
+
+def add_max_memory(p: argparse.ArgumentParser) -> None:
+    """--max-memory SIZE: the memory guard's limit (harness.memguard)."""
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        default=os.environ.get("LORA_HARNESS_MAX_MEMORY"),
+        help="refuse work estimated to need more memory than this, e.g. 8G, 512M, 2e9 or none "
+        "(default: $LORA_HARNESS_MAX_MEMORY, else 80%% of the memory available)",
+    )
+
+
+def memory_limit(args):
+    """The MemoryLimit of --max-memory (default: 80% of the memory available now)."""
+    from harness.memguard import MemoryLimit
+
+    return MemoryLimit.resolve(getattr(args, "max_memory", None))
 
 
 def add_attention_args(p: argparse.ArgumentParser) -> None:
@@ -123,15 +195,19 @@ def add_solver_args(p: argparse.ArgumentParser, default: str | None = "closed-fo
         metavar="KEY=VALUE",
         help="solver option, repeatable (e.g. --opt m=1024 for random-features)",
     )
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument(
-        "--eps", type=float, default=None, help="target absolute max-norm gradient error (poly, poly-chained)"
+        "--eps",
+        type=positive_float,
+        default=None,
+        help="target absolute max-norm gradient error (poly, poly-chained)",
     )
-    p.add_argument("--degree", type=int, default=None, help="polynomial degree (poly, poly-chained)")
+    p.add_argument("--degree", type=nonneg_int, default=None, help="polynomial degree (poly, poly-chained)")
     p.add_argument(
         "--max-rank",
-        type=int,
+        type=positive_int,
         default=None,
         dest="max_rank",
         help="feature-rank budget; poly refuses above it",
     )
+    add_max_memory(p)

@@ -3,7 +3,9 @@ and run the solvers on its real heads (harness.audit; docs/audit.md)."""
 
 from __future__ import annotations
 
+from harness.cli.args import nonempty_path, nonneg_int, positive_float, positive_int
 from harness.errors import HarnessError
+from harness.fsio import check_folder, write_target
 
 
 def parse_layers(text: str | None) -> list[int] | None:
@@ -22,6 +24,8 @@ def parse_layers(text: str | None) -> list[int] | None:
         if lo < 0 or hi < lo:
             raise HarnessError(f"--layers range {part!r} is invalid")
         out.update(range(lo, hi + 1))
+    if not out:
+        raise HarnessError(f"--layers {text!r} names no layer; give e.g. 0,2,4-5 or all")
     return sorted(out)
 
 
@@ -44,15 +48,17 @@ def _cmd_audit(args) -> int:
 
     if args.max_tokens is not None and args.max_tokens < 2:
         raise HarnessError("--max-tokens must be >= 2")
-    if not args.eps > 0:
-        raise HarnessError("--eps must be positive")
-    if args.r < 1:
-        raise HarnessError("--r must be >= 1")
+    layers, lengths = parse_layers(args.layers), parse_lengths(args.lengths)
+    for path in (args.json, args.plot):  # output paths are checked before the model is loaded
+        if path is not None:
+            write_target(path)
+    if args.save_instances is not None:
+        check_folder(args.save_instances, "instance folder")
     text = read_text(args.text)
     report = run_audit(
         args.model,
         text,
-        layers=parse_layers(args.layers),
+        layers=layers,
         max_tokens=args.max_tokens,
         scale=args.scale,
         scale_on=args.scale_on,
@@ -63,18 +69,18 @@ def _cmd_audit(args) -> int:
         seed=args.seed,
         rf_m=args.rf_m,
         gradients=not args.no_gradients,
-        lengths=parse_lengths(args.lengths),
+        lengths=lengths,
         save_dir=args.save_instances,
     )
     report["text"] = str(args.text) if args.text else "builtin:sample_text.txt"
     print(format_table(report))
-    if args.json:
+    if args.json is not None:
         write_json(report, args.json)
         print(f"wrote {args.json}")
-    if args.plot:
+    if args.plot is not None:
         plot(report, args.plot)
         print(f"wrote {args.plot}")
-    if args.save_instances:
+    if args.save_instances is not None:
         print(f"wrote {len(report['heads'])} instances to {args.save_instances}")
     return 0
 
@@ -95,10 +101,12 @@ def register(sub) -> None:
         help="plain-text file (default: the built-in sample, about 230 tokens)",
     )
     p.add_argument("--layers", default=None, help="attention layers to audit, e.g. 0,2,4-5 (default all)")
-    p.add_argument("--max-tokens", type=int, default=256, help="truncate the text to this many tokens")
+    p.add_argument(
+        "--max-tokens", type=positive_int, default=256, help="truncate the text to this many tokens"
+    )
     p.add_argument(
         "--scale",
-        type=float,
+        type=positive_float,
         default=1.0,
         help="multiply every attention score by this factor (scales W_q and b_q): the "
         "norm-controlled variant",
@@ -110,11 +118,15 @@ def register(sub) -> None:
         help="scale the query map by the factor (q) or query and key maps by its square "
         "root each (qk, which also shrinks ||K||_inf)",
     )
-    p.add_argument("--eps", type=float, default=1e-6, help="max-norm gradient error target for poly")
-    p.add_argument("--max-rank", type=int, default=20000, help="poly refuses above this feature rank")
-    p.add_argument("--rf-m", type=int, default=256, help="random-features: number of features m")
-    p.add_argument("--r", type=int, default=2, help="LoRA rank of the adapters on q and v")
-    p.add_argument("--seed", type=int, default=0, help="seed of adapters, target perturbation, features")
+    p.add_argument("--eps", type=positive_float, default=1e-6, help="max-norm gradient error target for poly")
+    p.add_argument(
+        "--max-rank", type=positive_int, default=20000, help="poly refuses above this feature rank"
+    )
+    p.add_argument("--rf-m", type=positive_int, default=256, help="random-features: number of features m")
+    p.add_argument("--r", type=positive_int, default=2, help="LoRA rank of the adapters on q and v (<= d)")
+    p.add_argument(
+        "--seed", type=nonneg_int, default=0, help="seed of adapters, target perturbation, features"
+    )
     p.add_argument(
         "--construction",
         choices=["projected", "padded"],
@@ -127,11 +139,14 @@ def register(sub) -> None:
         help="also report R on prefixes of these lengths (e.g. 16,32,64,128) for the plot",
     )
     p.add_argument("--no-gradients", action="store_true", help="norms only (skip the solver runs)")
-    p.add_argument("--json", metavar="FILE", default=None, help="write the JSON report here")
-    p.add_argument("--plot", metavar="PNG", default=None, help="write the plot here")
+    p.add_argument(
+        "--json", metavar="FILE", type=nonempty_path, default=None, help="write the JSON report here"
+    )
+    p.add_argument("--plot", metavar="PNG", type=nonempty_path, default=None, help="write the plot here")
     p.add_argument(
         "--save-instances",
         metavar="DIR",
+        type=nonempty_path,
         default=None,
         help="write every head as an interchange-format instance (layerLL_headHH.npz)",
     )

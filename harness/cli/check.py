@@ -8,8 +8,18 @@ from __future__ import annotations
 import os
 import time
 
-from harness.cli.args import add_solver_args, resolve_solver, solver_options, threads
-from harness.errors import HarnessError
+from harness.cli.args import (
+    add_solver_args,
+    memory_limit,
+    nonempty_path,
+    nonneg_float,
+    positive_float,
+    resolve_solver,
+    solver_options,
+    threads,
+)
+from harness.errors import ExitCode, HarnessError
+from harness.fsio import check_folder
 from harness.io import load_instance
 from harness.measure.threads import limit_threads
 
@@ -19,11 +29,12 @@ def _cmd_check(args) -> int:
         return _cmd_check_suite(args)
     from harness.checks import check_instance, instance_tolerance
 
-    inst = load_instance(args.instance)
+    limit = memory_limit(args)
+    inst = load_instance(args.instance, max_memory=limit)
     solver = resolve_solver(args)
     with limit_threads(threads(args)):
         err, rel, res, ref = check_instance(
-            inst, solver, args.reference, args.dtype, args.device, solver_options(args)
+            inst, solver, args.reference, args.dtype, args.device, solver_options(args), limit
         )
     tol, why = instance_tolerance(res, args.dtype, args.tol, reference=ref, claim_eps=args.claim_eps)
     ok = err <= tol
@@ -32,7 +43,7 @@ def _cmd_check(args) -> int:
         f"max-norm error {err:.3e} (relative {rel:.3e}); tolerance {tol:.3e} = {why}: "
         f"{'PASS' if ok else 'FAIL'}"
     )
-    return 0 if ok else 1
+    return ExitCode.OK if ok else ExitCode.CLAIM_FAILED
 
 
 def _suite_budget(args) -> str:
@@ -57,6 +68,7 @@ def _cmd_check_suite(args) -> int:
 
     name = _suite_budget(args)
     checks = resolve_checks(args.checks, args.forward_only) if args.checks else None
+    check_folder(args.out_dir, "counterexample folder")  # before the suite runs, not after
     t0 = time.perf_counter()
     report = run_suite(
         resolve_solver(args),
@@ -87,18 +99,20 @@ def register(sub) -> None:
     p.add_argument("--reference", default="autograd")
     p.add_argument(
         "--tol",
-        type=float,
+        type=nonneg_float,
         default=None,
         help="absolute max-norm tolerance (default: --claim-eps x max(1, |G_ref|_inf), else the "
         "certificate's bound, else 1e-8 / 1e-3 x max(1, |G_ref|_inf))",
     )
     p.add_argument(
         "--claim-eps",
-        type=float,
+        type=positive_float,
         default=None,
         help="claimed max-norm error, relative to max(1, |G_ref|_inf)",
     )
-    p.add_argument("--claim-exponent", type=float, default=None, help="claimed runtime exponent (suite mode)")
+    p.add_argument(
+        "--claim-exponent", type=positive_float, default=None, help="claimed runtime exponent (suite mode)"
+    )
     p.add_argument(
         "--causal",
         action="store_true",
@@ -107,6 +121,7 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--out-dir",
+        type=nonempty_path,
         default="lora-harness-counterexamples",
         help="where the suite writes minimal counterexamples",
     )

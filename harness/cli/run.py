@@ -19,8 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from harness.cli.args import nonempty_path, nonneg_int, positive_int, thread_count
 from harness.cli.progress import Progress
 from harness.errors import HarnessError
+from harness.fsio import check_folder
 from harness.io import atomic_write_text
 from harness.measure.threads import limit_threads
 
@@ -114,6 +116,8 @@ def _cmd_run(args) -> int:
         )
     if out.exists() and not out.is_dir():
         raise HarnessError(f"--out {out} exists and is not a folder")
+    if not args.report_only:
+        check_folder(out, "study folder")  # a read-only folder, a missing parent: refused at once
     if args.report_only:
         from harness.study.report import summary_table, write_report
 
@@ -230,7 +234,9 @@ def register(subparsers) -> None:
         help="run the scaling study (exponents, crossover, phase transition, report)",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--out", default="runs/default", help="output folder (default runs/default)")
+    p.add_argument(
+        "--out", type=nonempty_path, default="runs/default", help="output folder (default runs/default)"
+    )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="the bigger grid (minutes to hours)")
     size.add_argument("--tiny", action="store_true", help="a seconds-long grid (smoke test)")
@@ -293,13 +299,13 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--repeats",
-        type=int,
+        type=positive_int,
         default=None,
         help="timed repeats per cell (default 5; a cell stops once 3.5 s are spent)",
     )
     p.add_argument(
         "--threads",
-        type=int,
+        type=thread_count,
         default=None,
         help="torch and BLAS CPU threads (default 1 on CPU: stable timings on a shared machine)",
     )
@@ -309,7 +315,7 @@ def register(subparsers) -> None:
         default="process",
         help="CPU timing clock: process CPU time (default; robust to other load) or wall time",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--resume", action="store_true", help="continue a killed run, reusing finished cells")
     p.add_argument("--force", action="store_true", help="discard earlier results in --out")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the stored table")

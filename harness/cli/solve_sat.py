@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import time
 
-from harness.cli.args import add_attention_args, resolve_solver, threads
+from harness.cli.args import (
+    add_attention_args,
+    add_max_memory,
+    memory_limit,
+    resolve_solver,
+    thread_count,
+    threads,
+)
 from harness.measure.threads import limit_threads
 
 
@@ -15,7 +22,8 @@ def _cmd_solve_sat(args) -> int:
     from reductions.problems.cnf import model_to_dimacs
     from reductions.sat_sources import read_dimacs
 
-    cnf = read_dimacs(args.formula)
+    limit = memory_limit(args)
+    cnf = read_dimacs(args.formula, max_memory=limit)
     solver = resolve_solver(args)
     with limit_threads(threads(args)):
         t0 = time.perf_counter()
@@ -25,6 +33,7 @@ def _cmd_solve_sat(args) -> int:
             solver,
             dtype=args.dtype,
             device=args.device,
+            max_memory=limit,
             variant=args.variant,
             form=args.form,
             adapt=args.adapt,
@@ -71,5 +80,6 @@ def register(sub) -> None:
         choices=["1", "sqrt-d", "d"],
         help="attention temperature the P1 layout is realised under",
     )
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave the default)")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: torch's)")
+    add_max_memory(p)
     p.set_defaults(func=_cmd_solve_sat)

@@ -17,6 +17,8 @@ import torch
 
 from harness.errors import HarnessError
 from harness.instance import Instance
+from harness.memguard import check as check_memory
+from harness.solvers.options import validate_options
 
 _DTYPES = {
     "float64": torch.float64,
@@ -41,14 +43,23 @@ def resolve_dtype(dtype: Any) -> torch.dtype:
 
 
 def resolve_device(device: Any) -> torch.device:
+    """cpu, cuda, cuda:N or auto (cuda when available). Other torch device types (meta, mps, xla,
+    ...) are refused: the harness computes real numbers on the CPU or a CUDA device."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise HarnessError(f"unknown device {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise HarnessError("device 'cuda' requested but CUDA is not available on this machine")
+    except (RuntimeError, TypeError, ValueError):
+        raise HarnessError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type not in ("cpu", "cuda") or (dev.type == "cpu" and dev.index not in (None, 0)):
+        raise HarnessError(f"unsupported device {str(device)!r}; use cpu, cuda, cuda:N or auto")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise HarnessError("device 'cuda' requested but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise HarnessError(
+                f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
     return dev
 
 
@@ -83,8 +94,19 @@ class Result:
         return err / scale if scale > 0 else err
 
 
+def input_bytes(inst: Instance, itemsize: int) -> int:
+    """Bytes of the instance's arrays as tensors of `itemsize` bytes (what `as_torch` allocates)."""
+    return sum(a.size for a in inst.arrays.values()) * itemsize
+
+
+#: slack added to every solver's estimate: torch's allocator, temporaries of O(d^2), the result
+SLACK_BYTES = 32 << 20
+
+
 class Solver:
-    """Base class. Subclasses set `name`, `exact`, `cost`, `options` and implement `_solve`."""
+    """Base class. Subclasses set `name`, `exact`, `cost`, `options` (name -> `Option`: type,
+    default, range; harness.solvers.options) and implement `_solve`; `memory_estimate` when they
+    allocate more than their inputs (harness.memguard refuses before allocating)."""
 
     name: str = "?"
     exact: bool = True
@@ -92,13 +114,38 @@ class Solver:
     description: str = ""
     options: Mapping[str, Any] = {}
 
-    def solve(self, inst: Instance, *, dtype: Any = None, device: Any = None, **options) -> Result:
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
-            allowed = ", ".join(sorted(self.options)) or "none"
-            raise HarnessError(f"solver {self.name!r} has no option {unknown[0]!r} (options: {allowed})")
-        opts = {**self.options, **options}
-        res = self._solve(inst, resolve_dtype(dtype), resolve_device(device), **opts)
+    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Every option with its default filled in, each given one checked against its type and range
+        (one-line HarnessError naming the option)."""
+        return validate_options(self.name, self.options, options)
+
+    def memory_estimate(self, inst: Instance, itemsize: int, **options) -> int:
+        """Upper bound on the bytes `_solve` allocates on the CPU (default: the inputs as tensors)."""
+        return input_bytes(inst, itemsize) + SLACK_BYTES
+
+    def guard(
+        self, inst: Instance, *, dtype: Any = None, device: Any = None, max_memory: Any = None, **options
+    ) -> tuple[torch.dtype, torch.device, dict[str, Any]]:
+        """What is checked before a solver computes anything: it is a concrete solver, the dtype, the
+        device, every option, and (on the CPU) its memory estimate against `max_memory` (bytes, a
+        size like '8G', a MemoryLimit, or None for the default limit). Returns (dtype, device,
+        options with defaults)."""
+        if type(self)._solve is Solver._solve:
+            raise HarnessError(f"{type(self).__name__} is an abstract solver class (it implements no _solve)")
+        opts = self.check_options(options)
+        dt, dev = resolve_dtype(dtype), resolve_device(device)
+        if dev.type == "cpu":  # a full CUDA device is torch's OutOfMemoryError, one line in the CLI
+            need = self.memory_estimate(inst, torch.finfo(dt).bits // 8, **opts)
+            check_memory(need, f"solver {self.name!r} on {inst.describe()}", max_memory)
+        return dt, dev, opts
+
+    def solve(
+        self, inst: Instance, *, dtype: Any = None, device: Any = None, max_memory: Any = None, **options
+    ) -> Result:
+        """Gradients of `inst`; `guard` runs first, so a bad option or an instance too large for the
+        memory limit computes nothing."""
+        dt, dev, opts = self.guard(inst, dtype=dtype, device=device, max_memory=max_memory, **options)
+        res = self._solve(inst, dt, dev, **opts)
         for k, g in res.grads.items():
             if not np.all(np.isfinite(g)):
                 res.info["nonfinite"] = k

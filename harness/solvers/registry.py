@@ -114,7 +114,12 @@ def _as_solver(obj: Any, name: str) -> Solver:
     if isinstance(obj, Solver):
         return obj
     if isinstance(obj, type) and issubclass(obj, Solver):
-        return obj()
+        try:
+            return obj()
+        except TypeError as exc:
+            raise HarnessError(
+                f"solver {name!r}: cannot make a {obj.__name__} without arguments ({exc})"
+            ) from None
     if callable(obj):
         return CallableSolver(obj, name)
     raise HarnessError(f"solver {name!r} is neither a Solver nor a callable")

@@ -67,7 +67,22 @@ def _measure_cell(cell: dict, inst, refs) -> dict:
     if res.certificate:
         c = res.certificate
         out["cert"] = {
-            k: c.get(k) for k in ("R", "regime", "degree", "rank", "eps_rel", "error_bound", "eps")
+            k: c.get(k)
+            for k in (
+                "R",
+                "R_exact",
+                "regime",
+                "regime_R",
+                "degree",
+                "rank",
+                "eps_rel",
+                "error_bound",
+                "eps",
+                "meets_eps",
+                "valid",
+                "cost_ratio",
+                "dtype",
+            )
         }
     if cell["error"]:
         out.update(_errors(res, inst, refs))
@@ -93,15 +108,21 @@ def _phase_cell(cell: dict, inst, refs) -> dict:
             for k in (
                 "R",
                 "R_bound",
+                "R_exact",
                 "log_L",
                 "regime",
+                "regime_R",
+                "regime_reason",
                 "degree",
                 "rank",
                 "eps_rel",
                 "error_bound",
+                "error_bound_estimate",
                 "eps",
                 "meets_eps",
                 "ops",
+                "exact_ops",
+                "cost_ratio",
                 "coefficient",
             )
         }

@@ -52,7 +52,10 @@ class StudyConfig:
     poly_fit_min_log2L: int = 13  # approximate solvers: L >= 2^this (below, poly's fixed per-call
     #                                  cost, ~3 ms, is a visible part of the time)
     # phase
-    phase_c: list = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0, 1.5, 2.0])
+    # threshold family: R ~ 0.3 c^2 ln L at d = 4 (measured; harness.families), so c = 1 is R ~ 0.3 ln L
+    # (efficient), c ~ 1.3 the efficient/threshold line 0.5 ln L and c > 2.6 the hard regime
+    # R > 2 ln L: the sweep goes to c = 4 so that all three regimes appear
+    phase_c: list = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0])
     phase_L: list = field(default_factory=lambda: [8, 12])
     phase_d: int = 4
     phase_budget_rank: int = 715  # C(4+9, 9): degree 9 at d = 4
@@ -98,7 +101,7 @@ class StudyConfig:
             fit_min_log2L=11,
             poly_fit_min_log2L=13,
             fit_min_series={"streaming": 13, "streaming (causal)": 13},
-            phase_c=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],
+            phase_c=[0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0],
             phase_L=[8, 14 if gpu else 13],
             rank_r=[1, 2, 4, 8, 16],
             rank_d=16,
@@ -129,7 +132,7 @@ class StudyConfig:
             ref_max_log2L=7,
             fit_min_log2L=5,
             poly_fit_min_log2L=5,
-            phase_c=[0.5, 2.0],
+            phase_c=[0.5, 3.0],
             phase_L=[5, 6],
             phase_d=2,
             phase_budget_rank=15,

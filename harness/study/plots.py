@@ -35,10 +35,16 @@ _STYLE = {
 
 
 def _save(fig, out: Path, name: str) -> str:
-    fig_dir = out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(fig_dir / f"{name}.png", dpi=120, bbox_inches="tight")
-    fig.savefig(fig_dir / f"{name}.svg", bbox_inches="tight")
+    """figures/NAME.png and .svg, each rendered in memory and written atomically (harness.fsio)."""
+    import io
+
+    from harness.fsio import make_folder, write_bytes
+
+    fig_dir = make_folder(out / "figures", "figure folder")
+    for ext, kw in (("png", {"dpi": 120}), ("svg", {})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, bbox_inches="tight", **kw)
+        write_bytes(fig_dir / f"{name}.{ext}", buf.getvalue())
     plt.close(fig)
     return f"figures/{name}.png"
 

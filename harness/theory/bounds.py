@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from harness.instance import Instance
-from harness.theory.norms import projections, row_score_bounds
+from harness.theory.norms import centred_projections, centred_row_bounds
 from harness.theory.taylor import normalised_rel_error, row_deltas
 
 
@@ -18,7 +18,7 @@ class _BoundTerms:
     errors delta_ij the bound is a few matrix-vector products (see `gradient_error_coefficient`)."""
 
     def __init__(self, inst: Instance):
-        Q, K, V = projections(inst)
+        Q, K, V = centred_projections(inst)  # p 1 = 0, so p K = p K' (docs/theory.md §4.3)
         N = inst.N
         self.inst = inst
         self.parts = []
@@ -102,7 +102,7 @@ def gradient_error_bound_rows(inst: Instance, g: int, R: float | None = None, te
     """The same bound with a per-query-row kernel error: row j's polynomial is only evaluated on
     |x| <= R_j (`row_score_bounds`, capped by R when given), so eps_j = taylor_rel_error(R_j, g).
     Never larger than gradient_error_bound(inst, taylor_rel_error(max R_j, g))."""
-    rows = row_score_bounds(inst)
+    rows = centred_row_bounds(inst)
     if R is not None:
         rows = np.minimum(rows, R)
     return (terms or _BoundTerms(inst)).bound(row_deltas(rows, g))

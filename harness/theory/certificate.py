@@ -1,5 +1,7 @@
-"""The certificate of the polynomial method on an instance: degree, rank, score range, regime,
-rigorous gradient-error bound and predicted cost, and the one-line refusal when it cannot run."""
+"""What the polynomial method needs on an instance without running it (`certify`: degree, rank,
+score range, regime, the pilot's estimate of the solver's certificate, a rigorous a priori bound,
+predicted cost) and the one-line refusal. The solver's own a posteriori certificate is
+harness.solvers.poly.bound (docs/theory.md §4.3)."""
 
 from __future__ import annotations
 
@@ -8,33 +10,28 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError
 from harness.instance import Instance
 from harness.theory.bounds import _BoundTerms
-from harness.theory.norms import HULL_MAX_D, paper_gammas, row_score_bounds, score_range, score_range_bound
-from harness.theory.regimes import regime
-from harness.theory.taylor import (
-    MAX_DEGREE,
-    feature_rank,
-    normalised_rel_error,
-    row_deltas,
-    taylor_degree,
-    taylor_rel_error,
-)
+from harness.theory.norms import centred_row_bounds, certificate_score_range, paper_gammas
+from harness.theory.regimes import classify, regime
+from harness.theory.taylor import feature_rank, normalised_rel_error, row_deltas, taylor_rel_error
 
 #: default relative target when a solver is given neither eps nor degree
 DEFAULT_EPS = 1e-6
 
 DEFAULT_MAX_RANK = 20000
 
-#: N * Lq * Lk up to which `certify` computes the exact R by default (above it: the O(L d) upper bound)
-EXACT_R_ENTRIES = 1 << 24
+#: runs of one certified solve before it refuses
+MAX_DEGREE_TRIES = 4
 
 
 def poly_op_count(N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tuple[str, ...]) -> int:
     """Deterministic flop count of the `poly` solver (harness/solvers/poly/fused.py), OpCounter convention:
     monomials of degree g+1 for queries and keys (1 op per entry, twice for keys: two key passes),
-    the factored products and the feature back-propagation. Linear in L at fixed (d, g)."""
+    the factored products, the feature back-propagation or the gemm mode's moment products
+    (`harness.solvers.poly.fused.gradient_mode`), and the per-row quantities of the a
+    posteriori certificate (top-degree block products, the value-error columns, |X|^T |dG|).
+    Linear in L at fixed (d, g)."""
     from harness.measure.opcount import OpCounter
 
     k, kp = feature_rank(d, g), feature_rank(d, g + 1)
@@ -42,21 +39,43 @@ def poly_op_count(N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tup
     ops.mm(d, r, d, len(adapted))
     ops.mm(Lq, d, d, N), ops.mm(Lk, d, d, 2 * N)  # Q, K, V
     ops.ew(N * Lq * d + N * Lk * d, 1)  # range bound
-    need_qk = "q" in adapted or "k" in adapted
-    # pass 1 (keys): features, Mk+ = Phi+k^T [V, 1]
+    from harness.solvers.poly.fused import gradient_mode
+
+    gemm = gradient_mode(d, g) == "gemm"
+    m2 = (d + 1) * d  # the gemm mode's moment columns
+    q_, k_, v_ = "q" in adapted, "k" in adapted, "v" in adapted
+    # pass 1 (keys): features, Mk+ = Phi+k^T [V, 1] (and H = Phi_k^T ([V, 1] (x) K') in gemm mode)
     ops.ew(N * Lk * kp, 1), ops.mm(kp, Lk, d + 1, N), ops.ew(N * kp * (d + 1), 1)
+    if gemm and q_:
+        ops.ew(N * Lk * m2, 1), ops.mm(k, Lk, m2, N)
     # pass 2 (queries): features, output, residual, r~, loss
     ops.ew(N * Lq * kp, 1), ops.mm(Lq, k, d + 1, N), ops.ew(N * Lq * d, 6)
-    if need_qk or "v" in adapted:
+    if (k_ and not gemm) or v_:
         ops.mm(kp, Lq, d + 1, N), ops.ew(N * kp * (d + 1), 1)  # Nq+ = diag(w) M+q^T Zq
-    if "q" in adapted:
-        ops.mm(kp, d + 1, Lq, N), ops.ew(N * Lq * kp, 4), ops.mm(d, Lq, d, N)
-    if "k" in adapted or "v" in adapted:
+    if gemm and k_:
+        ops.ew(N * Lq * m2, 1), ops.mm(k, Lq, m2, N)  # H' = Phi_q^T (Zq (x) q^)
+    if q_:
+        if gemm:
+            ops.mm(Lq, k, m2, N), ops.ew(N * Lq * m2, 2)
+        else:
+            ops.mm(kp, d + 1, Lq, N), ops.ew(N * Lq * kp, 4)
+        ops.mm(d, Lq, d, N)
+    if k_ or v_:
         ops.ew(N * Lk * kp, 1)  # pass 3 (keys): features again
-    if "k" in adapted:
-        ops.mm(kp, d + 1, Lk, N), ops.ew(N * Lk * kp, 4), ops.mm(d, Lk, d, N)
+    if k_:
+        if gemm:
+            ops.mm(Lk, k, m2, N), ops.ew(N * Lk * m2, 2)
+        else:
+            ops.mm(kp, d + 1, Lk, N), ops.ew(N * Lk * kp, 4)
+        ops.mm(d, Lk, d, N)
     if "v" in adapted:
         ops.mm(Lk, k, d, N), ops.mm(d, Lk, d, N)
+    # certificate: -[T V', T 1] from the top block, Sg (even g), |X|^T |dG|, the value error F_v
+    ops.mm(Lq, kp - k, d + 1, N), ops.ew(N * Lq * (k - feature_rank(d, g - 1)), 2 * (g % 2 == 0))
+    ops.mm(d, Lq, d, N * ("q" in adapted)), ops.mm(d, Lk, d, N * (("k" in adapted) + ("v" in adapted)))
+    if "v" in adapted:
+        ops.ew(N * Lq * d, 8), ops.mm(k, Lq, d, N), ops.mm(Lk, k, d, N), ops.mm(Lk, kp - k, d, N)
+        ops.mm(d, Lk, d, N)
     ops.mm(r, d, d, 2 * len(adapted))
     return int(ops)
 
@@ -70,22 +89,33 @@ def _op_count(inst: Instance, g: int) -> int:
     return poly_op_count(inst.N, inst.Lq, inst.Lk, inst.d, g, inst.r, inst.adapted)
 
 
-def _choose_degree(bound_at, eps: float | None, degree: int | None, max_rank: int | None, d: int) -> int:
-    if degree is not None:
-        g = int(degree)
-        if g < 1:
-            raise HarnessError(f"degree must be >= 1, got {degree}")
-        return g
-    if eps is None:
-        eps = DEFAULT_EPS
-    if not eps > 0:
-        raise HarnessError(f"eps must be positive, got {eps}")
-    # smallest g with bound(g) <= eps; the rank check (refusal) comes after, so a refusal names the
-    # degree the target really needs
-    for g in range(1, MAX_DEGREE + 1):
-        if bound_at(g) <= eps:
-            return g
-    return MAX_DEGREE
+def exact_op_count(N: int, Lq: int, Lk: int, d: int, r: int, adapted: tuple[str, ...]) -> int:
+    """Flops of the quadratic closed form (harness/solvers/exact_closed_form.py, OpCounter
+    convention; docs/theory.md §3.3): the cost `poly` is compared with."""
+    from harness.measure.opcount import OpCounter
+
+    ops = OpCounter()
+    a, b = Lq, Lk
+    ops.mm(d, r, d, len(adapted))
+    for _ in range(N):
+        (
+            ops.mm(a, d, d),
+            ops.mm(b, d, d, 2),
+            ops.mm(a, d, b),
+            ops.ew(a * b, 5),
+            ops.mm(a, b, d),
+            ops.ew(a * d, 4),
+        )
+        if "v" in adapted:
+            ops.mm(b, a, d), ops.mm(d, b, d)
+        if "q" in adapted or "k" in adapted:
+            ops.mm(a, d, b), ops.ew(a * b, 4)
+            if "q" in adapted:
+                ops.mm(a, b, d), ops.mm(d, a, d)
+            if "k" in adapted:
+                ops.mm(b, a, d), ops.mm(d, b, d)
+    ops.mm(r, d, d, 2 * len(adapted))
+    return int(ops)
 
 
 def certify(
@@ -95,74 +125,104 @@ def certify(
     max_rank: int | None = None,
     exact_R: bool | None = None,
     R: float | None = None,
+    dtype: str = "float64",
 ) -> dict[str, Any]:
-    """Certificate for the polynomial method on `inst` (docs/theory.md §4.1-§4.3; Hu et al.
-    (arXiv:2406.03136) Problem 1).
+    """What the polynomial method needs on `inst`, without running it (docs/theory.md §4.1-§4.3,
+    §5.2): the same score range (`certificate_score_range`), the same degree choice (the pilot
+    estimate of the a posteriori certificate, `harness.solvers.poly.pilot.Pilot`) and the same
+    regime rule (`classify`) as the `poly` solver.
 
-    Keys: "R" (the score range used; exact or the rigorous O(L d) upper bound, see "R_exact"),
-    "R_bound" (the O(L d) bound), "R_exact" (bool), "log_L", "regime", "gammas" (paper_gammas),
-    "degree" g, "rank" k = C(d+g, g), "eps_rel" (taylor_rel_error(R, g)), "error_bound" (absolute
-    max-norm gradient bound, exact arithmetic, with the per-row kernel errors of
-    `gradient_error_bound_rows`), "error_bound_uniform" (the same with one eps_rel for every row,
-    = gradient_error_bound(inst, eps_rel) >= error_bound), "eps" (the absolute target when given: g is then
-    the smallest degree whose error_bound <= eps), "ops" (predicted flops of `poly`), "max_rank",
-    "within_rank" (k <= max_rank), "coefficient" (gradient_error_coefficient).
-    `exact_R`: None -> exact when N Lq Lk <= 2^24 or d <= HULL_MAX_D (convex-hull reduction), else
-    the bound (the solvers pass False: they stay linear time)."""
-    if exact_R is None:
-        exact_R = inst.N * inst.Lq * inst.Lk <= EXACT_R_ENTRIES or inst.d <= HULL_MAX_D
-    Rb = score_range_bound(inst)
+    Keys: "R" (centred score range, exact or the O(L d) bound: "R_exact"), "R_bound", "log_L",
+    "regime" / "regime_reason" (finite-L rule), "regime_R" (R against log L alone), "gammas",
+    "degree" g, "rank" k = C(d+g, g), "eps_rel" (entrywise relative kernel error bound
+    taylor_rel_error(R, g)), "error_bound_estimate" (the pilot's estimate of the solver's
+    a posteriori certificate at g; the solver's own certificate is the promise),
+    "error_bound" (a rigorous a priori bound at g, exact arithmetic: the entrywise chain of
+    `gradient_error_bound_rows`, usually 1e3-1e5 x looser), "meets_eps" (error_bound <= eps),
+    "meets_eps_predicted" (estimate <= eps), "ops" / "exact_ops" / "cost_ratio" (predicted flops
+    of poly and of the exact closed form), "max_rank", "within_rank", "coefficient",
+    "error_bound_uniform". With `degree`, that degree; otherwise the smallest degree whose estimate
+    is <= harness.solvers.poly.pilot.PILOT_ACCEPT * eps (eps defaults to DEFAULT_EPS)."""
+    import torch
+
+    from harness.solvers.base import resolve_dtype
+    from harness.solvers.poly import bound as poly_bound
+    from harness.solvers.poly import pilot as poly_pilot
+    from harness.solvers.poly.fused import preprocess
+
     if R is None:
-        R = score_range(inst) if exact_R else Rb
-    terms = _BoundTerms(inst)
-    rows = np.minimum(row_score_bounds(inst), R)
-
-    def bound_at(g: int) -> float:
-        return terms.bound(row_deltas(rows, g)) if taylor_rel_error(R, g) < 1 else math.inf
-
-    g = _choose_degree(bound_at, eps, degree, max_rank, inst.d)
+        R, R_exact = certificate_score_range(inst, exact_R)
+    else:
+        R_exact = bool(exact_R)
+    rows = centred_row_bounds(inst)
+    Rb = float(rows.max())
+    rows = np.minimum(rows, R)
+    max_rank = DEFAULT_MAX_RANK if max_rank is None else int(max_rank)
+    target = (DEFAULT_EPS if degree is None else None) if eps is None else float(eps)
+    dt = resolve_dtype(dtype)
+    t = inst.as_torch(dtype=dt)
+    with torch.no_grad():
+        prep = preprocess(t, inst.alpha, inst.beta, inst.r)
+        Zk = torch.cat([prep["Vc"], torch.ones(*prep["Vc"].shape[:-1], 1, dtype=dt)], -1)
+        ctx = poly_bound.BoundContext(inst, t, prep, Zk, 1, dt)
+        choice = poly_pilot.choose_degree(poly_pilot.Pilot(ctx), target, max_rank, inst.d, degree, R)
+    g = choice["degree"]
     k = feature_rank(inst.d, g)
+    terms = _BoundTerms(inst)
+
+    def bound_at(gg: int) -> float:
+        return terms.bound(row_deltas(rows, gg)) if taylor_rel_error(R, gg) < 1 else math.inf
+
     e = taylor_rel_error(R, g)
     bound = bound_at(g)
     coef = terms.bound(1.0)
     L = inst.L
-    max_rank = DEFAULT_MAX_RANK if max_rank is None else int(max_rank)
+    ops = _op_count(inst, g)
+    exact_ops = exact_op_count(inst.N, inst.Lq, inst.Lk, inst.d, inst.r, inst.adapted)
+    ratio = ops / max(exact_ops, 1)
+    within = k <= max_rank
+    label, why = classify(R, L, ratio, within)
     return {
         "R": float(R),
-        "R_bound": float(Rb),
-        "R_exact": bool(exact_R),
+        "R_bound": Rb,
+        "R_exact": bool(R_exact),
+        "R_centred": True,
         "log_L": math.log(max(L, 2)),
-        "regime": regime(R, L),
+        "regime": label,
+        "regime_reason": why,
+        "regime_R": regime(R, L),
         "gammas": paper_gammas(inst),
         "degree": g,
         "rank": k,
         "eps_rel": e,
         "error_bound": bound,
         "coefficient": coef,
+        "error_bound_estimate": choice["estimate"],
+        "degree_search": choice["searched"],
         "error_bound_uniform": normalised_rel_error(e) * coef if e < 1 else math.inf,
         "eps": None if eps is None else float(eps),
         "meets_eps": (None if eps is None else bound <= eps),
-        "ops": _op_count(inst, g),
+        "meets_eps_predicted": (None if target is None else choice["estimate"] <= target),
+        "ops": ops,
+        "exact_ops": exact_ops,
+        "cost_ratio": ratio,
         "causal": inst.causal,
         "max_rank": max_rank,
-        "within_rank": k <= max_rank,
+        "within_rank": within,
     }
 
 
 def refusal_message(solver: str, cert: dict[str, Any]) -> str | None:
-    """One line explaining why `solver` refuses an instance (rank too large or no valid certificate),
-    or None when it can run."""
+    """One line explaining why `solver` refuses (the rank the target needs is over the budget), or
+    None. The regime named is `classify`'s, so a refusal never says "efficient"."""
     R, lg, g, k = cert["R"], cert["log_L"], cert["degree"], cert["rank"]
-    if cert["rank"] > cert["max_rank"]:
+    if k > cert["max_rank"]:
         ks = str(k) if k < 10**9 else f"{float(k):.3g}"
-        gs = f"g={g}" if g < MAX_DEGREE or cert.get("meets_eps") is not False else f"g>={g}"
+        need = "needs" if cert.get("degree_found", True) else "needs at least"
+        target = f"eps={cert['eps']:.3g}" if cert.get("eps") is not None else f"eps={DEFAULT_EPS:g} (default)"
         return (
             f"{solver} refuses: instance is in the {cert['regime']} regime (R={R:.3g} vs log L={lg:.3g}): "
-            f"degree {gs} needs rank k={ks} > --max-rank {cert['max_rank']}"
-        )
-    if not cert["eps_rel"] < 1:
-        return (
-            f"{solver} refuses: degree g={g} has relative error bound {cert['eps_rel']:.3g} >= 1 on "
-            f"[-R, R] (R={R:.3g}), the kernel may turn negative; use g >= {taylor_degree(R, 0.5)}"
+            f"{target} {need} degree g={g}, rank k={ks} > --max-rank {cert['max_rank']} "
+            f"(predicted cost {cert.get('cost_ratio', math.nan):.3g}x the exact solver's)"
         )
     return None

@@ -99,6 +99,64 @@ def row_score_bounds(inst: Instance) -> np.ndarray:
     return abs(inst.beta) * np.minimum(cs, ho)
 
 
+def centred_projections(inst: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Q, K' = K - mu_K, V with mu_K the keys' mid-range per data point (float64). Softmax is
+    invariant to the row shift beta q_j . mu_K, so the polynomial method only needs the centred
+    scores beta q_j . k'_m (docs/theory.md §4.3)."""
+    Q, K, V = projections(inst)
+    return Q, K - 0.5 * (K.max(1, keepdims=True) + K.min(1, keepdims=True)), V
+
+
+def centred_row_bounds(inst: Instance) -> np.ndarray:
+    """(N, Lq) rigorous R_j >= max_m |beta q_j . k'_m| (Cauchy-Schwarz / Hoelder on the centred keys,
+    O(N L d)), rounded up by a relative 1e-12 for their float64 evaluation."""
+    Q, K, _ = centred_projections(inst)
+    kn = np.sqrt((K**2).sum(-1)).max(-1)
+    kmax = np.abs(K).max(-2)
+    cs = np.sqrt((Q**2).sum(-1)) * kn[:, None]
+    ho = (np.abs(Q) * kmax[:, None, :]).sum(-1)
+    return abs(inst.beta) * np.minimum(cs, ho) * (1 + 1e-12)
+
+
+def score_range_centred(inst: Instance) -> float:
+    """The centred score range max |beta q_j . (k_m - mu_K)| exactly, blocked over query rows
+    (memory O(L d + 2^22), time O(N Lq Lk d)); causal instances: over the unmasked entries m <= j
+    (mu_K stays the mid-range of all keys, as the solver's)."""
+    import torch
+
+    Q, K, _ = centred_projections(inst)
+    best = 0.0
+    with torch.no_grad():
+        for i in range(inst.N):
+            q, k = torch.from_numpy(np.ascontiguousarray(Q[i])), torch.from_numpy(np.ascontiguousarray(K[i]))
+            bq = max(1, _BLOCK_ENTRIES // max(1, k.shape[0]))
+            for s in range(0, q.shape[0], bq):
+                S = q[s : s + bq] @ k.T
+                if inst.causal:  # the unmasked entries only (key m <= query j)
+                    rows = torch.arange(s, s + S.shape[0])[:, None]
+                    S = S.masked_fill(torch.arange(S.shape[1])[None, :] > rows, 0.0)
+                lo, hi = torch.aminmax(S)
+                best = max(best, float(hi), -float(lo))
+    return abs(inst.beta) * best
+
+
+#: N * Lq * Lk up to which the certificate's score range is computed exactly (dense, centred keys);
+#: above it R is the O(L d) row bound's maximum. One policy for the solvers, `certify`, the study and
+#: the audit, so one instance gets one R and one regime.
+EXACT_R_ENTRIES = 1 << 18
+
+
+def certificate_score_range(inst: Instance, exact: bool | None = None) -> tuple[float, bool]:
+    """(R, exact): the score range every certificate, the study and the audit report (docs/theory.md
+    §4.1, §5.2): the exact range of the centred scores when N Lq Lk <= EXACT_R_ENTRIES (or
+    `exact=True`), else the rigorous bound max_j R_j of `centred_row_bounds`."""
+    if exact is None:
+        exact = inst.N * inst.Lq * inst.Lk <= EXACT_R_ENTRIES
+    if exact:
+        return score_range_centred(inst), True
+    return float(centred_row_bounds(inst).max()), False
+
+
 def paper_gammas(inst: Instance) -> dict[str, float]:
     """The LoRA paper's literal Gamma quantities (Hu et al. (arXiv:2406.03136) Thm 3.1, Thm 4.1;
     docs/theory.md §5.1, §7.5):

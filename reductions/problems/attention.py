@@ -131,9 +131,12 @@ def forward_oracle(solver, dtype: str = "float64", device: str = "cpu", **option
     from harness.solvers import get_solver
 
     s = get_solver(solver)
+    max_memory = options.pop("max_memory", None)
 
     def oracle(inst: AAttCInstance) -> AttentionSolution:
-        T = s.forward(to_instance(inst), dtype=dtype, device=device, **options)
+        x = to_instance(inst)
+        s.guard(x, dtype=dtype, device=device, max_memory=max_memory, **options)  # options, memory
+        T = s.forward(x, dtype=dtype, device=device, **options)
         return AttentionSolution(T=np.asarray(T)[0])
 
     oracle.__name__ = f"forward[{s.name},{dtype}]"

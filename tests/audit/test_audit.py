@@ -185,9 +185,12 @@ def test_causal_heads_get_gradients_and_errors(tmp_path):
 def test_scaling_down_moves_heads_to_efficient_and_poly_meets_eps():
     eps = 1e-6
     hot = run_audit(None, model=tiny("bert", init=0.3), input_ids=IDS, gradients=False)
-    assert any(h["regime"] != "efficient" for h in hot["heads"])
+    assert any(h["regime_R"] != "efficient" and h["regime"] != "efficient" for h in hot["heads"])
     cold = run_audit(None, model=tiny("bert", init=0.3), input_ids=IDS, scale=0.01, eps=eps)
-    assert all(h["regime"] == "efficient" for h in cold["heads"])
+    assert all(h["regime_R"] == "efficient" for h in cold["heads"])
+    # the finite-L regime also weighs poly's predicted cost against the exact solver's (one rule with
+    # the solvers and the study): at this L it is efficient only where poly is predicted cheaper
+    assert all(h["regime"] == "efficient" or "cost" in h["regime_reason"] for h in cold["heads"])
     for h in cold["heads"]:
         p = h["grad"]["poly"]
         assert p["status"] == "ok", p
@@ -204,7 +207,7 @@ def test_report_json_table_and_plot(tmp_path):
     assert back["summary"]["heads"] == 4 and sum(back["summary"]["regimes"].values()) == 4
     for h in back["heads"]:
         assert h["regime"] in REGIMES and h["degree"] >= 1 and h["cost_ratio"] > 0
-        assert h["regime"] == __import__("harness.theory").theory.regime(h["R"], len(IDS))
+        assert h["regime_R"] == __import__("harness.theory").theory.regime(h["R"], len(IDS))
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "regimes:" in format_table(rep)
 
@@ -309,7 +312,7 @@ def test_minilm_scaled_down_is_efficient_and_poly_meets_eps(tmp_path):
     )
     assert rc == 0
     rep = json.loads((tmp_path / "r.json").read_text())
-    assert rep["summary"]["regimes"] == {"efficient": 12}
+    assert rep["summary"]["regimes_R"] == {"efficient": 12}
     assert rep["summary"]["poly"]["meets_eps"] == 12
 
 

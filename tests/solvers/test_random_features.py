@@ -45,7 +45,7 @@ def test_seeded_and_orthogonal():
     w = draw_directions(8, 4, 0, orthogonal=True)
     blk = w[:4] / w[:4].norm(dim=1, keepdim=True)
     assert torch.allclose(blk @ blk.T, torch.eye(4, dtype=w.dtype), atol=1e-12)
-    with pytest.raises(HarnessError, match="m >= 1"):
+    with pytest.raises(HarnessError, match="option m must be an integer >= 1"):
         s.solve(inst, m=0)
 
 

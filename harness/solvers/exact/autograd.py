@@ -11,7 +11,7 @@ import torch
 from harness.instance import Instance
 from harness.losses import lora_loss
 from harness.measure.opcount import OpCounter
-from harness.solvers.base import Result, Solver
+from harness.solvers.base import SLACK_BYTES, Result, Solver, input_bytes
 
 
 def _ops(inst: Instance) -> int:
@@ -29,6 +29,12 @@ class AutogradSolver(Solver):
     cost = "O(N L^2 d) time, O(N L^2) memory"
     description = "torch autograd of the loss in float64 (the reference)"
     options = {}
+
+    def memory_estimate(self, inst: Instance, itemsize: int, **options) -> int:
+        """4 N Lq Lk (the scores, the softmax saved for backward and their gradients; measured
+        3.1 N L^2) + 10 N (L x d) + the inputs."""
+        N, L2, Ld = inst.N, inst.Lq * inst.Lk, (inst.Lq + inst.Lk) * inst.d
+        return (4 * N * L2 + 10 * N * Ld) * itemsize + input_bytes(inst, itemsize) + SLACK_BYTES
 
     def _solve(self, inst: Instance, dtype, device, **opts) -> Result:
         t = inst.as_torch(dtype=dtype, device=device)

@@ -26,7 +26,8 @@ from harness.errors import HarnessError
 from harness.instance import Instance
 from harness.lora import effective_weights
 from harness.solvers._common import to_numpy
-from harness.solvers.base import Result, Solver
+from harness.solvers.base import Result, Solver, input_bytes
+from harness.solvers.options import Option
 
 BACKENDS = ("auto", "flash", "cudnn", "efficient", "math")
 _LOW = (torch.float16, torch.bfloat16)
@@ -88,14 +89,9 @@ def available_bytes(device: torch.device) -> int | None:
     """Memory that can still be allocated: CUDA free memory, or the kernel's MemAvailable."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    from harness.memguard import available_bytes as host_available
+
+    return host_available()
 
 
 def sdpa_loss(t: dict, alpha: float, beta: float, r: int, causal: bool = False) -> torch.Tensor:
@@ -132,8 +128,15 @@ class SdpaSolver(Solver):
     description = (
         "torch scaled_dot_product_attention + autograd (backends: auto, flash, cudnn, efficient, math)"
     )
-    options = {"backend": "auto"}
-    option_help = {"backend": "one of auto, flash, cudnn, efficient, math (cudnn, efficient: CUDA only)"}
+    options = {
+        "backend": Option(str, "auto", choices=BACKENDS, help="cudnn and efficient: CUDA only"),
+    }
+
+    def memory_estimate(self, inst: Instance, itemsize: int, backend="auto") -> int:
+        """The module's `memory_estimate` for the backend the CPU would run (the memory guard)."""
+        dtype = torch.float64 if itemsize == 8 else torch.float32
+        chosen = resolve_backend(backend, torch.device("cpu"), dtype)  # a CUDA-only backend: one line
+        return memory_estimate(inst.N, inst.Lq, inst.Lk, inst.d, dtype, chosen) + input_bytes(inst, itemsize)
 
     def _solve(self, inst: Instance, dtype, device, backend="auto") -> Result:
         chosen = resolve_backend(backend, device, dtype)

@@ -46,7 +46,9 @@ from harness.instance import Instance
 from harness.lora import adapter_gradients, effective_weights
 from harness.measure.opcount import OpCounter
 from harness.solvers._common import blocks, to_numpy
-from harness.solvers.base import Result, Solver
+from harness.solvers.base import SLACK_BYTES, Result, Solver, input_bytes
+from harness.solvers.exact.causal_tiles import key_end, mask_corner, visible_entries
+from harness.solvers.options import Option
 
 # default strip: STRIP_ROWS query rows, at most STRIP_ENTRIES scores (measured on this machine,
 # L = 8192, one thread: 64-128 rows are fastest at d = 4 and d = 64 in both dtypes; 8 rows cost 2.2x at
@@ -55,6 +57,7 @@ STRIP_ROWS = {"cpu": 128, "cuda": 1024}
 STRIP_ENTRIES = {"cpu": 1 << 21, "cuda": 1 << 26}
 TILE_ENTRIES = 1 << 21  # entries of one tile of the tiled schedule (16 MiB in float64)
 KERNELS = ("fused", "reference")
+__all__ = ["StreamingSolver", "key_end", "mask_corner", "plan", "streaming_gradients", "visible_entries"]
 
 
 def default_block_q(a: int, b: int, device_type: str = "cpu") -> int:
@@ -78,31 +81,6 @@ def _fold_beta_safe(Q: torch.Tensor, K: torch.Tensor, beta: float) -> bool:
         return True
     bound = abs(beta) * float(Q.abs().sum(-1).max()) * float(K.abs().max())
     return bound < torch.finfo(Q.dtype).max / 16
-
-
-def key_end(qe: int, b: int, causal: bool) -> int:
-    """Keys a causal block of queries ending at qe (exclusive) sees: [0, min(b, qe)); all b otherwise."""
-    return min(b, qe) if causal else b
-
-
-def visible_entries(a: int, b: int, bq: int, causal: bool) -> int:
-    """Score entries the schedule computes: a b, or for causal blocks of bq query rows the sum over
-    blocks of (rows in the block) x min(b, block end)."""
-    if not causal:
-        return a * b
-    return sum((qe - qs) * min(b, qe) for qs, qe in blocks(a, bq))
-
-
-def mask_corner(S: torch.Tensor, qs: int, ks: int) -> torch.Tensor:
-    """S[j, m] = -inf where key ks + m > query qs + j (the causal rule), in place; only the keys >= qs
-    can be masked, so only that corner is touched."""
-    c0 = max(qs - ks, 0)
-    if c0 >= S.shape[1]:
-        return S
-    rows = torch.arange(qs, qs + S.shape[0], device=S.device)[:, None]
-    cols = torch.arange(ks + c0, ks + S.shape[1], device=S.device)[None, :]
-    S[:, c0:].masked_fill_(cols > rows, -torch.inf)
-    return S
 
 
 # ----------------------------------------------------------------------------------- strip schedule
@@ -355,13 +333,31 @@ class StreamingSolver(Solver):
     exact = True
     cost = "O(N L^2 d) time, O(L d) extra memory"
     description = "exact, query strips against all keys (one exp per score), or key-tiled with block_k"
-    options = {"block_q": None, "block_k": None, "kernel": "fused"}
-    option_help = {
-        "block_q": "positive int or None (default: 128 rows, at most 2^21 scores; 1024 / 2^26 on CUDA): "
-        "query rows per strip",
-        "block_k": "positive int or None (default: all keys, one pass): keys per tile (two-pass schedule)",
-        "kernel": "'fused' (in place, default) or 'reference' (plain formulas): strip schedule only",
+    options = {
+        "block_q": Option(
+            int,
+            None,
+            min=1,
+            auto=True,
+            help="query rows per strip (auto: 128, at most 2^21 scores; 1024 / 2^26 on CUDA)",
+        ),
+        "block_k": Option(
+            int, None, min=1, auto=True, help="keys per tile: the two-pass tiled schedule (auto: all keys)"
+        ),
+        "kernel": Option(
+            str, "fused", choices=KERNELS, help="fused (in place) or reference (plain formulas)"
+        ),
     }
+
+    def memory_estimate(
+        self, inst: Instance, itemsize: int, block_q=None, block_k=None, kernel="fused"
+    ) -> int:
+        """3 score buffers of the plan (strip: block_q x Lk; tiled: block_q x block_k) + 12 (L x d) + the
+        inputs + 128 MiB (the process RSS grew by 185 MiB at L = 8192, d = 16 with the old default tile;
+        tests/solvers/test_memory.py holds estimate >= measured for both schedules)."""
+        bq, bk, _ = plan(inst.Lq, inst.Lk, torch.float64, torch.device("cpu"), block_q, block_k, kernel)
+        work = 3 * bq * bk + 12 * (inst.Lq + inst.Lk) * inst.d
+        return work * itemsize + input_bytes(inst, itemsize) + 4 * SLACK_BYTES
 
     def _solve(self, inst: Instance, dtype, device, block_q=None, block_k=None, kernel="fused") -> Result:
         bq, bk, tiled = plan(inst.Lq, inst.Lk, dtype, device, block_q, block_k, kernel)

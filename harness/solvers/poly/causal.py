@@ -30,12 +30,17 @@ passes: ascending (forward, residual, dQ, prefix states) and descending (dK, dV,
 memory O(group B (k + B) + L d).
 
 The obviously-correct O(L^2) twin is `harness.solvers.poly.naive.dense_poly_gradients(..., causal=True)`
-(the dense masked P_g(beta S) and the closed form); `naive.row_prefix_sums` is the twin of `row_stats`.
+(the dense masked P_g(beta S) and the closed form, keys centred by the same global mid-range).
 
-Row facts for the certificate (`row_stats`): D~_j = sum_{m<=j} A~_jm (row sums over the prefix) and
-M_j = sum_{m<=j} |beta q_j . k_m|^(g+1), the a-posteriori Taylor remainder mass of row j (exact from
-the top-degree block of the degree-(g+1) features when g+1 is even; for odd g+1 the bound
-|x|^(g+1) <= R_j |x|^g uses the degree-g block), both by the same prefix sums.
+Inputs: the centred, balanced x_q, x_k, V', Y' of `harness.solvers.poly.fused.preprocess` (the keys'
+and values' GLOBAL mid-ranges: one shift for all rows, so no gradient changes under the mask either,
+since every row of p~ sums to 0 over its own prefix).
+
+Row facts for the certificate (`rows`): over each row's prefix, the row sums D~_j, centred outputs
+O'_j, residuals c_j, r'_j = <c_j, O'_j>, the leading Taylor remainder sums sT_j = sum_{m<=j} T_jm,
+tV_j = sum_{m<=j} T_jm V'_m (T = -x^(g+1)/(g+1)!: the top block of the degree-(g+1) prefix states
+plus the masked intra tile) and, for even g, Sg_j = sum_{m<=j} x_jm^g/g!: exactly the quantities
+`harness.solvers.poly.bound` reads from the non-causal pass (docs/theory.md §4.7).
 """
 
 from __future__ import annotations
@@ -45,8 +50,9 @@ import math
 import torch
 
 from harness import theory
-from harness.lora import adapter_gradients, effective_weights
-from harness.solvers.poly.features import TorchPlan, feature_backward, features, split_beta
+from harness.lora import adapter_gradients
+from harness.solvers.poly.features import TorchPlan, feature_backward, features
+from harness.solvers.poly.fused import preprocess
 from harness.solvers.poly.naive import taylor_poly
 from harness.theory.causal import causal_chunk
 
@@ -76,115 +82,145 @@ def causal_poly_gradients(
     adapted: tuple[str, ...],
     g: int,
     chunk: int | None = None,
-    row_stats: bool = False,
     output: bool = False,
+    rows: bool = True,
 ) -> tuple[dict, float, dict]:
-    """All adapter gradients of the causal degree-g polynomial kernel, chunkwise (module docstring).
-    `t` = Instance.as_torch(...). Returns (grads, approximate loss, info); with `output`, info["output"]
-    is the attention output (N, Lq, d). With `row_stats`, info also holds "rowsum" D~ (N, Lq) and
-    "power_sum" M (N, Lq) = sum_{m<=j} (beta q_j . k_m)^p for the even power p = info["power"]
-    (g+1 when g+1 is even, else g; module docstring)."""
-    W = effective_weights(t, alpha, r)
-    Xq, Xk, Xv, Y = t["X_q"], t["X_k"], t["X_v"], t["Y"]
+    """All adapter gradients of the causal degree-g polynomial kernel, chunkwise (module docstring),
+    on the centred and balanced inputs of `harness.solvers.poly.fused.preprocess` (the global key and
+    value mid-ranges: one shift for every row, so still gradient-neutral under the mask). `t` =
+    Instance.as_torch(...). Returns (grads, approximate loss, info); with `output`, info["output"] is
+    the attention output (N, Lq, d). With `rows`, info holds the per-row quantities of the a
+    posteriori certificate over each row's prefix (info["rows"]: D, Oc, c, rr, sT, tV and, for even
+    g, Sg, as `poly_gradients` defines them) and info["absXdG"] = |X|^T |dG| per adapter."""
+    Pp = preprocess(t, alpha, beta, r)
+    Xq, Xk, Xv = t["X_q"], t["X_k"], t["X_v"]
     N, Lq, d = Xq.shape
     Lk = Xk.shape[1]
     dtype, device = Xq.dtype, Xq.device
-    sq, sk = split_beta(beta)
     plan = TorchPlan(d, g + 1, dtype, device)
     k, kp = theory.feature_rank(d, g), plan.k
+    kg = theory.feature_rank(d, g - 1)  # first column of degree g
     B = chunk or causal_chunk(d, g)
     nchunks = -(-Lq // B)
     P = nchunks * B  # padded positions (queries and keys share them)
     Lkk = min(Lk, Lq)  # keys m >= Lq are never attended
     G = {m: torch.zeros(d, d, dtype=dtype, device=device) for m in adapted}
+    absG = {m: torch.zeros(d, d, dtype=dtype, device=device) for m in ("q", "k", "v")}
     need_q, need_k, need_v = "q" in G, "k" in G, "v" in G
     # padded, position-aligned inputs; padded keys carry Zk = 0, padded queries Zq = 0
     Xq_p = _pad_rows(Xq, P)
     Xk_p = _pad_rows(Xk[:, :Lkk], P)
     Xv_p = _pad_rows(Xv[:, :Lkk], P)
-    Q, K, V = Xq_p @ W["q"], Xk_p @ W["k"], Xv_p @ W["v"]
+    xq_all, xk_all = _pad_rows(Pp["xq"], P), _pad_rows(Pp["xk"][:, :Lkk], P)
+    q_all, Kc_all = _pad_rows(Pp["q"], P), _pad_rows(Pp["Kc"][:, :Lkk], P)
+    Vc = _pad_rows(Pp["Vc"][:, :Lkk], P)
     key_ok = (torch.arange(P, device=device) < Lkk).to(dtype)[None, :, None]
     q_ok = (torch.arange(P, device=device) < Lq).to(dtype)[None, :, None]
-    Zk = torch.cat([V, torch.ones_like(V[..., :1])], dim=-1) * key_ok  # (N, P, d+1)
-    Yp = _pad_rows(Y, P)
+    Zk = torch.cat([Vc, torch.ones_like(Vc[..., :1])], dim=-1) * key_ok  # (N, P, d+1)
+    Yp = _pad_rows(Pp["Yc"], P)
     Zq_all = torch.zeros(N, P, d + 1, dtype=dtype, device=device)
-    out = torch.zeros(N, P, d, dtype=dtype, device=device)
+    out = torch.zeros(N, P, d, dtype=dtype, device=device) if output else None
+    names = ("D", "Oc", "c", "rr", "sT", "tV") + (("Sg",) if g % 2 == 0 else ())
+    keep = {n: [] for n in names} if rows else None
     tril = torch.ones(B, B, dtype=torch.bool, device=device).tril()
-    h2 = g + 1 if (g + 1) % 2 == 0 else g  # even power for row_stats
-    top = slice(theory.feature_rank(d, h2 - 1), theory.feature_rank(d, h2))  # the degree-h2 block
     S_group = max(1, min(nchunks, GROUP_ENTRIES // max(1, N * B * max(kp, B))))
+    sq_bt = (Pp["sq"] * Pp["bt"])[:, None]  # (N, 1, 1, d)
+    sk = Pp["sk"][:, None]
 
     def chunked(x: torch.Tensor, c0: int, c1: int) -> torch.Tensor:
         return x[:, c0 * B : c1 * B].reshape(x.shape[0], c1 - c0, B, x.shape[-1])
 
-    def intra(xq_c: torch.Tensor, xk_c: torch.Tensor) -> torch.Tensor:
-        return taylor_poly(xq_c @ xk_c.transpose(-1, -2), g).masked_fill_(~tril, 0.0)  # (N, S, B, B)
+    def intra(xq_c: torch.Tensor, xk_c: torch.Tensor, top: bool = False):
+        """The chunk's masked B x B tiles: A = tril(P_g(x)) (Horner) and, with `top`, the masked
+        x^(g+1)/(g+1)! and x^g/g! (term by term)."""
+        x = xq_c @ xk_c.transpose(-1, -2)  # (N, S, B, B)
+        A = taylor_poly(x, g).masked_fill_(~tril, 0.0)
+        if not top:
+            return A, None, None
+        term = torch.ones_like(x)
+        for s in range(1, g + 1):
+            term = term * x / s
+        Tg = term.masked_fill(~tril, 0.0)
+        return A, (term * x / (g + 1)).masked_fill_(~tril, 0.0), Tg
 
     loss, min_rowsum = 0.0, math.inf
-    rowsum = torch.zeros(N, P, dtype=dtype, device=device) if row_stats else None
-    rmass = torch.zeros(N, P, dtype=dtype, device=device) if row_stats else None
     # ---------------------------------------------------------------- pass 1: ascending
     H = torch.zeros(N, kp, d + 1, dtype=dtype, device=device)  # keys of all earlier groups
-    Hm = torch.zeros(N, kp, 1, dtype=dtype, device=device) if row_stats else None
     for c0 in range(0, nchunks, S_group):
         c1 = min(nchunks, c0 + S_group)
-        xq, xk = sq * chunked(Q, c0, c1), sk * chunked(K, c0, c1)  # (N, S, B, d)
+        xq, xk = chunked(xq_all, c0, c1), chunked(xk_all, c0, c1)  # (N, S, B, d)
         zk = chunked(Zk, c0, c1)  # (N, S, B, d+1)
         phq, phk = features(xq, plan), features(xk, plan)  # (N, S, k+, B)
         dH = phk @ zk  # (N, S, k+, d+1)
         Hw = (H[:, None] + _exclusive_cumsum(dH, 1)) * plan.w  # w . H_<C
         H = H + dH.sum(1)
-        A = intra(xq, xk)
+        A, Ttop, Tg = intra(xq, xk, rows)
         num = phq[:, :, :k].transpose(-1, -2) @ Hw[:, :, :k] + A @ zk  # (N, S, B, d+1)
         D = num[..., d:]
         ok = chunked(q_ok.expand(1, P, 1), c0, c1)
         min_rowsum = min(min_rowsum, float(torch.where(ok > 0, D, torch.inf).min()))
-        O = num[..., :d] / D
-        out[:, c0 * B : c1 * B] = O.reshape(N, -1, d)
-        diff = (O - chunked(Yp, c0, c1)) * ok
+        Oc = num[..., :d] / D
+        if out is not None:
+            out[:, c0 * B : c1 * B] = (Oc + Pp["muV"][:, None]).reshape(N, -1, d)
+        diff = (Oc - chunked(Yp, c0, c1)) * ok
         loss += float(diff.square().sum()) / (2 * N)
         c = diff / N
-        Zq = torch.cat([c, -(c * O).sum(-1, keepdim=True)], dim=-1) / D  # (N, S, B, d+1)
+        rr = (c * Oc).sum(-1, keepdim=True)
+        Zq = torch.cat([c, -rr], dim=-1) / D  # (N, S, B, d+1)
         Zq_all[:, c0 * B : c1 * B] = Zq.reshape(N, -1, d + 1)
-        if row_stats:
-            rowsum[:, c0 * B : c1 * B] = D.reshape(N, -1)
-            ones = zk[..., d:]
-            dHm = phk[:, :, top] @ ones  # (N, S, kt, 1)
-            Hmw = (Hm[:, None, top] + _exclusive_cumsum(dHm, 1)) * plan.w[top]
-            Hm[:, top] = Hm[:, top] + dHm.sum(1)
-            s_pow = (xq @ xk.transpose(-1, -2)).pow_(h2).masked_fill_(~tril, 0.0)
-            m_inter = (phq[:, :, top].transpose(-1, -2) @ Hmw).squeeze(-1) * math.factorial(h2)
-            rmass[:, c0 * B : c1 * B] = (m_inter + (s_pow @ ones).squeeze(-1)).reshape(N, -1)
+        if rows:
+            top = phq[:, :, k:].transpose(-1, -2) @ Hw[:, :, k:] + Ttop @ zk  # [T V', T 1], sign -
+            vals = {"D": D, "Oc": Oc, "c": c, "rr": rr, "sT": -top[..., d:], "tV": -top[..., :d]}
+            if g % 2 == 0:
+                inter = (phq[:, :, kg:k] * Hw[:, :, kg:k, d:]).sum(-2).unsqueeze(-1)
+                vals["Sg"] = inter + Tg @ zk[..., d:]
+            for n_ in names:
+                keep[n_].append(vals[n_].reshape(N, -1, vals[n_].shape[-1]))
         if need_q:
             gphi = Hw @ Zq.transpose(-1, -2)  # (N, S, k+, B)
-            dQ = sq * feature_backward(gphi, phq, xq, plan)
-            dQ = dQ + beta * ((A * (Zq @ zk.transpose(-1, -2))) @ chunked(K, c0, c1))
-            G["q"] += torch.einsum("nsja,nsjb->ab", chunked(Xq_p, c0, c1), dQ)
+            dQ = sq_bt * feature_backward(gphi, phq, xq, plan)
+            dQ = dQ + Pp["bt"] * ((A * (Zq @ zk.transpose(-1, -2))) @ chunked(Kc_all, c0, c1))
+            xc = chunked(Xq_p, c0, c1)
+            G["q"] += torch.einsum("nsja,nsjb->ab", xc, dQ)
+            if rows:
+                absG["q"] += torch.einsum("nsja,nsjb->ab", xc.abs(), dQ.abs())
     # ---------------------------------------------------------------- pass 2: descending
     if need_k or need_v:
         Nst = torch.zeros(N, kp, d + 1, dtype=dtype, device=device)  # queries of all later groups
         starts = list(range(0, nchunks, S_group))
         for c0 in reversed(starts):
             c1 = min(nchunks, c0 + S_group)
-            Qc = chunked(Q, c0, c1)
-            xq, xk = sq * Qc, sk * chunked(K, c0, c1)
+            xq, xk = chunked(xq_all, c0, c1), chunked(xk_all, c0, c1)
             zk, zq = chunked(Zk, c0, c1), chunked(Zq_all, c0, c1)
             phq, phk = features(xq, plan), features(xk, plan)
             dN = phq @ zq  # (N, S, k+, d+1)
             Nw = (Nst[:, None] + _exclusive_cumsum(dN, 1, reverse=True)) * plan.w  # w . N_>C
             Nst = Nst + dN.sum(1)
-            A = intra(xq, xk)
+            A = intra(xq, xk)[0]
             if need_k:
                 gphk = Nw @ zk.transpose(-1, -2)
                 dK = sk * feature_backward(gphk, phk, xk, plan)
-                dK = dK + beta * ((A * (zq @ zk.transpose(-1, -2))).transpose(-1, -2) @ Qc)
-                G["k"] += torch.einsum("nsja,nsjb->ab", chunked(Xk_p, c0, c1), dK)
+                dK = dK + (A * (zq @ zk.transpose(-1, -2))).transpose(-1, -2) @ chunked(q_all, c0, c1)
+                xc = chunked(Xk_p, c0, c1)
+                G["k"] += torch.einsum("nsja,nsjb->ab", xc, dK)
+                if rows:
+                    absG["k"] += torch.einsum("nsja,nsjb->ab", xc.abs(), dK.abs())
             if need_v:
                 dV = phk[:, :, :k].transpose(-1, -2) @ Nw[:, :, :k, :d] + A.transpose(-1, -2) @ zq[..., :d]
-                G["v"] += torch.einsum("nsja,nsjb->ab", chunked(Xv_p, c0, c1), dV)
-    info = {"min_rowsum": min_rowsum, "chunk": B, "group": S_group, "k": k, "k_plus": kp}
+                xc = chunked(Xv_p, c0, c1)
+                G["v"] += torch.einsum("nsja,nsjb->ab", xc, dV)
+                if rows:
+                    absG["v"] += torch.einsum("nsja,nsjb->ab", xc.abs(), dV.abs())
+    info = {"min_rowsum": min_rowsum, "chunk": B, "group": S_group, "k": k, "k_plus": kp, "prep": Pp}
     if output:
         info["output"] = out[:, :Lq]
-    if row_stats:
-        info.update(rowsum=rowsum[:, :Lq], power_sum=rmass[:, :Lq], power=h2)
+    if rows:
+        info["rows"] = {n_: torch.cat(v_, dim=1)[:, :Lq] for n_, v_ in keep.items()}
+        # keys each row's sums touch (its prefix up to the end of its chunk: the chunk's own keys are
+        # in the inclusive cumsum the exclusive one is formed from)
+        ends = torch.clamp((torch.arange(Lq, device=device) // B + 1) * B, max=Lkk).to(dtype)
+        info["rows"]["n"] = ends[None, :, None].expand(N, Lq, 1)
+        info["absXdG"] = absG
+        info["Fv"] = None  # the causal certificate bounds the first-order value error in absolute value
+        info["G"] = G
     return adapter_gradients(t, G, alpha, r), loss, info

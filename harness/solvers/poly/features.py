@@ -54,7 +54,12 @@ def monomial_plan(d: int, g: int) -> dict:
         starts.append(len(exps))
     assert len(exps) == math.comb(d + g, g)
     e = np.array(exps, np.int64).reshape(len(exps), d)
-    w = np.exp(-np.array([sum(math.lgamma(int(v) + 1) for v in row) for row in e]))  # 1/a!, no overflow
+    # 1/a! correctly rounded (exact rational, one rounding): the certificate counts the weights'
+    # representation error as one rounding (harness.solvers.poly.bound); lgamma/exp would not be
+    fact = [math.factorial(t) for t in range(g + 1)]
+    w = np.array(
+        [1 / math.prod(fact[v] for v in row) for row in exps], np.float64
+    )  # int / int: exact rounding
     return {"exps": e, "weights": w, "levels": levels, "starts": starts, "d": d, "g": g}
 
 

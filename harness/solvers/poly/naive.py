@@ -4,6 +4,8 @@ then the closed form of docs/theory.md §3.2 (`dense_poly_gradients`; `poly` and
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from harness.lora import adapter_gradients, effective_weights
@@ -25,13 +27,17 @@ def dense_poly_gradients(
     adapted: tuple[str, ...],
     g: int,
     printed_p2: bool = False,
+    centre: bool | None = None,
     causal: bool = False,
 ) -> tuple[dict, float]:
-    """Reference (O(L^2), obviously correct): form A~ = P_g(beta Q K^T) densely, f~ = D~^-1 A~, and
+    """Reference (O(L^2), obviously correct): form A~ = P_g(beta Q K'^T) densely (K' = K minus the
+    keys' mid-range when `centre`, as `poly` does; softmax is row-shift invariant), f~ = D~^-1 A~, and
     apply the closed form of docs/theory.md §3.2 (c, q = c V^T, p = f.q - diag(<f,q>) f, G_W, chain rule).
-    `printed_p2`: use the paper's printed p2 = f diag(r) instead (WRONG, docs/theory.md §7.2).
-    `causal`: A~ is zero above the diagonal (query j sums over keys m <= j only; twin of
-    `harness.solvers.poly.causal`)."""
+    `printed_p2`: use the paper's printed p2 = f diag(r) instead (WRONG, docs/theory.md §7.2; then
+    nothing is centred unless `centre` says so: the printed form is not shift invariant).
+    `causal`: A~ is zero above the diagonal (query j sums over keys m <= j only, top-left; twin of
+    `harness.solvers.poly.causal`; the keys' mid-range stays the global one, as the solver's)."""
+    centre = (not printed_p2) if centre is None else centre
     W = effective_weights(t, alpha, r)
     N = t["X_q"].shape[0]
     d = t["W_q"].shape[0]
@@ -39,7 +45,8 @@ def dense_poly_gradients(
     loss = 0.0
     for i in range(N):
         Q, K, V = t["X_q"][i] @ W["q"], t["X_k"][i] @ W["k"], t["X_v"][i] @ W["v"]
-        A = taylor_poly(beta * (Q @ K.T), g)
+        Kc = K - 0.5 * (K.amax(0) + K.amin(0)) if centre else K
+        A = taylor_poly(beta * (Q @ Kc.T), g)
         if causal:
             A = A.tril()
         f = A / A.sum(-1, keepdim=True)
@@ -68,14 +75,17 @@ def dense_chained_reference(
     return dense_poly_gradients(t, alpha, beta, r, adapted, g, printed_p2=printed_p2)[0]
 
 
-def row_prefix_sums(
-    t: dict, alpha: float, beta: float, r: int, g: int, power: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Twin of the causal poly's `row_stats`, dense and masked, (N, Lq) each:
-    D~_j = sum_{m<=j} P_g(beta q_j . k_m) and M_j = sum_{m<=j} (beta q_j . k_m)^power."""
-    W = effective_weights(t, alpha, r)
-    S = beta * (t["X_q"] @ W["q"]) @ (t["X_k"] @ W["k"]).transpose(-1, -2)
-    keep = torch.ones(S.shape[-2], S.shape[-1], dtype=torch.bool, device=S.device).tril()
-    D = taylor_poly(S, g).masked_fill(~keep, 0.0).sum(-1)
-    M = S.pow(power).masked_fill(~keep, 0.0).sum(-1)
-    return D, M
+def causal_row_facts(t: dict, alpha: float, beta: float, r: int, g: int) -> dict:
+    """Twin of the causal poly's certificate rows, dense and masked, on the solver's centred inputs
+    (`harness.solvers.poly.fused.preprocess`), (N, Lq[, d]) each: D~_j = sum_{m<=j} P_g(x_jm),
+    sT_j = -sum_{m<=j} x_jm^(g+1)/(g+1)!, tV_j = -sum_{m<=j} x_jm^(g+1)/(g+1)! V'_m and
+    Sg_j = sum_{m<=j} x_jm^g/g!, with x = q^ K'^T."""
+    from harness.solvers.poly.fused import preprocess
+
+    P = preprocess(t, alpha, beta, r)
+    x = P["q"] @ P["Kc"].transpose(-1, -2)
+    keep = torch.ones(x.shape[-2], x.shape[-1], dtype=torch.bool, device=x.device).tril()
+    A = taylor_poly(x, g).masked_fill(~keep, 0.0)
+    T = (-x.pow(g + 1) / math.factorial(g + 1)).masked_fill(~keep, 0.0)
+    Sg = (x.pow(g) / math.factorial(g)).masked_fill(~keep, 0.0)
+    return {"D": A.sum(-1), "sT": T.sum(-1), "tV": T @ P["Vc"], "Sg": Sg.sum(-1)}

@@ -1,0 +1,224 @@
+"""The pilot of `poly`'s degree choice (docs/theory.md §4.3): the a posteriori certificate's formulas
+(`bound.bound_from_rows`) on a sample of query rows against a sample of keys with the kernel formed
+densely, and the search for the smallest degree whose estimate meets the target. Only the degree comes
+from here; the certificate is always recomputed from the full run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from harness.solvers.poly.bound import bound_from_rows
+from harness.solvers.poly.bound_context import BoundContext, _tdot
+from harness.theory.taylor import feature_rank
+
+#: the pilot accepts a degree whose estimated certificate is <= PILOT_ACCEPT * eps (its sampling error
+#: is typically 10-30% either way); the run's own certificate decides, and the degree is raised when
+#: the estimate was optimistic
+PILOT_ACCEPT = 1.0
+
+PILOT_ROWS = 64
+PILOT_KEYS = 1024
+
+
+def _spread_sample(score: np.ndarray, n: int, n_top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (N, n) and weights (N, n) of a stratified row sample per data point: the n_top rows
+    with the largest `score` (weight 1), then one row per equal-count stratum of the others sorted by
+    score (weight = the stratum's size). The certificate's row terms grow steeply with the row's
+    score range, so strata in score order estimate their sums far better than rows spaced by index."""
+    N, L = score.shape
+    if n >= L:
+        return np.broadcast_to(np.arange(L), (N, L)).copy(), np.ones((N, L))
+    n_top = min(n_top, n)
+    m = n - n_top
+    idx, wts = [], []
+    for i in range(N):
+        order = np.argsort(-score[i], kind="stable")
+        top, rest = order[:n_top], order[n_top:]
+        edges = np.round(np.linspace(0, len(rest), m + 1)).astype(int)
+        mids = (edges[:-1] + edges[1:]) // 2
+        idx.append(np.concatenate([top, rest[np.minimum(mids, len(rest) - 1)]]))
+        wts.append(np.concatenate([np.ones(n_top), np.diff(edges).astype(np.float64)]))
+    return np.stack(idx), np.stack(wts)
+
+
+class Pilot:
+    """Cheap estimate of the a posteriori certificate at any degree (docs/theory.md §4.3): the same
+    formulas (`bound_from_rows`) on a sample of query rows (the rows with the largest score range
+    plus evenly spaced ones) against a sample of keys, with the kernel formed densely. Used only to
+    choose the degree; the certificate itself is always recomputed from the full run."""
+
+    def __init__(self, ctx: BoundContext, n_rows: int = PILOT_ROWS, n_keys: int = PILOT_KEYS):
+        self.ctx = ctx
+        N = ctx.N
+        per = max(8, -(-n_rows // N))
+        self.idx, self.wrow = _spread_sample(ctx.h, per, max(1, per // 4))
+        kscore = np.linalg.norm(ctx.Kc, axis=-1)
+        self.kidx, self.wkey = _spread_sample(kscore, n_keys, max(1, n_keys // 16))
+        if ctx.causal and self.kidx.shape[1] < ctx.inst.Lk:
+            # every causal row sees key 0: keep it in the sample (weight 1, taken from its stratum)
+            self.wkey = np.where(self.kidx == 0, np.maximum(self.wkey - 1.0, 0.0), self.wkey)
+            self.kidx = np.concatenate([np.zeros((N, 1), self.kidx.dtype), self.kidx], 1)
+            self.wkey = np.concatenate([np.ones((N, 1)), self.wkey], 1)
+        g = lambda v, idx: np.take_along_axis(v, idx[..., None], 1)  # noqa: E731
+        self.stat_base = ctx.rows_of(self.idx)
+        Kc, Vc = g(ctx.Kc, self.kidx), g(ctx.Vc, self.kidx)
+        self.Vs = Vc
+        self.Xvs = g(ctx.Xv, self.kidx)
+        self.x = np.matmul(self.stat_base["q"], Kc.transpose(0, 2, 1))  # (N, s, ks)
+        # causal: a sampled row sees the sampled keys of its prefix only
+        self.seen = (self.kidx[:, None, :] <= self.idx[:, :, None]) if ctx.causal else None
+        self.cache: dict = {}
+
+    def estimate(self, g: int) -> dict:
+        if g in self.cache:
+            return self.cache[g]
+        ctx = self.ctx.at(g)
+        x, wk, Vs, N = self.x, self.wkey[:, None, :], self.Vs, ctx.N
+        if self.seen is not None:
+            wk = wk * self.seen
+        P = np.ones_like(x)
+        term = np.ones_like(x)
+        for t in range(1, g + 1):
+            term = term * x / t
+            P = P + term
+        top = term * x / (g + 1)  # x^(g+1)/(g+1)!
+        Pw = P * wk
+        D = Pw.sum(-1)
+        Oc = (Pw @ Vs) / D[..., None]
+        c = (Oc - self.stat_base["Yc"]) / N
+        rr = (c * Oc).sum(-1)
+        sT = -(top * wk).sum(-1)
+        tV = -((top * wk) @ Vs)
+        rows = {"D": D[..., None], "Oc": Oc, "c": c, "rr": rr[..., None], "sT": sT[..., None], "tV": tV}
+        if self.seen is not None:
+            rows["n"] = np.minimum(self.idx + 1, ctx.inst.Lk)[..., None].astype(np.float64)
+        if g % 2 == 0:
+            rows["Sg"] = (term * wk).sum(-1)[..., None]
+        hh = (-sT[..., None] * c + (tV - sT[..., None] * Oc) / N) / (D * D)[..., None]
+        # F_v ~ sum_m w_m X_v,m^T sum_j w_j [T_jm c_j/D_j + P_jm h_j]
+        inner = np.matmul((-top * self.wrow[..., None]).transpose(0, 2, 1), c / D[..., None]) + np.matmul(
+            (P * self.wrow[..., None]).transpose(0, 2, 1), hh
+        )
+        Fv = _tdot(self.Xvs * self.wkey[..., None], inner)
+        stat = dict(self.stat_base)
+        stat["Hk"] = np.take_along_axis(ctx.Hk, self.idx, 1)
+        out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=None if ctx.causal else Fv)
+        self.cache[g] = out
+        return out
+
+
+def choose_degree(
+    pilot: Pilot,
+    target: float | None,
+    max_rank: int,
+    d: int,
+    degree: int | None = None,
+    R: float | None = None,
+    max_degree: int = 400,
+) -> dict:
+    """The smallest degree g whose pilot estimate is a valid certificate <= PILOT_ACCEPT * target:
+    the smallest degree whose truncation part meets it (doubling, then bisection: it falls with g),
+    then up to three degrees more while the (slowly growing) rounding part is added, then one step
+    down for the odd/even alternation. Returns
+    {"degree", "estimate", "found", "searched": {g: estimate}}. When the degree that the target
+    needs has a rank above `max_rank`, the search goes on (up to rank 1e12 or `max_degree`) so a
+    refusal can name the degree really needed ("found" False when it stopped first)."""
+    searched: dict[int, float] = {}
+
+    def est(g: int) -> dict:
+        e = pilot.estimate(g)
+        searched[g] = e["bound_if_valid"] if e["valid"] else math.inf
+        return e
+
+    if degree is not None:
+        g = int(degree)
+        e = est(g) if target is not None else None
+        return {
+            "degree": g,
+            "estimate": (e["bound_if_valid"] if e and e["valid"] else (math.inf if e else None)),
+            "found": True,
+            "searched": searched,
+        }
+    if target is None:
+        raise ValueError("choose_degree needs a target or a degree")
+    acc = PILOT_ACCEPT * target
+
+    def ok(g: int) -> bool:
+        e = est(g)
+        return e["valid"] and e["bound_if_valid"] <= acc
+
+    def truncation_ok(g: int) -> bool:
+        """The truncation part meets the target (rounding may not): the estimates' truncation
+        falls with g while the rounding part grows slowly, so this is monotone in g."""
+        e = est(g)
+        rounding_only = all("rounding" in r for r in e.get("reasons", []))
+        return (e["valid"] or rounding_only) and e["parts"].get("truncation", math.inf) <= acc
+
+    def too_big(g: int) -> bool:
+        return g > max_degree or feature_rank(d, g) > 10**12
+
+    cap = 1
+    while not too_big(cap + 1):
+        cap = cap + 1 if cap < 64 else min(max_degree, cap * 2)
+        if cap >= max_degree:
+            break
+    # the smallest degree whose truncation meets the target: doubling, then bisection
+    lo, hi = 0, 1
+    prev = math.inf
+    while not truncation_ok(hi):
+        e = pilot.estimate(hi)
+        trunc = e["parts"].get("truncation", math.inf) if e["valid"] else math.inf
+        if hi >= 8 and math.isfinite(trunc) and trunc >= 0.5 * prev:
+            # it stopped falling: what is left is the score perturbation of the inputs' rounding
+            # (inside the truncation chain) plus the rounding part; no degree can meet the target
+            return {
+                "degree": hi,
+                "estimate": searched.get(hi, math.inf),
+                "found": False,
+                "searched": searched,
+                "rounding_floor": _best(pilot, searched),
+            }
+        prev = trunc
+        lo = hi
+        if hi >= cap:
+            return {
+                "degree": hi,
+                "estimate": searched.get(hi, math.inf),
+                "found": False,
+                "searched": searched,
+            }
+        hi = min(cap, hi * 2)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if truncation_ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    # then the first of the next few degrees whose whole estimate meets it
+    for g in range(hi, min(cap, hi + 3) + 1):
+        if ok(g):
+            if g > 2 and ok(g - 1):  # odd/even alternation: one more step down when it holds
+                g -= 1
+            return {"degree": g, "estimate": searched[g], "found": True, "searched": searched}
+    return {
+        "degree": hi,
+        "estimate": searched.get(hi, math.inf),
+        "found": False,
+        "searched": searched,
+        "rounding_floor": _best(pilot, searched),
+    }
+
+
+def _best(pilot: Pilot, searched: dict) -> dict:
+    """The searched degree with the smallest estimate, and its truncation and rounding parts (for
+    the refusal when rounding, growing with g, keeps every degree above the target)."""
+    g = min(searched, key=lambda k: searched[k])
+    p = pilot.estimate(g)["parts"]
+    return {
+        "degree": g,
+        "total": searched[g],
+        "truncation": p.get("truncation", math.inf),
+        "rounding": p.get("rounding", math.inf) + p.get("input", 0.0),
+    }
