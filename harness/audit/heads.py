@@ -90,7 +90,11 @@ def head_instance(
     arrays["Y"] = Y
     alpha = 1.0
     if r:
-        r = int(min(r, d))
+        if r > d:  # a LoRA rank is at most the dimension it adapts; never clamp silently
+            raise HarnessError(
+                f"LoRA rank r = {r} exceeds the head dimension d = {d} ({construction} construction)"
+            )
+        r = int(r)
         alpha = float(r)
         for m in ("q", "v"):
             A = rng.normal(size=(r, d)) / math.sqrt(d)

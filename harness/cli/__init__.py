@@ -1,7 +1,7 @@
 """`lora-harness`: a thin layer that parses arguments, calls the library, prints, and turns every
 error into one line on stderr and an exit code of `harness.errors.ExitCode` (0 ok, 1 claim failed,
-2 usage or bad input, 3 internal error), never a traceback. The CLI is the only layer that prints
-and exits; nothing under harness/ or reductions/ imports it.
+2 usage or bad input, 3 internal error, 4 claim not verified, 130 interrupted), never a traceback.
+The CLI is the only layer that prints and exits; nothing under harness/ or reductions/ imports it.
 
 One module per subcommand (each defines `register(subparsers)`, whose parsers carry
 `func=callable(args) -> int`); `args` holds the argument helpers they share.
@@ -59,8 +59,17 @@ def _internal(exc: BaseException) -> int:
     return ExitCode.INTERNAL
 
 
+def _hypothesis_home() -> None:
+    """Hypothesis caches what it reads from source files under `./.hypothesis` unless told
+    otherwise; a command run in someone's project must not write there: use the user's cache folder
+    ($XDG_CACHE_HOME or ~/.cache, `lora-harness/hypothesis`) unless $HYPOTHESIS_STORAGE_DIRECTORY is set."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(cache, "lora-harness", "hypothesis"))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns its exit code (harness.errors.ExitCode). Every error is one line."""
+    _hypothesis_home()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

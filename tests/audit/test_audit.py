@@ -168,6 +168,13 @@ def test_saved_instances_round_trip(tmp_path):
     assert {r["L"] for r in rep["sweep"]} == {8, 16}
 
 
+def test_rank_above_the_head_dimension_is_refused():
+    cap = capture(tiny("bert", init=0.2), IDS, layers=[0])[0]
+    assert head_instance(cap, 0, r=cap.d_head, seed=0).r == cap.d_head
+    with pytest.raises(HarnessError, match="exceeds the head dimension"):
+        head_instance(cap, 0, r=cap.d_head + 1, seed=0)
+
+
 def test_causal_heads_get_gradients_and_errors(tmp_path):
     model = tiny("opt", init=0.2)
     rep = run_audit(None, model=model, input_ids=IDS, layers=[1], save_dir=tmp_path, rf_m=64)

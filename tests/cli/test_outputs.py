@@ -50,3 +50,36 @@ def test_symlinked_output_updates_its_target(tmp_path):
     os.symlink("real.npz", tmp_path / "link.npz")
     assert main(["generate", "bounded", "--L", "8", "--d", "4", "--out", str(tmp_path / "link.npz")]) == 0
     assert os.path.islink(tmp_path / "link.npz") and (tmp_path / "real.npz").read_bytes()[:2] == b"PK"
+
+
+def test_check_writes_nothing_into_the_current_folder(tmp_path):
+    """`check` draws with Hypothesis, which caches under ./.hypothesis by default; the CLI points it
+    at the user's cache folder instead, so a run in someone's project leaves the folder as it was."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    work, cache = tmp_path / "project", tmp_path / "cache"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "HYPOTHESIS_STORAGE_DIRECTORY"}
+    env["XDG_CACHE_HOME"] = str(cache)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "check",
+        "--solver",
+        "closed-form",
+        "--budget",
+        "smoke",
+        "--checks",
+        "finite",
+        "--out-dir",
+        str(tmp_path / "cex"),
+    ]
+    p = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert list(work.iterdir()) == []
+    assert (cache / "lora-harness" / "hypothesis").is_dir()
