@@ -2,8 +2,8 @@
 mask saves `streaming`. Bounded family (beta = 1/d, gamma = 1), d = 4, adapters q,k,v, N = 1, float64,
 one torch thread, process CPU seconds (other users of a shared machine disturb them less than wall time).
 
-    python benchmarks/bench_causal.py [--max-log2 17] [--exact-max-log2 14] [--degree 5] [--eps 1e-6]
-                                      [--reps 3] [--out benchmarks/results/causal]
+    python benchmarks/bench_causal.py [--max-log2 16] [--exact-max-log2 13] [--degree 5] [--eps 1e-6]
+                                      [--reps 3] [--out benchmarks/results/causal]   (~2-3 min)
 
 1. poly (causal) at a fixed degree (fixed rank: its time exponent is the algorithm's L-exponent) and at
    eps (the certificate picks the degree), L = 2^10..2^max; streaming (causal), L = 2^10..2^exact-max.
@@ -11,7 +11,7 @@ one torch thread, process CPU seconds (other users of a shared machine disturb t
    crossover L* of causal poly against causal streaming (`harness.fit.crossover`, measured sizes).
 2. streaming causal / non-causal: the two calls interleaved, side by side in this process, at
    L = 2^11..2^exact-max; ratio of the best-of-reps process times, and of the op counts (deterministic).
-3. Each causal result's max-norm error against the masked float64 closed form (L <= 2^12), and poly's
+3. Each causal result's max-norm error against the masked float64 closed form (L <= 2^ref-max), and poly's
    certified bound.
 Writes <out>.json and <out>.md and prints the figures. Re-measure on a quiet machine for final figures.
 """
@@ -32,16 +32,17 @@ from harness.measure.fit import crossover, fit_power
 from harness.solvers import get_solver
 
 
-def timed(fn, reps: int):
-    """(best process seconds, wall seconds of that run, result) over `reps` calls after one warm-up."""
-    fn()
-    best = (math.inf, math.inf, None)
+def interleaved(fns: dict, reps: int) -> dict:
+    """{name: (best process seconds, wall seconds of that run, result)}: one warm-up call each, then
+    `reps` rounds calling every fn in turn (side by side, so machine noise hits all alike)."""
+    best = {n: (math.inf, math.inf, fn()) for n, fn in fns.items()}
     for _ in range(reps):
-        c0, w0 = time.process_time(), time.perf_counter()
-        out = fn()
-        c1, w1 = time.process_time(), time.perf_counter()
-        if c1 - c0 < best[0]:
-            best = (c1 - c0, w1 - w0, out)
+        for n, fn in fns.items():
+            c0, w0 = time.process_time(), time.perf_counter()
+            out = fn()
+            c1, w1 = time.process_time(), time.perf_counter()
+            if c1 - c0 < best[n][0]:
+                best[n] = (c1 - c0, w1 - w0, out)
     return best
 
 
@@ -49,36 +50,42 @@ def inst(L: int, d: int, causal: bool):
     return families.bounded(L, d, 2, gamma=1.0, adapt=("q", "k", "v"), seed=0, causal=causal)
 
 
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        cpu = f"{names[0]} ({len(names)} logical CPUs)" if names else cpu
+    except OSError:
+        pass
+    py, tv = platform.python_version(), torch.__version__
+    return f"{cpu}, {platform.system()} {platform.release()}, Python {py}, torch {tv}, 1 torch thread"
+
+
 def run(args) -> dict:
     torch.set_num_threads(1)
     poly, stream, exact = get_solver("poly"), get_solver("streaming"), get_solver("closed-form")
     d = args.d
     rows = {"poly_degree": [], "poly_eps": [], "streaming": []}
-    for k in range(10, args.max_log2 + 1):
+    for k in range(args.min_log2, args.max_log2 + 1):
         L = 2**k
         c = inst(L, d, True)
-        ref = exact.solve(c) if L <= 2**12 else None
-        for key, opts in (("poly_degree", {"degree": args.degree}), ("poly_eps", {"eps": args.eps})):
-            sec, wall, res = timed(lambda: poly.solve(c, **opts), args.reps)
-            row = {
-                "L": L,
-                "seconds": sec,
-                "wall": wall,
-                "ops": res.ops,
-                "degree": res.certificate["degree"],
-                "rank": res.certificate["rank"],
-                "error_bound": res.certificate["error_bound"],
-                "chunk": res.info.get("chunk"),
-            }
-            if ref is not None:
-                row["max_abs_error"] = res.max_abs_error(ref)
-            rows[key].append(row)
+        ref = exact.solve(c) if L <= 2**args.ref_max_log2 else None
+        fns = {
+            "poly_degree": lambda: poly.solve(c, degree=args.degree),
+            "poly_eps": lambda: poly.solve(c, eps=args.eps),
+        }
         if k <= args.exact_max_log2:
-            sec, wall, res = timed(lambda: stream.solve(c), max(1, args.reps - 1))
+            fns["streaming"] = lambda: stream.solve(c)
+        for name, (sec, wall, res) in interleaved(fns, args.reps).items():
             row = {"L": L, "seconds": sec, "wall": wall, "ops": res.ops}
+            if res.certificate:
+                cert = res.certificate
+                row.update(degree=cert["degree"], rank=cert["rank"], error_bound=cert["error_bound"])
+                row["chunk"] = res.info.get("chunk")
             if ref is not None:
                 row["max_abs_error"] = res.max_abs_error(ref)
-            rows["streaming"].append(row)
+            rows[name].append(row)
         print(
             f"L=2^{k}: "
             + "  ".join(f"{n} {r[-1]['seconds']:.3f}s" for n, r in rows.items() if r and r[-1]["L"] == L),
@@ -86,7 +93,7 @@ def run(args) -> dict:
         )
     fits = {}
     for name, rs in rows.items():
-        big = [r for r in rs if r["L"] >= 2**12] or rs
+        big = [r for r in rs if r["L"] >= 2**args.fit_min_log2] or rs
         if len(big) >= 2:
             tf = fit_power([r["L"] for r in big], [r["seconds"] for r in big])
             of = fit_power([r["L"] for r in big], [r["ops"] for r in big])
@@ -110,26 +117,27 @@ def run(args) -> dict:
                 "speedup_at_max_exact_L": sp[Ls[-1]]["seconds"] / common[-1]["seconds"],
             }
     ratio = []
-    for k in range(11, args.exact_max_log2 + 1):
+    for k in range(max(args.min_log2, 11), args.exact_max_log2 + 1):
         L = 2**k
         a, c = inst(L, d, False), inst(L, d, True)
-        bq = stream.solve(c).info["block_q"]  # the causal default tile height
-        runs = {"noncausal": (a, {}), "causal": (c, {}), "noncausal_same_tiles": (a, {"block_q": bq})}
-        t = {n: [] for n in runs}
-        for _ in range(max(2, args.reps)):
-            for n, (target, opts) in runs.items():
-                t0 = time.process_time()
-                stream.solve(target, **opts)
-                t[n].append(time.process_time() - t0)
-        oa, oc = stream.solve(a).ops, stream.solve(c).ops
+        bq = stream.solve(c).info["block_q"]  # the causal default strip height
+        t = interleaved(
+            {
+                "noncausal": lambda: stream.solve(a),
+                "causal": lambda: stream.solve(c),
+                "noncausal_same_tiles": lambda: stream.solve(a, block_q=bq),
+            },
+            max(2, args.reps),
+        )
+        oa, oc = t["noncausal"][2].ops, t["causal"][2].ops
         ratio.append(
             {
                 "L": L,
-                "time_ratio": min(t["causal"]) / min(t["noncausal"]),
-                "time_ratio_same_tiles": min(t["causal"]) / min(t["noncausal_same_tiles"]),
+                "time_ratio": t["causal"][0] / t["noncausal"][0],
+                "time_ratio_same_tiles": t["causal"][0] / t["noncausal_same_tiles"][0],
                 "ops_ratio": oc / oa,
                 "block_q": bq,
-                **{f"{n}_s": min(v) for n, v in t.items()},
+                **{f"{n}_s": v[0] for n, v in t.items()},
             }
         )
         print(
@@ -138,7 +146,8 @@ def run(args) -> dict:
             flush=True,
         )
     return {
-        "machine": f"{platform.machine()} {platform.processor()} torch {torch.__version__} (1 thread)",
+        "machine": machine(),
+        "command": args.command,
         "d": d,
         "degree": args.degree,
         "eps": args.eps,
@@ -154,7 +163,8 @@ def markdown(r: dict) -> str:
         "# Causal attention: causal `poly` against causal `streaming` (issue 16)",
         "",
         f"Machine: {r['machine']}. bounded family, d = {r['d']}, gamma = 1, beta = 1/d, adapters q,k,v, "
-        "float64, process CPU seconds, best of the repeats. Command: `python benchmarks/bench_causal.py`.",
+        "float64, process CPU seconds, best of the repeats, every series at one L measured interleaved in "
+        f"one process. Command: `{r['command']}`.",
         "",
         "| series | L fitted | time exponent [95% CI] | ops exponent |",
         "|---|---|---|---|",
@@ -205,22 +215,32 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--d", type=int, default=4)
-    ap.add_argument("--max-log2", type=int, default=17)
-    ap.add_argument("--exact-max-log2", type=int, default=14)
+    ap.add_argument("--min-log2", type=int, default=10)
+    ap.add_argument("--max-log2", type=int, default=16)
+    ap.add_argument("--exact-max-log2", type=int, default=13)
+    ap.add_argument("--ref-max-log2", type=int, default=12, help="error vs the closed form up to this L")
+    ap.add_argument("--fit-min-log2", type=int, default=12, help="fit exponents from this L on")
     ap.add_argument("--degree", type=int, default=5)
     ap.add_argument("--eps", type=float, default=1e-6)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default="benchmarks/results/causal")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    args.command = "python benchmarks/bench_causal.py" + ("" if argv is None else " " + " ".join(argv))
+    if argv is None:
+        import sys
+
+        args.command += "".join(" " + a for a in sys.argv[1:])
+    print(f"machine: {machine()}", flush=True)
     r = run(args)
     atomic_write_text(args.out + ".json", json.dumps(r, indent=1, sort_keys=True) + "\n")
     md = markdown(r)
     atomic_write_text(args.out + ".md", md)
     print(md)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
