@@ -217,8 +217,12 @@ def _bound_from_rows(
     ) + 2 * u * np.abs(Zq)
     Wq = gb * np.abs(Zq) + e_Zq
     gsum = lambda n: gamma(n + 2, u)  # noqa: E731
-    if "q" in ad:
+    if "q" in ad and "n" in rows:  # causal rows: per-row counts and the prefix products of the keys
+        gbq = gam(Lr + Lx + ctx.kp + (g + 3) * (d + 4) + 2 * d + 20)
+        e_dQ = bta * Hk[..., None] * ctx.prefix_key_products(gbq[..., None] * np.abs(Zq) + e_Zq, Lr)
+    elif "q" in ad:
         e_dQ = bta * Hk[..., None] * np.matmul(Wq, ctx.TK)
+    if "q" in ad:
         aq = _f64(absXdG["q"]) if absXdG else _tdot(Xq, bta * Zmax[..., None] * Kh)
         rnd["q"] = _tdot(Xq, e_dQ) + gsum(N * ctx.Lq) * aq
     if "k" in ad:
@@ -228,11 +232,20 @@ def _bound_from_rows(
             if absXdG
             else np.einsum("na,nb->ab", ctx.mXk, _wsum(Zmax * om, np.abs(stat["q"])))
         )
-        rnd["k"] = np.matmul(ctx.XkZk, UQ).sum(0) + gsum(N * Lk) * akk
+        if "n" in rows:  # causal: key m meets the rows j with m < n_j only
+            P = ctx.prefix_key_products(Wq * (Hk * om)[..., None], Lr, ctx.Zk, ctx.Xk)
+            rnd["k"] = _tdot(P, np.abs(stat["q"])) + gsum(N * Lk) * akk
+        else:
+            rnd["k"] = np.matmul(ctx.XkZk, UQ).sum(0) + gsum(N * Lk) * akk
     if "v" in ad:
         UV = (Wq[..., :d] * (Hk * om)[..., None]).sum(1)
         av = _f64(absXdG["v"]) if absXdG else np.einsum("na,nb->ab", ctx.mXv, (ca * om[..., None]).sum(1))
-        rnd["v"] = np.einsum("na,nb->ab", ctx.SXv, UV) + gsum(N * Lk) * av
+        if "n" in rows:  # causal: value m meets the rows j with m < n_j only
+            one = np.ones(ctx.Xv.shape[:2] + (1,))
+            SXr = ctx.prefix_key_products(np.ones(Lr.shape + (1,)), Lr, one, ctx.Xv)  # sum_{m<n_j} |X_v,m|
+            rnd["v"] = _tdot(SXr, Wq[..., :d] * (Hk * om)[..., None]) + gsum(N * Lk) * av
+        else:
+            rnd["v"] = np.einsum("na,nb->ab", ctx.SXv, UV) + gsum(N * Lk) * av
     # --- input perturbation (the exact kernel on the program's inputs vs the true inputs)
     ev, eK, eY = ctx.ev[:, None, :], ctx.eK[:, None, :], stat["eY"]
     ech = (ev + eY) / N

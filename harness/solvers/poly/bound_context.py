@@ -169,6 +169,24 @@ class BoundContext:
         idx = np.clip(n.astype(np.int64) - 1, 0, self.Vc.shape[1] - 1)
         return np.take_along_axis(self._SVpre, idx[..., None], 1)
 
+    def prefix_key_products(self, W: np.ndarray, n: np.ndarray, A=None, B=None) -> np.ndarray:
+        """(N, s, q): row j's W_j (N, s, p) times sum_{m < n_j} |A_m|^T |B_m| over its first n_j keys
+        (default A = Zk, B = K': the prefix version of self.TK), one product per distinct n_j."""
+        A = self.Zk if A is None else A
+        B = self.Kc if B is None else B
+        N = W.shape[0]
+        out = np.zeros((N, W.shape[1], B.shape[-1]))
+        ni = np.clip(n.astype(np.int64), 1, B.shape[1])
+        for i in range(N):
+            ends = np.unique(ni[i])
+            starts = np.concatenate([[0], ends[:-1]])
+            acc = np.zeros((A.shape[-1], B.shape[-1]))
+            for a, b in zip(starts, ends):
+                acc = acc + np.abs(A[i, a:b]).T @ np.abs(B[i, a:b])
+                sel = ni[i] == b
+                out[i, sel] = W[i, sel] @ acc
+        return out * (1 + (B.shape[1] + A.shape[-1]) * 2.0**-52)
+
     def at(self, g: int) -> BoundContext:
         """Set the degree: rank constants and the absolute-kernel bound Hk_j = P_g(h_j)."""
         self.g = int(g)
