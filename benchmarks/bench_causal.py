@@ -180,9 +180,10 @@ def markdown(r: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for n, c in r["crossover"].items():
-        xs = c["time"]["x_star"]
+        xs, ob = c["time"]["x_star"], c["time"]["observed"]
+        obs = "-" if ob is None else f"{ob:.0f}"
         lines.append(
-            f"| {n} | {xs if xs is None else f'{xs:.0f}'} | {c['time']['observed']} | "
+            f"| {n} | {xs if xs is None else f'{xs:.0f}'} | {obs} | "
             f"{c['ops']['x_star'] if c['ops']['x_star'] is None else round(c['ops']['x_star'])} | "
             f"{c['speedup_at_max_exact_L']:.1f}x |"
         )

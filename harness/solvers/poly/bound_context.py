@@ -178,13 +178,15 @@ class BoundContext:
         out = np.zeros((N, W.shape[1], B.shape[-1]))
         ni = np.clip(n.astype(np.int64), 1, B.shape[1])
         for i in range(N):
-            ends = np.unique(ni[i])
-            starts = np.concatenate([[0], ends[:-1]])
+            order = np.argsort(ni[i], kind="stable")
+            ends, first = np.unique(ni[i][order], return_index=True)
+            groups = np.split(order, first[1:])
             acc = np.zeros((A.shape[-1], B.shape[-1]))
-            for a, b in zip(starts, ends):
+            a = 0
+            for b, sel in zip(ends, groups):
                 acc = acc + np.abs(A[i, a:b]).T @ np.abs(B[i, a:b])
-                sel = ni[i] == b
                 out[i, sel] = W[i, sel] @ acc
+                a = b
         return out * (1 + (B.shape[1] + A.shape[-1]) * 2.0**-52)
 
     def at(self, g: int) -> BoundContext:

@@ -11,9 +11,9 @@ prefix only, so every global sum of the non-causal solver becomes a prefix (or s
     dK, dV       dK_m  = beta sum_{j>=m} Z_jm P_g(...) q_j,  dV_m = sum_{j>=m} f~_jm c~_j
                                                                 (suffix states N = sum_j phi+(q_j) Zq_j^T)
 
-with Z = Zq Zk^T, Zq = [c~/D~, -r~/D~], Zk = [V, 1] exactly as in `harness.solvers.poly.fused`
-(the p-matrix identity p~ = A~ . Z of MATH.md §5.5 restricted to the mask). Positions are cut into
-chunks of B; for the chunk C = [s, s+B) (the same positions for queries and keys):
+with Z = Zq Zk^T, Zq = [c~/D~, -r~/D~], Zk = [V', 1] exactly as in `harness.solvers.poly.fused`
+(the p-matrix identity p~ = A~ . Z of docs/theory.md §3.1, §4.4 restricted to the mask). Positions
+are cut into chunks of B; for the chunk C = [s, s+B) (the same positions for queries and keys):
 
     inter-chunk  the state of all earlier chunks (later chunks for the suffix pass) through the
                  features: num_C += Phi(x_q,C) (w . H_<C),
