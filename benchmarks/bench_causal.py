@@ -3,7 +3,7 @@ mask saves `streaming`. Bounded family (beta = 1/d, gamma = 1), d = 4, adapters 
 one torch thread, process CPU seconds (other users of a shared machine disturb them less than wall time).
 
     python benchmarks/bench_causal.py [--max-log2 16] [--exact-max-log2 13] [--degree 5] [--eps 1e-6]
-                                      [--reps 3] [--out benchmarks/results/causal]   (~2-3 min)
+                                      [--reps 3] [--out benchmarks/results/causal]   (~1-3 min)
 
 1. poly (causal) at a fixed degree (fixed rank: its time exponent is the algorithm's L-exponent) and at
    eps (the certificate picks the degree), L = 2^10..2^max; streaming (causal), L = 2^10..2^exact-max.
@@ -13,6 +13,8 @@ one torch thread, process CPU seconds (other users of a shared machine disturb t
    L = 2^11..2^exact-max; ratio of the best-of-reps process times, and of the op counts (deterministic).
 3. Each causal result's max-norm error against the masked float64 closed form (L <= 2^ref-max), and poly's
    certified bound.
+4. poly's causal certificate over --soundness draws of issue 14's adversarial generator, mask on
+   (valid / violations / measured-over-bound against the masked mpmath reference).
 Writes <out>.json and <out>.md and prints the figures. Re-measure on a quiet machine for final figures.
 """
 
@@ -60,6 +62,64 @@ def machine() -> str:
         pass
     py, tv = platform.python_version(), torch.__version__
     return f"{cpu}, {platform.system()} {platform.release()}, Python {py}, torch {tv}, 1 torch thread"
+
+
+def soundness(n: int, seed: int, max_L: int = 10) -> dict:
+    """poly's causal certificate over `n` draws of issue 14's adversarial generator with the mask on
+    (parameters as `harness.strategies.adversarial_params`, random degree / eps / default target),
+    against the masked mpmath reference: valid / not valid / refused, violations (measured error above
+    a valid bound), wrong meets_eps, and measured/bound where the error is above the reference's own."""
+    import random
+
+    from harness import highprec
+    from harness.errors import HarnessError
+
+    rng = random.Random(seed)
+    poly = get_solver("poly")
+    out = {"n": n, "seed": seed, "max_L": max_L, "valid": 0, "not_valid": 0, "refused": 0}
+    out.update(violations=0, meets_eps_wrong=0)
+    ratios = []
+    for _ in range(n):
+        d, cross = rng.randint(1, 4), rng.random() < 0.5
+        p = dict(
+            L=rng.randint(1, max_L),
+            Lk=rng.randint(1, max_L) if cross else None,
+            d=d,
+            r=rng.randint(1, d),
+            N=rng.randint(1, 2),
+            adapt=rng.choice([("q",), ("k",), ("v",), ("q", "v"), ("q", "k", "v")]),
+            gamma=rng.choice([0.1, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0]),
+            beta=rng.choice([None, 1.0, -0.7, 0.0, 0.3]),
+            spread=rng.choice([0.0, 1.0, 3.0, 6.0]),
+            outlier=rng.choice([0.0, 10.0, 100.0]),
+            collinear=rng.choice([0.0, 3.0, 8.0]),
+            w_mode=rng.choice(list(families.W_MODES)),
+            w_scale=rng.choice([10.0, 1e3, 1e6, 1e12]),
+            const_v=rng.random() < 0.5,
+            dtype=rng.choice(["float64", "float32"]),
+            seed=rng.randint(0, 2**32 - 1),
+        )
+        opts = rng.choice([{"degree": rng.randint(1, 14)}, {"eps": rng.choice([1e-3, 1e-6, 1e-9])}, {}])
+        c_inst = families.adversarial(**p).replace(causal=True)
+        try:
+            res = poly.solve(c_inst, dtype=p["dtype"], **opts)
+        except HarnessError:
+            out["refused"] += 1
+            continue
+        c = res.certificate
+        if not c["valid"]:
+            out["not_valid"] += 1
+            continue
+        out["valid"] += 1
+        err, ref_err = highprec.reference(c_inst, "mpmath").max_abs_error(res.grads)
+        out["violations"] += err > c["error_bound"] + ref_err
+        out["meets_eps_wrong"] += bool(c["meets_eps"] and err > c["eps"] + ref_err)
+        if err > ref_err and c["error_bound"] > 0:
+            ratios.append(err / c["error_bound"])
+    ratios.sort()
+    q = (lambda f: ratios[int(f * (len(ratios) - 1))]) if ratios else (lambda f: None)  # noqa: E731
+    out["measured_over_bound"] = {"n": len(ratios), "median": q(0.5), "p99": q(0.99), "max": q(1.0)}
+    return out
 
 
 def run(args) -> dict:
@@ -145,7 +205,11 @@ def run(args) -> dict:
             f"{ratio[-1]['time_ratio_same_tiles']:.3f}), ops {oc / oa:.3f}",
             flush=True,
         )
+    sound = soundness(args.soundness, args.seed) if args.soundness else None
+    if sound:
+        print(f"causal certificate over {sound['n']} adversarial instances: {sound}", flush=True)
     return {
+        "soundness": sound,
         "machine": machine(),
         "command": args.command,
         "d": d,
@@ -200,6 +264,19 @@ def markdown(r: dict) -> str:
             f"| {x['L']} | {x['time_ratio']:.3f} | {x['time_ratio_same_tiles']:.3f} | "
             f"{x['ops_ratio']:.3f} | {x['block_q']} |"
         )
+    sd = r.get("soundness")
+    if sd:
+        m = sd["measured_over_bound"]
+        lines += [
+            "",
+            f"poly's causal certificate over {sd['n']} draws of issue 14's adversarial generator with the "
+            f"mask on (L <= {sd['max_L']}, float64 and float32, seed {sd['seed']}; masked mpmath reference): "
+            f"{sd['valid']} valid, {sd['not_valid']} not valid, {sd['refused']} refused; "
+            f"**{sd['violations']} valid certificates below their measured error**, "
+            f"{sd['meets_eps_wrong']} wrong meets_eps; measured/bound median {m['median']:.2g}, "
+            f"99th percentile {m['p99']:.2g}, max {m['max']:.2g} (over the {m['n']} results with an error "
+            "above the reference's own).",
+        ]
     lines += [
         "",
         "Per size (seconds, degree, rank, max-norm error vs the masked float64 closed form, bound):",
@@ -227,6 +304,8 @@ def main(argv=None) -> int:
     ap.add_argument("--degree", type=int, default=5)
     ap.add_argument("--eps", type=float, default=1e-6)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--soundness", type=int, default=1000, help="adversarial causal instances (0: skip)")
+    ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default="benchmarks/results/causal")
     args = ap.parse_args(argv)
     args.command = "python benchmarks/bench_causal.py" + ("" if argv is None else " " + " ".join(argv))

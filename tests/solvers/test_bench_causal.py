@@ -13,7 +13,7 @@ def test_bench_causal_smoke(tmp_path):
     spec.loader.exec_module(mod)
     out = tmp_path / "causal"
     argv = ["--min-log2", "6", "--max-log2", "8", "--exact-max-log2", "11", "--ref-max-log2", "8"]
-    argv += ["--fit-min-log2", "6", "--reps", "1", "--out", str(out)]
+    argv += ["--fit-min-log2", "6", "--reps", "1", "--soundness", "6", "--out", str(out)]
     assert mod.main(argv) == 0
     data = json.loads(Path(str(out) + ".json").read_text())
     assert {r["L"] for r in data["rows"]["poly_degree"]} == {64, 128, 256}
