@@ -67,12 +67,16 @@ def _bound_from_rows(
     debug: bool = False,
     G: dict | None = None,
     grads_finite: bool = True,
+    moments: bool = False,
 ) -> dict:
     """The certificate from per-row quantities `rows` (D, Oc, c, rr, sT, tV, Sg as computed by the
     solver, shape (N, s, .)) with static row quantities `stat` (`ctx.rows_of`) and optional row
     weights (the pilot's sampling weights; 1 for the final bound). Returns the bound, its parts
     (truncation / rounding / input, each propagated alone through the chain rule), validity and
-    the reason when not valid."""
+    the reason when not valid. `moments`: the gradients came from `moments.moment_gradients`, where
+    each adapter gradient is one +/x program over both passes (no per-row gradient, no separate
+    assembly): its rounding is gamma_n of the same absolute program with n counting both lengths,
+    N, the (d+1) k+ contraction and the feature products."""
     g, u, N, Lk, d = ctx.g, ctx.u, ctx.N, ctx.Lk, ctx.d
     inst = ctx.inst
     D = _f64(rows["D"])[..., 0]
@@ -176,7 +180,7 @@ def _bound_from_rows(
             + np.abs(nh) * (e_D * (2 * D + e_D) / (D * D * Dt_lo * Dt_lo))[..., None]
             + 8 * u * np.abs(hh)
         )
-        gF = gamma(ctx.Lq + Lk + ctx.kp + 2 * g + 12, u)
+        gF = gamma(ctx.Lq + Lk + ctx.kp + 2 * g + 12 + (N + 4 if moments else 0), u)
         Zc = np.abs(c / D[..., None])
         e_Zc = e_c / D[..., None] + ca * (e_D / (D * Dt_lo))[..., None] + 2 * u * Zc
         eF_rows = htop[..., None] * (e_Zc + gF * Zc) + Hk[..., None] * (e_h + gF * np.abs(hh))
@@ -184,7 +188,10 @@ def _bound_from_rows(
         Fa = np.abs(_f64(Fv)) if Fv is not None else np.zeros((d, d))
         chain["v"] = Fa + eF + rem1 + rem2
     # --- rounding of the backward passes and the gradient assembly
-    gb = gamma(max(ctx.Lq, Lk) + ctx.kp + (g + 3) * (d + 4) + 2 * d + 20, u)
+    if moments:
+        gb = gamma(ctx.Lq + Lk + N + (d + 1) * ctx.kp + (g + 3) * (d + 4) + 2 * d + 40, u)
+    else:
+        gb = gamma(max(ctx.Lq, Lk) + ctx.kp + (g + 3) * (d + 4) + 2 * d + 20, u)
     Zq = np.concatenate([c, -rr[..., None]], -1) / D[..., None]
     e_r = (e_c * np.abs(Oc) + np.abs(c) * e_O + e_c * e_O).sum(-1) + gamma(d + 1, u) * (
         np.abs(c) * np.abs(Oc)
@@ -202,19 +209,23 @@ def _bound_from_rows(
     if "q" in ad:
         e_dQ = bta * Hk[..., None] * np.matmul(Wq, ctx.TK)
         aq = _f64(absXdG["q"]) if absXdG else _tdot(Xq, bta * Zmax[..., None] * Kh)
-        rnd["q"] = _tdot(Xq, e_dQ) + gsum(N * ctx.Lq) * aq
+        rnd["q"] = _tdot(Xq, e_dQ) + (0.0 if moments else gsum(N * ctx.Lq) * aq)
     if "k" in ad:
         UQ = np.matmul((Wq * (Hk * om)[..., None]).transpose(0, 2, 1), np.abs(stat["q"]))
-        akk = (
-            _f64(absXdG["k"])
-            if absXdG
-            else np.einsum("na,nb->ab", ctx.mXk, _wsum(Zmax * om, np.abs(stat["q"])))
-        )
-        rnd["k"] = np.matmul(ctx.XkZk, UQ).sum(0) + gsum(N * Lk) * akk
+        rnd["k"] = np.matmul(ctx.XkZk, UQ).sum(0)
+        if not moments:
+            akk = (
+                _f64(absXdG["k"])
+                if absXdG
+                else np.einsum("na,nb->ab", ctx.mXk, _wsum(Zmax * om, np.abs(stat["q"])))
+            )
+            rnd["k"] = rnd["k"] + gsum(N * Lk) * akk
     if "v" in ad:
         UV = (Wq[..., :d] * (Hk * om)[..., None]).sum(1)
-        av = _f64(absXdG["v"]) if absXdG else np.einsum("na,nb->ab", ctx.mXv, (ca * om[..., None]).sum(1))
-        rnd["v"] = np.einsum("na,nb->ab", ctx.SXv, UV) + gsum(N * Lk) * av
+        rnd["v"] = np.einsum("na,nb->ab", ctx.SXv, UV)
+        if not moments:
+            av = _f64(absXdG["v"]) if absXdG else np.einsum("na,nb->ab", ctx.mXv, (ca * om[..., None]).sum(1))
+            rnd["v"] = rnd["v"] + gsum(N * Lk) * av
     # --- input perturbation (the exact kernel on the program's inputs vs the true inputs)
     ev, eK, eY = ctx.ev[:, None, :], ctx.eK[:, None, :], stat["eY"]
     ech = (ev + eY) / N

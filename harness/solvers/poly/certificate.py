@@ -137,7 +137,13 @@ def solve_certified(
             )
         ctx = run.ctx.at(g)
         b = poly_bound.bound_from_rows(
-            ctx, info["rows"], ctx.rows_of(None), Fv=info["Fv"], absXdG=info["absXdG"], G=info["G"]
+            ctx,
+            info["rows"],
+            ctx.rows_of(None),
+            Fv=info["Fv"],
+            absXdG=info["absXdG"],
+            G=info["G"],
+            moments=info.get("mode") == "moments",
         )
         if rounding is not None:
             b = rounding(inst, run, g, grads, info, b)
