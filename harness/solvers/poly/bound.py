@@ -41,6 +41,7 @@ from harness.solvers.poly.bound_context import (
     SAFETY,
     BoundContext,
     _f64,
+    _sumd,
     _tdot,
     _wsum,
     gamma,
@@ -101,7 +102,7 @@ def _bound_from_rows(
     e_c = e_O / N + 2.01 * u * np.abs(c)
     ca = np.abs(c) + e_c
     vr = np.maximum(ctx.vmax[:, None, :] - Oc, Oc - ctx.vmin[:, None, :]) + e_O
-    Zmax = (ca * vr).sum(-1)
+    Zmax = _sumd(ca * vr)
     # --- truncation quantities (exact program vs the exact kernel on the same inputs)
     gt = gamma(Lk + 2 * g + ctx.kh + 10, u)
     fg1 = math.lgamma(g + 2)
@@ -145,7 +146,7 @@ def _bound_from_rows(
     )
     dO = (tOa + r2sum[..., None] * vr) / D_lo[..., None]
     dc = dO / N
-    dZmax = (dc * vr).sum(-1) + ((ca + dc) * dO).sum(-1)
+    dZmax = _sumd(dc * vr) + _sumd((ca + dc) * dO)
     Kh = ctx.Kh[:, None, :]
     lead = (absT + r2sum + s_abs) * Zmax / D_lo  # ||(f~ - f) . Z~||_1 bound
     uq = lead[..., None] * Kh + Kh * dZmax[..., None]  # |(p~_j - p_j) K'|
@@ -165,7 +166,7 @@ def _bound_from_rows(
         dc1a = tOa / (N * Dt_lo[..., None])
         ddO = r2sum[..., None] * vr / D_lo[..., None] + tOa * (s_abs / (D_lo * Dt_lo))[..., None]
         rem2 = np.einsum("na,nb->ab", ctx.hrXv, _wsum(eta * om, dc1a)) + np.einsum(
-            "na,nb->ab", ctx.mXv, (ddO * om[..., None]).sum(1) / N
+            "na,nb->ab", ctx.mXv, _wsum(om, ddO) / N
         )
         # error of the computed F_v against its exact-program value
         nh = -sT[..., None] * c + (tV - sT[..., None] * Oc) / N
@@ -184,7 +185,7 @@ def _bound_from_rows(
         Zc = np.abs(c / D[..., None])
         e_Zc = e_c / D[..., None] + ca * (e_D / (D * Dt_lo))[..., None] + 2 * u * Zc
         eF_rows = htop[..., None] * (e_Zc + gF * Zc) + Hk[..., None] * (e_h + gF * np.abs(hh))
-        eF = np.einsum("na,nb->ab", ctx.SXv, (eF_rows * om[..., None]).sum(1))
+        eF = np.einsum("na,nb->ab", ctx.SXv, _wsum(om, eF_rows))
         Fa = np.abs(_f64(Fv)) if Fv is not None else np.zeros((d, d))
         chain["v"] = Fa + eF + rem1 + rem2
     # --- rounding of the backward passes and the gradient assembly
@@ -193,9 +194,9 @@ def _bound_from_rows(
     else:
         gb = gamma(max(ctx.Lq, Lk) + ctx.kp + (g + 3) * (d + 4) + 2 * d + 20, u)
     Zq = np.concatenate([c, -rr[..., None]], -1) / D[..., None]
-    e_r = (e_c * np.abs(Oc) + np.abs(c) * e_O + e_c * e_O).sum(-1) + gamma(d + 1, u) * (
+    e_r = _sumd(e_c * np.abs(Oc) + np.abs(c) * e_O + e_c * e_O) + gamma(d + 1, u) * _sumd(
         np.abs(c) * np.abs(Oc)
-    ).sum(-1)
+    )
     ra = np.abs(rr) + e_r
     e_Zq = np.concatenate(
         [
@@ -221,16 +222,16 @@ def _bound_from_rows(
             )
             rnd["k"] = rnd["k"] + gsum(N * Lk) * akk
     if "v" in ad:
-        UV = (Wq[..., :d] * (Hk * om)[..., None]).sum(1)
+        UV = _wsum(Hk * om, Wq[..., :d])
         rnd["v"] = np.einsum("na,nb->ab", ctx.SXv, UV)
         if not moments:
-            av = _f64(absXdG["v"]) if absXdG else np.einsum("na,nb->ab", ctx.mXv, (ca * om[..., None]).sum(1))
+            av = _f64(absXdG["v"]) if absXdG else np.einsum("na,nb->ab", ctx.mXv, _wsum(om, ca))
             rnd["v"] = rnd["v"] + gsum(N * Lk) * av
     # --- input perturbation (the exact kernel on the program's inputs vs the true inputs)
     ev, eK, eY = ctx.ev[:, None, :], ctx.eK[:, None, :], stat["eY"]
     ech = (ev + eY) / N
     cH = ca + dc + ech
-    eZH = (ech * (ctx.w[:, None, :] + 2 * ev)).sum(-1) + (cH * 2 * ev).sum(-1)
+    eZH = _sumd(ech * (ctx.w[:, None, :] + 2 * ev)) + _sumd(cH * 2 * ev)
     Zm = Zmax + dZmax
     conv = ctx.conv
     beta = abs(inst.beta)
@@ -243,9 +244,9 @@ def _bound_from_rows(
     if "k" in ad:
         qa = np.abs(stat["q"])
         per = (conv * Zm + eZH)[..., None] * qa + (Zm + eZH)[..., None] * stat["Eq"]
-        inp["k"] = np.einsum("na,nb->ab", ctx.mXk * (1 + conv), (per * om[..., None]).sum(1))
+        inp["k"] = np.einsum("na,nb->ab", ctx.mXk * (1 + conv), _wsum(om, per))
     if "v" in ad:
-        inp["v"] = np.einsum("na,nb->ab", ctx.mXv * (1 + conv), ((conv * cH + ech) * om[..., None]).sum(1))
+        inp["v"] = np.einsum("na,nb->ab", ctx.mXv * (1 + conv), _wsum(om, conv * cH + ech))
     # --- the LoRA chain rule
     scales = {
         "mZ": max(1.0, float(np.abs(Zq).max()) if Zq.size else 1.0),
