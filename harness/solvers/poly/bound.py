@@ -209,8 +209,10 @@ def _bound_from_rows(
     gsum = lambda n: gamma(n + 2, u)  # noqa: E731
     if "q" in ad:
         e_dQ = bta * Hk[..., None] * np.matmul(Wq, ctx.TK)
-        aq = _f64(absXdG["q"]) if absXdG else _tdot(Xq, bta * Zmax[..., None] * Kh)
-        rnd["q"] = _tdot(Xq, e_dQ) + (0.0 if moments else gsum(N * ctx.Lq) * aq)
+        rnd["q"] = _tdot(Xq, e_dQ)
+        if not moments:
+            aq = _f64(absXdG["q"]) if absXdG else _tdot(Xq, bta * Zmax[..., None] * Kh)
+            rnd["q"] = rnd["q"] + gsum(N * ctx.Lq) * aq
     if "k" in ad:
         UQ = np.matmul((Wq * (Hk * om)[..., None]).transpose(0, 2, 1), np.abs(stat["q"]))
         rnd["k"] = np.matmul(ctx.XkZk, UQ).sum(0)

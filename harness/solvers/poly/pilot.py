@@ -153,6 +153,13 @@ def choose_degree(
         cap = cap + 1 if cap < 64 else min(max_degree, cap * 2)
         if cap >= max_degree:
             break
+    # a guess first (fewer pilot estimates, the same answer where truncation_ok is monotone in g):
+    # the truncation part at GUESS_FROM, extrapolated by the Taylor tail ratio R/(g+2) per degree
+    # (R = the largest row range), then checked at the guess and one below, walking at most
+    # GUESS_STEPS degrees; anything else falls back to the doubling and bisection below
+    hi = _guessed(pilot, acc, cap, truncation_ok)
+    if hi is not None:
+        return _finish(hi, cap, ok, searched, pilot)
     # the smallest degree whose truncation meets the target: doubling, then bisection
     lo, hi = 0, 1
     prev = math.inf
@@ -185,7 +192,49 @@ def choose_degree(
             hi = mid
         else:
             lo = mid
-    # then the first of the next few degrees whose whole estimate meets it
+    return _finish(hi, cap, ok, searched, pilot)
+
+
+GUESS_FROM = 4
+GUESS_STEPS = 3
+
+
+def _guessed(pilot: Pilot, acc: float, cap: int, truncation_ok) -> int | None:
+    """The smallest g with truncation_ok(g) and not truncation_ok(g - 1), found from an
+    extrapolated guess in at most GUESS_STEPS + 2 estimates, or None (then the full search runs)."""
+    if cap < GUESS_FROM + 1:
+        return None
+    truncation_ok(GUESS_FROM)  # recorded in `searched`
+    e = pilot.estimate(GUESS_FROM)
+    t = e["parts"].get("truncation", math.inf) if e["valid"] else math.inf
+    R = float(np.max(pilot.ctx.R)) if pilot.ctx.R.size else 0.0
+    if not (math.isfinite(t) and t > 0 and 0 < R):
+        return None
+    g = GUESS_FROM
+    while t > acc and g < min(cap, GUESS_FROM + 40):
+        t *= R / (g + 2)
+        g += 1
+    g = max(1, g)
+    if g > 2 * GUESS_FROM:  # high degrees: the full search (truncation_ok is not always monotone there)
+        return None
+    if truncation_ok(g):
+        for _ in range(GUESS_STEPS):
+            if g == 1 or not truncation_ok(g - 1):
+                return g
+            g -= 1
+        return None
+    for _ in range(GUESS_STEPS):
+        if g + 1 > cap:
+            return None
+        g += 1
+        if truncation_ok(g):
+            return g
+    return None
+
+
+def _finish(hi: int, cap: int, ok, searched: dict, pilot: Pilot) -> dict:
+    """From the smallest degree whose truncation meets the target: the first of the next few
+    degrees whose whole estimate meets it, one step down when that holds too."""
     for g in range(hi, min(cap, hi + 3) + 1):
         if ok(g):
             if g > 2 and ok(g - 1):  # odd/even alternation: one more step down when it holds
