@@ -45,6 +45,7 @@ from harness.solvers.poly.bound_context import (
     _tdot,
     _wsum,
     gamma,
+    path_length,
     positive_radius,
 )
 
@@ -69,6 +70,7 @@ def _bound_from_rows(
     G: dict | None = None,
     grads_finite: bool = True,
     moments: bool = False,
+    block: int | None = None,
 ) -> dict:
     """The certificate from per-row quantities `rows` (D, Oc, c, rr, sT, tV, Sg as computed by the
     solver, shape (N, s, .)) with static row quantities `stat` (`ctx.rows_of`) and optional row
@@ -77,8 +79,11 @@ def _bound_from_rows(
     the reason when not valid. `moments`: the gradients came from `moments.moment_gradients`, where
     each adapter gradient is one +/x program over both passes (no per-row gradient, no separate
     assembly): its rounding is gamma_n of the same absolute program with n counting both lengths,
-    N, the (d+1) k+ contraction and the feature products."""
+    N, the (d+1) k+ contraction and the feature products; with its `block` (rows per block) the
+    path lengths over keys and queries are `moments.path_length` instead of Lk and Lq."""
     g, u, N, Lk, d = ctx.g, ctx.u, ctx.N, ctx.Lk, ctx.d
+    # summation path lengths over the keys / queries: L, or the moments kernel's blocked length
+    pk, pq = (Lk, ctx.Lq) if not (moments and block) else (path_length(Lk, block), path_length(ctx.Lq, block))
     inst = ctx.inst
     D = _f64(rows["D"])[..., 0]
     Oc, c = _f64(rows["Oc"]), _f64(rows["c"])
@@ -89,7 +94,7 @@ def _bound_from_rows(
     R, h, Hk, xi = stat["R"], stat["h"], stat["Hk"], stat["xi"]
     reasons = []
     # --- rounding of the row sums, numerators and outputs (computed vs exact program)
-    g1 = gamma(Lk + 2 * g + ctx.k + 8, u)
+    g1 = gamma(pk + 2 * g + ctx.k + 8, u)
     e_D = g1 * Lk * Hk
     Dt_lo = D - e_D
     if not bool((Dt_lo > 0).all()):
@@ -104,7 +109,7 @@ def _bound_from_rows(
     vr = np.maximum(ctx.vmax[:, None, :] - Oc, Oc - ctx.vmin[:, None, :]) + e_O
     Zmax = _sumd(ca * vr)
     # --- truncation quantities (exact program vs the exact kernel on the same inputs)
-    gt = gamma(Lk + 2 * g + ctx.kh + 10, u)
+    gt = gamma(pk + 2 * g + ctx.kh + 10, u)
     fg1 = math.lgamma(g + 2)
     htop = np.exp((g + 1) * np.log(np.maximum(h, 1e-300)) - fg1)  # h^(g+1)/(g+1)!
     e_sT = gt * Lk * htop
@@ -181,7 +186,7 @@ def _bound_from_rows(
             + np.abs(nh) * (e_D * (2 * D + e_D) / (D * D * Dt_lo * Dt_lo))[..., None]
             + 8 * u * np.abs(hh)
         )
-        gF = gamma(ctx.Lq + Lk + ctx.kp + 2 * g + 12 + (N + 4 if moments else 0), u)
+        gF = gamma(pq + pk + ctx.kp + 2 * g + 12 + (N + 4 if moments else 0), u)
         Zc = np.abs(c / D[..., None])
         e_Zc = e_c / D[..., None] + ca * (e_D / (D * Dt_lo))[..., None] + 2 * u * Zc
         eF_rows = htop[..., None] * (e_Zc + gF * Zc) + Hk[..., None] * (e_h + gF * np.abs(hh))
@@ -190,7 +195,7 @@ def _bound_from_rows(
         chain["v"] = Fa + eF + rem1 + rem2
     # --- rounding of the backward passes and the gradient assembly
     if moments:
-        gb = gamma(ctx.Lq + Lk + N + (d + 1) * ctx.kp + (g + 3) * (d + 4) + 2 * d + 40, u)
+        gb = gamma(pq + pk + N + (d + 1) * ctx.kp + (g + 3) * (d + 4) + 2 * d + 40, u)
     else:
         gb = gamma(max(ctx.Lq, Lk) + ctx.kp + (g + 3) * (d + 4) + 2 * d + 20, u)
     Zq = np.concatenate([c, -rr[..., None]], -1) / D[..., None]

@@ -30,6 +30,15 @@ def taylor_at(h: np.ndarray, g: int) -> np.ndarray:
     return out * (1.0 + 4 * (g + 1) * 2.0**-53)
 
 
+def path_length(L: int, block: int) -> int:
+    """The longest chain of additions a term of a blocked sum over L rows meets: <= block - 1 inside
+    its block's GEMM (any summation order or tree), then one addition per block into the
+    accumulator (the block's product is formed first, then added). The certificate's gamma_n for
+    the moments kernel uses this instead of L (rigorous, Higham 2002 §3.1)."""
+    b = max(1, min(int(block), int(L)))
+    return min(int(L), b + -(-int(L) // b))
+
+
 def _max1(a: np.ndarray) -> np.ndarray:
     """a.max(1) for (N, L, d): the same values, on a transposed copy (numpy's strided reduction over
     L with a short last axis is ~7x slower)."""

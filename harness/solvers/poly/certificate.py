@@ -144,6 +144,7 @@ def solve_certified(
             absXdG=info["absXdG"],
             G=info["G"],
             moments=info.get("mode") == "moments",
+            block=info.get("block") if info.get("mode") == "moments" else None,
         )
         if rounding is not None:
             b = rounding(inst, run, g, grads, info, b)

@@ -31,6 +31,7 @@ import torch
 
 from harness.lora import adapter_gradients
 from harness.solvers._common import blocks
+from harness.solvers.poly.bound_context import path_length  # noqa: F401 (re-exported)
 from harness.solvers.poly.features import TorchPlan, features_t, monomial_plan
 from harness.solvers.poly.fused import preprocess
 from harness.theory.taylor import feature_rank
@@ -122,7 +123,7 @@ def moment_gradients(
             R[:, c_v:c_k] = XvT[..., s:e]
         if need_k:
             torch.mul(ZkT[:, :, None, s:e], XkT[:, None, :, s:e], out=R[:, c_k:].view(N, d1, d, b))
-        acc1.baddbmm_(phk, R.transpose(-1, -2))
+        acc1 += torch.bmm(phk, R.transpose(-1, -2))  # block sum, then ONE add (see path_length)
     Mk = acc1[..., :d1] * plan.w  # (N, k+, d+1)
     Vx = acc1[..., c_v:c_k] if need_v else None  # Phi+_k^T X_v
     Ck = acc1[:, :k, c_k:] if need_k else None  # Phi_k^T (Zk (x) X_k)
@@ -172,7 +173,7 @@ def moment_gradients(
             if need_v:
                 R[:, c_h:] = (-sT * c + (tV - sT * Oc) / N) / (D * D)
         if n2:
-            acc2.baddbmm_(phq, R.transpose(-1, -2))
+            acc2 += torch.bmm(phq, R.transpose(-1, -2))
     Nq = acc2[..., :d1] * plan.w if want_n else None  # diag(w) Phi+_q^T Zq
     G = {m: z(d, d) for m in adapted}
     if need_q:  # G_q(a, b) = beta s_q,b sum_(i,l) Cq_(i,(l,a)) H_(i,(l,b))

@@ -11,6 +11,7 @@ import numpy as np
 
 from harness.solvers.poly.bound import bound_from_rows
 from harness.solvers.poly.bound_context import BoundContext, _tdot
+from harness.solvers.poly.moments import block_rows
 from harness.theory.taylor import feature_rank
 
 #: the pilot accepts a degree whose estimated certificate is <= PILOT_ACCEPT * eps (its sampling error
@@ -49,8 +50,11 @@ class Pilot:
     plus evenly spaced ones) against a sample of keys, with the kernel formed densely. Used only to
     choose the degree; the certificate itself is always recomputed from the full run."""
 
-    def __init__(self, ctx: BoundContext, n_rows: int = PILOT_ROWS, n_keys: int = PILOT_KEYS):
+    def __init__(
+        self, ctx: BoundContext, n_rows: int = PILOT_ROWS, n_keys: int = PILOT_KEYS, moments: bool = True
+    ):
         self.ctx = ctx
+        self.moments = moments  # estimate the rounding of the moments kernel (poly's default)
         N = ctx.N
         per = max(8, -(-n_rows // N))
         self.idx, self.wrow = _spread_sample(ctx.h, per, max(1, per // 4))
@@ -93,7 +97,11 @@ class Pilot:
         Fv = _tdot(self.Xvs * self.wkey[..., None], inner)
         stat = dict(self.stat_base)
         stat["Hk"] = np.take_along_axis(ctx.Hk, self.idx, 1)
-        out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=Fv)
+        if self.moments:  # the moments kernel's rounding, with the block it will use at this degree
+            B = min(block_rows(N, ctx.kp, 8), max(ctx.Lq, ctx.Lk))
+            out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=Fv, moments=True, block=B)
+        else:
+            out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=Fv)
         self.cache[g] = out
         return out
 
