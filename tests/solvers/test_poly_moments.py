@@ -65,3 +65,28 @@ def test_derivative_map_differentiates_the_polynomial(d, g):
         fd = ((features(x + e, plan) - features(x - e, plan))[0, :, 0] @ c[0, :, 0]) / 2e-6
         an = features(x, lo)[0, :, 0] @ Dc[0, :, b]
         assert float(an) == pytest.approx(float(fd), rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_blocked_rounding_certificate_holds(monkeypatch, dtype, seed):
+    """Small blocks, so the certificate's gamma_n uses the blocked path length (block + L/block),
+    not L: the measured error (long-double reference) stays within the bound, float32 included
+    (where rounding is most of the bound)."""
+    from harness import highprec
+    from harness.solvers import get_solver
+    from harness.solvers.poly import moments
+    from harness.solvers.poly.bound_context import path_length
+
+    monkeypatch.setattr(moments, "MIN_BLOCK", 8)
+    monkeypatch.setattr(moments, "BLOCK_ENTRIES", 16 * 120)
+    inst = families.adversarial(L=400, d=3, r=2, seed=seed, Lk=350)
+    res = get_solver("poly").solve(inst, dtype=dtype, degree=6)
+    c = res.certificate
+    assert res.info["block"] < 40 and path_length(400, res.info["block"]) < 400
+    ref = highprec.reference(inst, "longdouble")
+    err, ref_err = ref.max_abs_error(res.grads)
+    if c["valid"]:
+        assert err <= c["error_bound"] + ref_err, (err, c["error_bound"], c["bound_parts"])
+    else:
+        assert c["reason"]
