@@ -11,8 +11,8 @@ a drifting shared machine hits them alike), and the figure is the minimum over r
 also kept). `streaming` above 2^stream_max is NOT run: its time is extrapolated as
 t(2^stream_max) x 4^(e - stream_max) and labelled so. The crossover L* is fitted on the small sizes
 (harness.measure.fit.crossover) and the first measured L where poly is faster is reported. The
-breakdown splits one poly call at the largest measured size into the certificate's and the
-kernel's parts. `--tiny` (fast-tier smoke) runs L = 2^7, 2^8 only. Writes OUT.json and OUT.md.
+breakdown splits one poly call (at 2^15 and at the largest size) into the certificate's and
+the kernel's parts. `--tiny` (fast-tier smoke) runs L = 2^7, 2^8 only. Writes OUT.json and OUT.md.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def run(sizes, small, stream_max: int, rounds: int, sdpa: bool = True) -> dict:
         "crossover_fit": fit.get("x_star"),
         "crossover_ci": fit.get("ci"),
         "first_L_poly_faster": faster[0] if faster else None,
-        "breakdown": breakdown(2 ** max(sizes)) if sizes else None,
+        "breakdown": [breakdown(2**e) for e in sorted({min(15, max(sizes)), max(sizes)})] if sizes else [],
     }
 
 
@@ -218,8 +218,7 @@ def markdown(res: dict) -> str:
         f"crossover L* (power laws fitted on these sizes): {_f(res['crossover_fit'])} "
         f"(CI {res['crossover_ci']}); first measured L where poly is faster: {res['first_L_poly_faster']}.",
     ]
-    b = res.get("breakdown")
-    if b:
+    for b in res.get("breakdown") or []:
         out += ["", f"### Where one poly call goes (L = {b['L']}, g = {b['degree']}, best of 3)", ""]
         out += ["| part | CPU s | share |", "|---|---|---|"]
         for k, v in b["seconds"].items():
