@@ -170,6 +170,10 @@ def _f(v, p=3):
     return "—" if v is None else (f"{v:.{p}g}" if isinstance(v, float) else str(v))
 
 
+def _ci(ci) -> str:
+    return "—" if not ci else "[" + ", ".join(_f(float(c), 2) for c in ci) + "]"
+
+
 def markdown(res: dict) -> str:
     m = res["machine"]
     out = [
@@ -216,7 +220,7 @@ def markdown(res: dict) -> str:
     out += [
         "",
         f"crossover L* (power laws fitted on these sizes): {_f(res['crossover_fit'])} "
-        f"(CI {res['crossover_ci']}); first measured L where poly is faster: {res['first_L_poly_faster']}.",
+        f"(95% CI {_ci(res['crossover_ci'])}); first measured L where poly is faster: {res['first_L_poly_faster']}.",
     ]
     for b in res.get("breakdown") or []:
         out += ["", f"### Where one poly call goes (L = {b['L']}, g = {b['degree']}, best of 3)", ""]
