@@ -220,7 +220,8 @@ def markdown(res: dict) -> str:
     out += [
         "",
         f"crossover L* (power laws fitted on these sizes): {_f(res['crossover_fit'])} "
-        f"(95% CI {_ci(res['crossover_ci'])}); first measured L where poly is faster: {res['first_L_poly_faster']}.",
+        f"(95% CI {_ci(res['crossover_ci'])}); "
+        f"first measured L where poly is faster: {res['first_L_poly_faster']}.",
     ]
     for b in res.get("breakdown") or []:
         out += ["", f"### Where one poly call goes (L = {b['L']}, g = {b['degree']}, best of 3)", ""]
