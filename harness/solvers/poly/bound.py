@@ -41,9 +41,11 @@ from harness.solvers.poly.bound_context import (
     SAFETY,
     BoundContext,
     _f64,
+    _sumd,
     _tdot,
     _wsum,
     gamma,
+    path_length,
     positive_radius,
 )
 
@@ -67,13 +69,21 @@ def _bound_from_rows(
     debug: bool = False,
     G: dict | None = None,
     grads_finite: bool = True,
+    moments: bool = False,
+    block: int | None = None,
 ) -> dict:
     """The certificate from per-row quantities `rows` (D, Oc, c, rr, sT, tV, Sg as computed by the
     solver, shape (N, s, .)) with static row quantities `stat` (`ctx.rows_of`) and optional row
     weights (the pilot's sampling weights; 1 for the final bound). Returns the bound, its parts
     (truncation / rounding / input, each propagated alone through the chain rule), validity and
-    the reason when not valid."""
+    the reason when not valid. `moments`: the gradients came from `moments.moment_gradients`, where
+    each adapter gradient is one +/x program over both passes (no per-row gradient, no separate
+    assembly): its rounding is gamma_n of the same absolute program with n counting both lengths,
+    N, the (d+1) k+ contraction and the feature products; with its `block` (rows per block) the
+    path lengths over keys and queries are `moments.path_length` instead of Lk and Lq."""
     g, u, N, Lk, d = ctx.g, ctx.u, ctx.N, ctx.Lk, ctx.d
+    # summation path lengths over the keys / queries: L, or the moments kernel's blocked length
+    pk, pq = (Lk, ctx.Lq) if not (moments and block) else (path_length(Lk, block), path_length(ctx.Lq, block))
     inst = ctx.inst
     D = _f64(rows["D"])[..., 0]
     Oc, c = _f64(rows["Oc"]), _f64(rows["c"])
@@ -95,8 +105,8 @@ def _bound_from_rows(
         gt = gam(Lr + Lx + 2 * g + ctx.kh + 10)
     else:
         Lr, SV = Lk, ctx.SVabs[:, None, :]
-        g1 = gamma(Lk + 2 * g + ctx.k + 8, u)
-        gt = gamma(Lk + 2 * g + ctx.kh + 10, u)
+        g1 = gamma(pk + 2 * g + ctx.k + 8, u)
+        gt = gamma(pk + 2 * g + ctx.kh + 10, u)
     e_D = g1 * Lr * Hk
     Dt_lo = D - e_D
     if not bool((Dt_lo > 0).all()):
@@ -109,7 +119,7 @@ def _bound_from_rows(
     e_c = e_O / N + 2.01 * u * np.abs(c)
     ca = np.abs(c) + e_c
     vr = np.maximum(ctx.vmax[:, None, :] - Oc, Oc - ctx.vmin[:, None, :]) + e_O
-    Zmax = (ca * vr).sum(-1)
+    Zmax = _sumd(ca * vr)
     # --- truncation quantities (exact program vs the exact kernel on the same inputs)
     fg1 = math.lgamma(g + 2)
     htop = np.exp((g + 1) * np.log(np.maximum(h, 1e-300)) - fg1)  # h^(g+1)/(g+1)!
@@ -152,7 +162,7 @@ def _bound_from_rows(
     )
     dO = (tOa + r2sum[..., None] * vr) / D_lo[..., None]
     dc = dO / N
-    dZmax = (dc * vr).sum(-1) + ((ca + dc) * dO).sum(-1)
+    dZmax = _sumd(dc * vr) + _sumd((ca + dc) * dO)
     Kh = ctx.Kh[:, None, :]
     lead = (absT + r2sum + s_abs) * Zmax / D_lo  # ||(f~ - f) . Z~||_1 bound
     uq = lead[..., None] * Kh + Kh * dZmax[..., None]  # |(p~_j - p_j) K'|
@@ -172,7 +182,7 @@ def _bound_from_rows(
         dc1a = tOa / (N * Dt_lo[..., None])
         ddO = r2sum[..., None] * vr / D_lo[..., None] + tOa * (s_abs / (D_lo * Dt_lo))[..., None]
         rem2 = np.einsum("na,nb->ab", ctx.hrXv, _wsum(eta * om, dc1a)) + np.einsum(
-            "na,nb->ab", ctx.mXv, (ddO * om[..., None]).sum(1) / N
+            "na,nb->ab", ctx.mXv, _wsum(om, ddO) / N
         )
         # error of the computed F_v against its exact-program value
         nh = -sT[..., None] * c + (tV - sT[..., None] * Oc) / N
@@ -187,11 +197,11 @@ def _bound_from_rows(
             + np.abs(nh) * (e_D * (2 * D + e_D) / (D * D * Dt_lo * Dt_lo))[..., None]
             + 8 * u * np.abs(hh)
         )
-        gF = gamma(ctx.Lq + Lk + ctx.kp + 2 * g + 12, u)
+        gF = gamma(pq + pk + ctx.kp + 2 * g + 12 + (N + 4 if moments else 0), u)
         Zc = np.abs(c / D[..., None])
         e_Zc = e_c / D[..., None] + ca * (e_D / (D * Dt_lo))[..., None] + 2 * u * Zc
         eF_rows = htop[..., None] * (e_Zc + gF * Zc) + Hk[..., None] * (e_h + gF * np.abs(hh))
-        eF = np.einsum("na,nb->ab", ctx.SXv, (eF_rows * om[..., None]).sum(1))
+        eF = np.einsum("na,nb->ab", ctx.SXv, _wsum(om, eF_rows))
         if Fv is None:
             # no signed F_v (the causal pass): bound the exact program's first-order value error
             # sum_m X_v,m^T sum_j (A~_jm h_j + T_jm c_j/D_j) in absolute value, row by row, with
@@ -202,11 +212,14 @@ def _bound_from_rows(
         else:
             chain["v"] = np.abs(_f64(Fv)) + eF + rem1 + rem2
     # --- rounding of the backward passes and the gradient assembly
-    gb = gamma(max(ctx.Lq, Lk) + ctx.kp + (g + 3) * (d + 4) + 2 * d + 20, u)
+    if moments:
+        gb = gamma(pq + pk + N + (d + 1) * ctx.kp + (g + 3) * (d + 4) + 2 * d + 40, u)
+    else:
+        gb = gamma(max(ctx.Lq, Lk) + ctx.kp + (g + 3) * (d + 4) + 2 * d + 20, u)
     Zq = np.concatenate([c, -rr[..., None]], -1) / D[..., None]
-    e_r = (e_c * np.abs(Oc) + np.abs(c) * e_O + e_c * e_O).sum(-1) + gamma(d + 1, u) * (
+    e_r = _sumd(e_c * np.abs(Oc) + np.abs(c) * e_O + e_c * e_O) + gamma(d + 1, u) * _sumd(
         np.abs(c) * np.abs(Oc)
-    ).sum(-1)
+    )
     ra = np.abs(rr) + e_r
     e_Zq = np.concatenate(
         [
@@ -223,34 +236,40 @@ def _bound_from_rows(
     elif "q" in ad:
         e_dQ = bta * Hk[..., None] * np.matmul(Wq, ctx.TK)
     if "q" in ad:
-        aq = _f64(absXdG["q"]) if absXdG else _tdot(Xq, bta * Zmax[..., None] * Kh)
-        rnd["q"] = _tdot(Xq, e_dQ) + gsum(N * ctx.Lq) * aq
+        rnd["q"] = _tdot(Xq, e_dQ)
+        if not moments:
+            aq = _f64(absXdG["q"]) if absXdG else _tdot(Xq, bta * Zmax[..., None] * Kh)
+            rnd["q"] = rnd["q"] + gsum(N * ctx.Lq) * aq
     if "k" in ad:
-        UQ = np.matmul((Wq * (Hk * om)[..., None]).transpose(0, 2, 1), np.abs(stat["q"]))
-        akk = (
-            _f64(absXdG["k"])
-            if absXdG
-            else np.einsum("na,nb->ab", ctx.mXk, _wsum(Zmax * om, np.abs(stat["q"])))
-        )
         if "n" in rows:  # causal: key m meets the rows j with m < n_j only
             P = ctx.prefix_key_products(Wq * (Hk * om)[..., None], Lr, ctx.Zk, ctx.Xk)
-            rnd["k"] = _tdot(P, np.abs(stat["q"])) + gsum(N * Lk) * akk
+            rnd["k"] = _tdot(P, np.abs(stat["q"]))
         else:
-            rnd["k"] = np.matmul(ctx.XkZk, UQ).sum(0) + gsum(N * Lk) * akk
+            UQ = np.matmul((Wq * (Hk * om)[..., None]).transpose(0, 2, 1), np.abs(stat["q"]))
+            rnd["k"] = np.matmul(ctx.XkZk, UQ).sum(0)
+        if not moments:
+            akk = (
+                _f64(absXdG["k"])
+                if absXdG
+                else np.einsum("na,nb->ab", ctx.mXk, _wsum(Zmax * om, np.abs(stat["q"])))
+            )
+            rnd["k"] = rnd["k"] + gsum(N * Lk) * akk
     if "v" in ad:
-        UV = (Wq[..., :d] * (Hk * om)[..., None]).sum(1)
-        av = _f64(absXdG["v"]) if absXdG else np.einsum("na,nb->ab", ctx.mXv, (ca * om[..., None]).sum(1))
         if "n" in rows:  # causal: value m meets the rows j with m < n_j only
             one = np.ones(ctx.Xv.shape[:2] + (1,))
             SXr = ctx.prefix_key_products(np.ones(Lr.shape + (1,)), Lr, one, ctx.Xv)  # sum_{m<n_j} |X_v,m|
-            rnd["v"] = _tdot(SXr, Wq[..., :d] * (Hk * om)[..., None]) + gsum(N * Lk) * av
+            rnd["v"] = _tdot(SXr, Wq[..., :d] * (Hk * om)[..., None])
         else:
-            rnd["v"] = np.einsum("na,nb->ab", ctx.SXv, UV) + gsum(N * Lk) * av
+            UV = _wsum(Hk * om, Wq[..., :d])
+            rnd["v"] = np.einsum("na,nb->ab", ctx.SXv, UV)
+        if not moments:
+            av = _f64(absXdG["v"]) if absXdG else np.einsum("na,nb->ab", ctx.mXv, _wsum(om, ca))
+            rnd["v"] = rnd["v"] + gsum(N * Lk) * av
     # --- input perturbation (the exact kernel on the program's inputs vs the true inputs)
     ev, eK, eY = ctx.ev[:, None, :], ctx.eK[:, None, :], stat["eY"]
     ech = (ev + eY) / N
     cH = ca + dc + ech
-    eZH = (ech * (ctx.w[:, None, :] + 2 * ev)).sum(-1) + (cH * 2 * ev).sum(-1)
+    eZH = _sumd(ech * (ctx.w[:, None, :] + 2 * ev)) + _sumd(cH * 2 * ev)
     Zm = Zmax + dZmax
     conv = ctx.conv
     beta = abs(inst.beta)
@@ -263,9 +282,9 @@ def _bound_from_rows(
     if "k" in ad:
         qa = np.abs(stat["q"])
         per = (conv * Zm + eZH)[..., None] * qa + (Zm + eZH)[..., None] * stat["Eq"]
-        inp["k"] = np.einsum("na,nb->ab", ctx.mXk * (1 + conv), (per * om[..., None]).sum(1))
+        inp["k"] = np.einsum("na,nb->ab", ctx.mXk * (1 + conv), _wsum(om, per))
     if "v" in ad:
-        inp["v"] = np.einsum("na,nb->ab", ctx.mXv * (1 + conv), ((conv * cH + ech) * om[..., None]).sum(1))
+        inp["v"] = np.einsum("na,nb->ab", ctx.mXv * (1 + conv), _wsum(om, conv * cH + ech))
     # --- the LoRA chain rule
     scales = {
         "mZ": max(1.0, float(np.abs(Zq).max()) if Zq.size else 1.0),

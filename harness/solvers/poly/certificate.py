@@ -139,7 +139,14 @@ def solve_certified(
             )
         ctx = run.ctx.at(g)
         b = poly_bound.bound_from_rows(
-            ctx, info["rows"], ctx.rows_of(None), Fv=info["Fv"], absXdG=info["absXdG"], G=info["G"]
+            ctx,
+            info["rows"],
+            ctx.rows_of(None),
+            Fv=info["Fv"],
+            absXdG=info["absXdG"],
+            G=info["G"],
+            moments=info.get("mode") == "moments",
+            block=info.get("block") if info.get("mode") == "moments" else None,
         )
         if rounding is not None:
             b = rounding(inst, run, g, grads, info, b)

@@ -80,11 +80,21 @@ class TorchPlan:
         return cls._cache[key]
 
 
-def features(x: torch.Tensor, plan: TorchPlan) -> torch.Tensor:
+def features(x: torch.Tensor, plan: TorchPlan, out: torch.Tensor | None = None) -> torch.Tensor:
     """Transposed raw monomials M(x)^T: (..., B, d) -> (..., k, B), M(x)_a = x^a for |a| <= g, so
-    M(x) diag(w) M(y)^T = P_g(x y^T), w_a = 1/a! (docs/theory.md §4.2). One flop per entry."""
-    xt = x.transpose(-1, -2).unsqueeze(-2)  # (..., d, 1, B)
-    phi = x.new_empty(*x.shape[:-2], plan.k, x.shape[-2])
+    M(x) diag(w) M(y)^T = P_g(x y^T), w_a = 1/a! (docs/theory.md §4.2). One flop per entry.
+    `out`: a reusable (..., k, B') buffer with B' >= B (its first B columns are written and returned;
+    reusing it across blocks avoids the page faults of a fresh multi-MiB allocation per block)."""
+    return features_t(x.transpose(-1, -2), plan, out)
+
+
+def features_t(xT: torch.Tensor, plan: TorchPlan, out: torch.Tensor | None = None) -> torch.Tensor:
+    """`features` of the transposed input xT (..., d, B) (the same numbers)."""
+    xt = xT.contiguous().unsqueeze(-2)  # (..., d, 1, B), unit stride along B
+    if out is None:
+        phi = xT.new_empty(*xT.shape[:-2], plan.k, xT.shape[-1])
+    else:
+        phi = out[..., : xT.shape[-1]]
     phi[..., 0, :] = 1.0
     for blocks in plan.levels:
         for ds, de, ss, l in blocks:

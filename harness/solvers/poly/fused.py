@@ -40,6 +40,13 @@ def _pow2(e: torch.Tensor, dtype, device) -> torch.Tensor:
     return torch.tensor(vals, dtype=dtype, device=device).reshape(e.shape)
 
 
+def _mid(a: torch.Tensor) -> torch.Tensor:
+    """The mid-range over rows, 0.5 (max + min) per data point and column, (N, 1, d): on a
+    transposed copy (the same values; torch's reduction over L with a short last axis is slower)."""
+    lo, hi = torch.aminmax(a.transpose(-1, -2).contiguous(), dim=-1)
+    return (0.5 * (hi + lo)).unsqueeze(1)
+
+
 def preprocess(t: dict, alpha: float, beta: float, r: int, centre: bool = True) -> dict:
     """Inputs of the polynomial kernel, in the solver's dtype (docs/theory.md §4.3):
 
@@ -58,12 +65,13 @@ def preprocess(t: dict, alpha: float, beta: float, r: int, centre: bool = True) 
     W = effective_weights(t, alpha, r)
     Q, K, V = t["X_q"] @ W["q"], t["X_k"] @ W["k"], t["X_v"] @ W["v"]
     dtype, device = Q.dtype, Q.device
-    muK = 0.5 * (K.amax(1, keepdim=True) + K.amin(1, keepdim=True)) if centre else torch.zeros_like(K[:, :1])
-    muV = 0.5 * (V.amax(1, keepdim=True) + V.amin(1, keepdim=True)) if centre else torch.zeros_like(V[:, :1])
+    muK = _mid(K) if centre else torch.zeros_like(K[:, :1])
+    muV = _mid(V) if centre else torch.zeros_like(V[:, :1])
     Kc, Vc, Yc = K - muK, V - muV, t["Y"] - muV
     bt = torch.tensor(beta, dtype=dtype, device=device)
     q = Q * bt
-    qh, kh = q.abs().amax(1, keepdim=True), Kc.abs().amax(1, keepdim=True)
+    qh = q.abs().transpose(-1, -2).contiguous().amax(-1).unsqueeze(1)
+    kh = Kc.abs().transpose(-1, -2).contiguous().amax(-1).unsqueeze(1)
     ok = (qh > 0) & (kh > 0)
     ratio = torch.where(ok, kh / torch.where(ok, qh, torch.ones_like(qh)), torch.ones_like(qh))
     lim = 100 if dtype == torch.float32 else 900

@@ -11,6 +11,7 @@ import numpy as np
 
 from harness.solvers.poly.bound import bound_from_rows
 from harness.solvers.poly.bound_context import BoundContext, _tdot
+from harness.solvers.poly.moments import block_rows
 from harness.theory.taylor import feature_rank
 
 #: the pilot accepts a degree whose estimated certificate is <= PILOT_ACCEPT * eps (its sampling error
@@ -49,8 +50,11 @@ class Pilot:
     plus evenly spaced ones) against a sample of keys, with the kernel formed densely. Used only to
     choose the degree; the certificate itself is always recomputed from the full run."""
 
-    def __init__(self, ctx: BoundContext, n_rows: int = PILOT_ROWS, n_keys: int = PILOT_KEYS):
+    def __init__(
+        self, ctx: BoundContext, n_rows: int = PILOT_ROWS, n_keys: int = PILOT_KEYS, moments: bool = True
+    ):
         self.ctx = ctx
+        self.moments = moments  # estimate the rounding of the moments kernel (poly's default)
         N = ctx.N
         per = max(8, -(-n_rows // N))
         self.idx, self.wrow = _spread_sample(ctx.h, per, max(1, per // 4))
@@ -104,7 +108,13 @@ class Pilot:
         Fv = _tdot(self.Xvs * self.wkey[..., None], inner)
         stat = dict(self.stat_base)
         stat["Hk"] = np.take_along_axis(ctx.Hk, self.idx, 1)
-        out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=None if ctx.causal else Fv)
+        if (
+            self.moments and not ctx.causal
+        ):  # the moments kernel's rounding, with the block it will use at this degree
+            B = min(block_rows(N, ctx.kp, 8), max(ctx.Lq, ctx.Lk))
+            out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=Fv, moments=True, block=B)
+        else:
+            out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=None if ctx.causal else Fv)
         self.cache[g] = out
         return out
 
@@ -164,6 +174,13 @@ def choose_degree(
         cap = cap + 1 if cap < 64 else min(max_degree, cap * 2)
         if cap >= max_degree:
             break
+    # a guess first (fewer pilot estimates, the same answer where truncation_ok is monotone in g):
+    # the truncation part at GUESS_FROM, extrapolated by the Taylor tail ratio R/(g+2) per degree
+    # (R = the largest row range), then checked at the guess and one below, walking at most
+    # GUESS_STEPS degrees; anything else falls back to the doubling and bisection below
+    hi = _guessed(pilot, acc, cap, truncation_ok)
+    if hi is not None:
+        return _finish(hi, cap, ok, searched, pilot)
     # the smallest degree whose truncation meets the target: doubling, then bisection
     lo, hi = 0, 1
     prev = math.inf
@@ -196,7 +213,49 @@ def choose_degree(
             hi = mid
         else:
             lo = mid
-    # then the first of the next few degrees whose whole estimate meets it
+    return _finish(hi, cap, ok, searched, pilot)
+
+
+GUESS_FROM = 4
+GUESS_STEPS = 3
+
+
+def _guessed(pilot: Pilot, acc: float, cap: int, truncation_ok) -> int | None:
+    """The smallest g with truncation_ok(g) and not truncation_ok(g - 1), found from an
+    extrapolated guess in at most GUESS_STEPS + 2 estimates, or None (then the full search runs)."""
+    if cap < GUESS_FROM + 1:
+        return None
+    truncation_ok(GUESS_FROM)  # recorded in `searched`
+    e = pilot.estimate(GUESS_FROM)
+    t = e["parts"].get("truncation", math.inf) if e["valid"] else math.inf
+    R = float(np.max(pilot.ctx.R)) if pilot.ctx.R.size else 0.0
+    if not (math.isfinite(t) and t > 0 and 0 < R):
+        return None
+    g = GUESS_FROM
+    while t > acc and g < min(cap, GUESS_FROM + 40):
+        t *= R / (g + 2)
+        g += 1
+    g = max(1, g)
+    if g > 2 * GUESS_FROM:  # high degrees: the full search (truncation_ok is not always monotone there)
+        return None
+    if truncation_ok(g):
+        for _ in range(GUESS_STEPS):
+            if g == 1 or not truncation_ok(g - 1):
+                return g
+            g -= 1
+        return None
+    for _ in range(GUESS_STEPS):
+        if g + 1 > cap:
+            return None
+        g += 1
+        if truncation_ok(g):
+            return g
+    return None
+
+
+def _finish(hi: int, cap: int, ok, searched: dict, pilot: Pilot) -> dict:
+    """From the smallest degree whose truncation meets the target: the first of the next few
+    degrees whose whole estimate meets it, one step down when that holds too."""
     for g in range(hi, min(cap, hi + 3) + 1):
         if ok(g):
             if g > 2 and ok(g - 1):  # odd/even alternation: one more step down when it holds

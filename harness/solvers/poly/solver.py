@@ -17,6 +17,7 @@ from harness.solvers.poly.causal import causal_poly_gradients
 from harness.solvers.poly.certificate import check_target, solve_certified
 from harness.solvers.poly.features import TorchPlan, features
 from harness.solvers.poly.fused import poly_gradients, preprocess
+from harness.solvers.poly.moments import moment_gradients
 
 
 class PolySolver(Solver):
@@ -37,10 +38,16 @@ class PolySolver(Solver):
     def _gradients(self, inst: Instance, t: dict, g: int):
         if inst.causal:  # the chunkwise algorithm of causal linear attention (poly/causal.py)
             return causal_poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
-        return poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
+        if self.kernel == "moments":
+            return moment_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
+        return poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g, mode=self.kernel)
 
     def _solve(self, inst: Instance, dtype, device, eps=None, degree=None, max_rank=None) -> Result:
         return solve_certified(self, inst, dtype, device, eps, degree, max_rank, gradients=self._gradients)
+
+    #: the gradient kernel: "moments" (two passes, moments.py; default), or fused.poly_gradients'
+    #: "gemm" / "backward" modes (None: fused.gradient_mode)
+    kernel: str | None = "moments"
 
     def _ops(self, inst: Instance, cert: dict) -> int:
         return cert["ops_poly"]
