@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from harness.solvers.poly.bound_assemble import _assemble, assemble
 from harness.solvers.poly.bound_context import (
     SAFETY,
     BoundContext,
@@ -323,89 +324,3 @@ def _bound_from_rows(
             "s_abs": s_abs,
         }
     return out
-
-
-def _assemble(ctx: BoundContext, E: dict, G: dict | None, reasons: list, scales: dict, extra: dict) -> dict:
-    """Sum the per-adapter (d, d) error bounds of the weight gradients E[part][m] and push them
-    through the LoRA chain rule |d dA| <= (|alpha|/r)(|B|^T |E| + own rounding), likewise dB
-    (docs/theory.md §3.2); each part alone too. Adds the underflow allowance and the validity."""
-    inst, u, d, g = ctx.inst, ctx.u, ctx.d, ctx.g
-    ad = inst.adapted
-    conv = ctx.conv
-    s = abs(inst.alpha) / inst.r if inst.r else 0.0
-    ga = gamma(d + 2, u) + 2 * u + conv
-    AB = {
-        m: (
-            np.abs(np.asarray(inst.arrays[f"A_{m}"], np.float64)),
-            np.abs(np.asarray(inst.arrays[f"B_{m}"], np.float64)),
-        )
-        for m in ad
-    }
-
-    def adapters(Es: dict, with_own: bool) -> float:
-        best = 0.0
-        for m in ad:
-            A, B = AB[m]
-            Em = Es.get(m)
-            Em = np.zeros((d, d)) if Em is None else Em
-            eA, eB = (1 + conv) * (B.T @ Em), (1 + conv) * (Em @ A.T)
-            if with_own and G is not None:
-                Gm = np.abs(_f64(G[m]))
-                eA, eB = eA + ga * (B.T @ Gm), eB + ga * (Gm @ A.T)
-            best = max(best, float(eA.max()) * s, float(eB.max()) * s)
-        return best
-
-    tot = {m: sum(E[p].get(m, 0) for p in E) for m in ad}
-    bound = adapters(tot, with_own=True)
-    # underflow allowance: every gradual-underflow error (<= eta_min per product) times the largest
-    # factors it can meet on its way to an output
-    try:
-        under = (
-            4
-            * ctx.eta_min
-            * ctx.N
-            * max(ctx.Lq, ctx.Lk)
-            * ctx.kp
-            * (g + 3)
-            * (d + 2) ** 3
-            * ctx.mx ** (g + 2)
-            * scales["mZ"]
-            * ctx.mZK
-            * ctx.mX
-            * ctx.mAB
-            * max(s, 1.0)
-            / max(scales["Dmin"], 1e-300)
-        )
-    except OverflowError:
-        under = math.inf
-    bound = (bound + under) * SAFETY
-    parts = {p: adapters(E[p], False) * SAFETY for p in E}
-    parts["underflow"] = under
-    reasons = list(reasons)
-    if not math.isfinite(bound):
-        reasons.append(
-            f"rounding cannot be bounded in {str(ctx.dtype).replace('torch.', '')} "
-            f"(kernel magnitudes up to P_g(h) = {extra.get('Hk_max', math.nan):.3g})"
-        )
-    valid = not reasons
-    out = {
-        "error_bound": float(bound) if valid else math.inf,
-        "bound_if_valid": float(bound),
-        "parts": parts,
-        "valid": valid,
-        "reason": "; ".join(reasons) if reasons else None,
-        "E": E,
-        "reasons": reasons,
-        "scales": scales,
-    }
-    out.update(extra)
-    return out
-
-
-# ------------------------------------------------------------------------------------------ pilot
-
-
-def assemble(*args, **kw) -> dict:
-    """`_assemble` with numpy's overflow warnings off (an overflow is an inf bound: not valid)."""
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        return _assemble(*args, **kw)
