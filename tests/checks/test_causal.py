@@ -75,26 +75,22 @@ def test_cli_generate_and_check_causal(tmp_path, capsys):
 
 def test_forward_only_referee_on_causal_attention(tmp_path):
     checks = ("forward-finite", "forward-accuracy", "equivariance", "forward-chain")
-    rep = run_suite(
-        attention_solver(sdpa),
-        claim_eps=1e-8,
-        out_dir=tmp_path / "a",
-        budget="smoke",
-        checks=checks,
-        forward_only=True,
-        causal=True,
-    )
+
+    def referee(fn, out):
+        return run_suite(
+            attention_solver(fn),
+            claim_eps=1e-8,
+            out_dir=tmp_path / out,
+            budget="smoke",
+            checks=checks,
+            forward_only=True,
+            causal=True,
+        )
+
+    rep = referee(sdpa, "a")
     assert rep.ok, rep.table()
     assert rep.outcome("forward-chain").status == "skip"
-    rep = run_suite(
-        attention_solver(ignores_mask),
-        claim_eps=1e-8,
-        out_dir=tmp_path / "b",
-        budget="smoke",
-        checks=checks,
-        forward_only=True,
-        causal=True,
-    )
+    rep = referee(ignores_mask, "b")
     for check in ("forward-accuracy", "equivariance"):
         o = rep.outcome(check)
         assert o.failed and max(load_instance(o.counterexample).Lq, load_instance(o.counterexample).Lk) <= 2
