@@ -13,6 +13,22 @@ from harness.errors import HarnessError
 CHAIN_SOURCES = (("planted", 3, 4, 1), ("unsat", 3, 4, 1))  # (sat_sources family, k, v, seed)
 
 
+def reduced_sources(via: str) -> list:
+    """The CHAIN_SOURCES formulas reduced along `reductions.chain.route(via)`:
+    (label, CNF, reduced instance, arrows, python-sat's "SAT" / "UNSAT")."""
+    from reductions import sat_sources
+    from reductions.arrows.base import Composite
+    from reductions.chain import route
+
+    out = []
+    for family, k, v, seed in CHAIN_SOURCES:
+        cnf = getattr(sat_sources, family)(k, v, seed=seed)
+        arrows = route(via)
+        expected = "SAT" if cnf.solve() is not None else "UNSAT"
+        out.append((f"{family}-k{k}-v{v}-s{seed}", cnf, Composite(arrows).reduce(cnf), arrows, expected))
+    return out
+
+
 def chain_cases() -> list:
     """Small SAT -> OV -> attention gradient -> LoRA chain instances (docs/theory.md §6; the route
     `reductions.chain.route("lora")`) with known answers.
@@ -23,18 +39,11 @@ def chain_cases() -> list:
     one-line description of a wrong model, and carries `decode.required_accuracy` (the max-norm
     accuracy the chain needs; cases needing less than the claimed eps are skipped); `expected`
     comes from python-sat."""
-    from reductions import sat_sources
     from reductions.arrows.base import Composite
-    from reductions.chain import route
     from reductions.problems.lora import lora_oracle
 
     cases = []
-    for family, k, v, seed in CHAIN_SOURCES:
-        cnf = getattr(sat_sources, family)(k, v, seed=seed)
-        arrows = route("lora")
-        x = cnf
-        for a in arrows:
-            x = a.reduce(x)
+    for label, cnf, x, arrows, expected in reduced_sources("lora"):
 
         def decode(grads, solver, arrows=arrows, x=x, cnf=cnf, dtype="float64", device="cpu"):
             model = Composite(arrows).decode(x, dict(grads), lora_oracle(solver, dtype, device))
@@ -43,8 +52,7 @@ def chain_cases() -> list:
             return "SAT" if cnf.satisfies(model) else "a model that does not satisfy the formula"
 
         decode.required_accuracy = float(arrows[-1].required_accuracy(x))
-        expected = "SAT" if cnf.solve() is not None else "UNSAT"
-        cases.append((f"{family}-k{k}-v{v}-s{seed}", x.inst, decode, expected))
+        cases.append((label, x.inst, decode, expected))
     return cases
 
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checks.budgets import Budget
+from harness.checks.outcome import CheckOutcome
 from harness.checks.runner import SolverRunner
+from harness.checks.search import property_check
 
 
 @dataclass
@@ -56,3 +58,14 @@ class CheckContext:
         from harness.checks.budgets import DEFAULT_EPS
 
         return self.eps if self.eps is not None else DEFAULT_EPS[self.runner.dtype]
+
+    def search(self, name: str, strategy, problem) -> CheckOutcome:
+        """`property_check` of `problem(inst) -> message | None` over `strategy` with this context's
+        runner, budget and counterexample folder (saved counterexamples replayed first)."""
+        return property_check(name, strategy, problem, self.runner, self.budget, self.out_dir)
+
+    def to_rounding(self, o: CheckOutcome) -> CheckOutcome:
+        """Say so in a passing outcome's detail when it was held to rounding (`tol`: no eps claimed)."""
+        if o.status == "pass" and self.eps is None:
+            o.detail = f"to rounding ({self.tol:.0e}; no eps claimed): {o.detail}"
+        return o

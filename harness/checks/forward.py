@@ -12,7 +12,7 @@ from harness.checks.context import CheckContext
 from harness.checks.outcome import CheckOutcome
 from harness.checks.properties import claimed, permuted, unseen_keys_extended
 from harness.checks.runner import SolverRunner, one_line
-from harness.checks.search import property_check, write_counterexample
+from harness.checks.search import write_counterexample
 from harness.errors import HarnessError
 from harness.strategies import accuracy_instances, stress_instances
 
@@ -100,13 +100,8 @@ def equivariance_problem(runner: SolverRunner, inst, tol: float) -> str | None:
 def forward_finite(ctx: CheckContext) -> CheckOutcome:
     """Finite attention output of shape (N, Lq, d) on large-score instances (beta up to 1e3, outliers)."""
     runner = ctx.runner
-    return property_check(
-        "forward-finite",
-        stress_instances(**ctx.domain),
-        lambda inst: forward_finite_problem(runner, inst),
-        runner,
-        ctx.budget,
-        ctx.out_dir,
+    return ctx.search(
+        "forward-finite", stress_instances(**ctx.domain), lambda inst: forward_finite_problem(runner, inst)
     )
 
 
@@ -116,13 +111,10 @@ def forward_accuracy(ctx: CheckContext) -> CheckOutcome:
     Same domains and defaults as `accuracy`: exact functions are held to 1e-8 / 1e-3 without a claim;
     approximate ones without a claim are "not claimed" (the measured error is reported)."""
     runner, eps = ctx.runner, ctx.eps
-    o = property_check(
+    o = ctx.search(
         "forward-accuracy",
         accuracy_instances(ctx.exact, **ctx.domain),
         lambda inst: forward_accuracy_problem(runner, inst, eps),
-        runner,
-        ctx.budget,
-        ctx.out_dir,
     )
     return claimed(o, eps, ctx.domain_name)
 
@@ -133,17 +125,12 @@ def equivariance(ctx: CheckContext) -> CheckOutcome:
     Within 2 eps, or to rounding (1e-8 / 1e-3) without a claim: softmax attention treats the keys as
     a set, whatever approximation is made of it."""
     runner, tol = ctx.runner, ctx.tol
-    o = property_check(
+    o = ctx.search(
         "equivariance",
         accuracy_instances(ctx.exact, **ctx.domain),
         lambda inst: equivariance_problem(runner, inst, tol),
-        runner,
-        ctx.budget,
-        ctx.out_dir,
     )
-    if o.status == "pass" and ctx.eps is None:
-        o.detail = f"to rounding ({tol:.0e}; no eps claimed): {o.detail}"
-    return o
+    return ctx.to_rounding(o)
 
 
 class _Declined(Exception):
@@ -153,21 +140,9 @@ class _Declined(Exception):
 def forward_chain_cases() -> list:
     """SAT -> OV -> attention (route "attention", layout P1) cases with known answers:
     (label, CNF, AAttC instance, arrows, expected)."""
-    from harness.checks.chain import CHAIN_SOURCES
-    from reductions import sat_sources
-    from reductions.chain import route
+    from harness.checks.chain import reduced_sources
 
-    cases = []
-    for family, k, v, seed in CHAIN_SOURCES:
-        cnf = getattr(sat_sources, family)(k, v, seed=seed)
-        arrows = route("attention")
-        x = cnf
-        for a in arrows:
-            x = a.reduce(x)
-        cases.append(
-            (f"{family}-k{k}-v{v}-s{seed}", cnf, x, arrows, "SAT" if cnf.solve() is not None else "UNSAT")
-        )
-    return cases
+    return reduced_sources("attention")
 
 
 def forward_chain(ctx: CheckContext) -> CheckOutcome:

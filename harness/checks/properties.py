@@ -13,7 +13,6 @@ from harness import theory
 from harness.checks.context import CheckContext
 from harness.checks.outcome import CheckOutcome
 from harness.checks.runner import SolverRunner, one_line
-from harness.checks.search import property_check
 from harness.errors import HarnessError
 from harness.strategies import accuracy_instances, stress_instances
 
@@ -151,14 +150,7 @@ def finite(ctx: CheckContext) -> CheckOutcome:
     right shapes, finite, without raising. A deliberate one-line `HarnessError` refusal from a Solver is
     allowed; an exception escaping a callable is not."""
     runner = ctx.runner
-    return property_check(
-        "finite",
-        stress_instances(**ctx.domain),
-        lambda inst: finite_problem(runner, inst),
-        runner,
-        ctx.budget,
-        ctx.out_dir,
-    )
+    return ctx.search("finite", stress_instances(**ctx.domain), lambda inst: finite_problem(runner, inst))
 
 
 def accuracy(ctx: CheckContext) -> CheckOutcome:
@@ -173,13 +165,10 @@ def accuracy(ctx: CheckContext) -> CheckOutcome:
     attention, any scale) and on the bounded family; approximate ones (`exact` False, the default for
     callables) only in the bounded-entry regime, where the almost-linear claims live."""
     runner, eps = ctx.runner, ctx.eps
-    o = property_check(
+    o = ctx.search(
         "accuracy",
         accuracy_instances(ctx.exact, **ctx.domain),
         lambda inst: accuracy_problem(runner, inst, eps, check_cert=True),
-        runner,
-        ctx.budget,
-        ctx.out_dir,
     )
     return claimed(o, eps, ctx.domain_name)
 
@@ -209,17 +198,12 @@ def invariance(ctx: CheckContext) -> CheckOutcome:
     domain. Without an accuracy claim the gradients are held to rounding (1e-8 / 1e-3): a sum over
     tokens does not depend on their order."""
     runner, tol = ctx.runner, ctx.tol
-    o = property_check(
+    o = ctx.search(
         "invariance",
         accuracy_instances(ctx.exact, **ctx.domain),
         lambda inst: invariance_problem(runner, inst, tol),
-        runner,
-        ctx.budget,
-        ctx.out_dir,
     )
-    if o.status == "pass" and ctx.eps is None:
-        o.detail = f"to rounding ({tol:.0e}; no eps claimed): {o.detail}"
-    return o
+    return ctx.to_rounding(o)
 
 
 def certificate(ctx: CheckContext) -> CheckOutcome:
@@ -228,13 +212,10 @@ def certificate(ctx: CheckContext) -> CheckOutcome:
     Only the certificate, no accuracy claim (`accuracy` checks both); skipped when the solver attached
     no bound to any instance it was given."""
     runner, seen = ctx.runner, []
-    o = property_check(
+    o = ctx.search(
         "certificate",
         accuracy_instances(ctx.exact, **ctx.domain),
         lambda inst: accuracy_problem(runner, inst, None, check_cert=True, seen=seen),
-        runner,
-        ctx.budget,
-        ctx.out_dir,
     )
     if o.status == "pass" and not seen:
         return CheckOutcome("certificate", "skip", "the solver attached no error_bound to its results")

@@ -190,13 +190,7 @@ def choose_degree(
         if hi >= 8 and math.isfinite(trunc) and trunc >= 0.5 * prev:
             # it stopped falling: what is left is the score perturbation of the inputs' rounding
             # (inside the truncation chain) plus the rounding part; no degree can meet the target
-            return {
-                "degree": hi,
-                "estimate": searched.get(hi, math.inf),
-                "found": False,
-                "searched": searched,
-                "rounding_floor": _best(pilot, searched),
-            }
+            return _not_found(pilot, searched, hi)
         prev = trunc
         lo = hi
         if hi >= cap:
@@ -261,6 +255,11 @@ def _finish(hi: int, cap: int, ok, searched: dict, pilot: Pilot) -> dict:
             if g > 2 and ok(g - 1):  # odd/even alternation: one more step down when it holds
                 g -= 1
             return {"degree": g, "estimate": searched[g], "found": True, "searched": searched}
+    return _not_found(pilot, searched, hi)
+
+
+def _not_found(pilot: Pilot, searched: dict, hi: int) -> dict:
+    """No degree's estimate meets the target: the largest degree tried, with the best one's parts."""
     return {
         "degree": hi,
         "estimate": searched.get(hi, math.inf),
