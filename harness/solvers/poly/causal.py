@@ -84,6 +84,7 @@ def causal_poly_gradients(
     chunk: int | None = None,
     output: bool = False,
     rows: bool = True,
+    prep: dict | None = None,
 ) -> tuple[dict, float, dict]:
     """All adapter gradients of the causal degree-g polynomial kernel, chunkwise (module docstring),
     on the centred and balanced inputs of `harness.solvers.poly.fused.preprocess` (the global key and
@@ -91,8 +92,9 @@ def causal_poly_gradients(
     Instance.as_torch(...). Returns (grads, approximate loss, info); with `output`, info["output"] is
     the attention output (N, Lq, d). With `rows`, info holds the per-row quantities of the a
     posteriori certificate over each row's prefix (info["rows"]: D, Oc, c, rr, sT, tV and, for even
-    g, Sg, as `poly_gradients` defines them) and info["absXdG"] = |X|^T |dG| per adapter."""
-    Pp = preprocess(t, alpha, beta, r)
+    g, Sg, as `poly_gradients` defines them) and info["absXdG"] = |X|^T |dG| per adapter. `prep`:
+    `preprocess(t, alpha, beta, r)` when the caller has it already."""
+    Pp = preprocess(t, alpha, beta, r) if prep is None else prep
     Xq, Xk, Xv = t["X_q"], t["X_k"], t["X_v"]
     N, Lq, d = Xq.shape
     Lk = Xk.shape[1]

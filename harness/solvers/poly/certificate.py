@@ -62,7 +62,7 @@ class _Run:
 def solve_certified(
     solver, inst: Instance, dtype, device, eps=None, degree=None, max_rank=None, gradients=None, rounding=None
 ) -> Result:
-    """Run `gradients(inst, t, g)` at a degree chosen by the pilot and attach the a posteriori
+    """Run `gradients(inst, t, g, prep=...)` at a degree chosen by the pilot and attach the a posteriori
     certificate (docs/theory.md §4.3). With an explicit `eps` the promise is strict: the degree is
     raised (up to MAX_DEGREE_TRIES runs) or the run moves to float64 until the whole certified
     bound is <= eps, or the solver refuses in one line. Without `eps` and `degree`, the degree
@@ -130,7 +130,7 @@ def solve_certified(
     tries = []
     while True:
         with torch.no_grad():
-            grads, loss, info = gradients(inst, run.t, g)
+            grads, loss, info = gradients(inst, run.t, g, prep=run.prep)
         bad = [k for k, v in grads.items() if not bool(torch.isfinite(v).all())]
         if bad:
             raise HarnessError(

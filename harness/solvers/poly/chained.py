@@ -210,7 +210,7 @@ class PolyChainedSolver(PolySolver):
     cost = "O(N L k1^2 d), k1 = C(d+g, g) (the paper's chain; k3 = k1 (k1 + d))"
     description = "LoRA paper Lemmas 3.3-3.7 / Thm 3.1 chain (corrected q, p2), a posteriori certified"
 
-    def _gradients(self, inst: Instance, t: dict, g: int):
+    def _gradients(self, inst: Instance, t: dict, g: int, prep: dict | None = None):
         from harness.solvers.poly import bound_context as poly_ctx
 
         dtype = t["X_q"].dtype
@@ -234,11 +234,13 @@ class PolyChainedSolver(PolySolver):
                 phi = np.where(D64 - e_D > 0, e_D / np.maximum(D64 - e_D, 1e-300) + u, np.inf)
             return torch.from_numpy(gam + ((1 + phi) ** 4 - 1))
 
-        self._prep = preprocess(t, inst.alpha, inst.beta, inst.r)
+        self._prep = preprocess(t, inst.alpha, inst.beta, inst.r) if prep is None else prep
         grads, loss, info = chained_gradients(
             t, inst.alpha, inst.beta, inst.r, inst.adapted, g, shadow_weights=weights
         )
-        _, _, pinfo = poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g, grads=False)
+        _, _, pinfo = poly_gradients(
+            t, inst.alpha, inst.beta, inst.r, inst.adapted, g, grads=False, prep=self._prep
+        )
         pinfo["G"] = info["G"]
         pinfo["shadow"] = info["shadow"]
         pinfo["absXdG"] = None

@@ -119,6 +119,7 @@ def poly_gradients(
     rows: bool = True,
     grads: bool = True,
     mode: str | None = None,
+    prep: dict | None = None,
 ) -> tuple[dict, float, dict]:
     """All adapter gradients with the degree-g polynomial kernel, O(N L k d) (see module docstring).
     `t` is Instance.as_torch(...). Returns (grads, approximate loss, info). With `rows`, info also
@@ -131,8 +132,9 @@ def poly_gradients(
     formed: by the surrogate's feature back-propagation, or as GEMMs against the moments
     H = diag(w) Phi_k^T ([V', 1] (x) K') and H' = diag(w) Phi_q^T (Zq (x) q^), (d+1) d columns each
     (p~_j K' = sum_l Zq_jl (phi_q,j H)_l, p~^T q^ likewise): more flops, but dense GEMMs instead of
-    memory-bound elementwise passes, faster for small d."""
-    P = preprocess(t, alpha, beta, r)
+    memory-bound elementwise passes, faster for small d. `prep`: `preprocess(t, alpha, beta, r)` when
+    the caller has it already."""
+    P = preprocess(t, alpha, beta, r) if prep is None else prep
     Xq, Xk, Xv = t["X_q"], t["X_k"], t["X_v"]
     N, Lq, d = Xq.shape
     Lk = Xk.shape[1]

@@ -87,12 +87,14 @@ def moment_gradients(
     block: int | None = None,
     rows: bool = True,
     grads: bool = True,
+    prep: dict | None = None,
 ) -> tuple[dict, float, dict]:
     """All adapter gradients with the degree-g polynomial kernel in two passes (module docstring);
     same returns as `fused.poly_gradients(..., rows=rows)`. Per block, each pass is ONE GEMM of the
     (k+ x b) features against the block's stacked right-hand sides (kept transposed, (cols, b), so
-    every elementwise step runs along contiguous rows), plus one small GEMM for the row sums."""
-    P = preprocess(t, alpha, beta, r)
+    every elementwise step runs along contiguous rows), plus one small GEMM for the row sums.
+    `prep`: `fused.preprocess(t, alpha, beta, r)` when the caller has it already."""
+    P = preprocess(t, alpha, beta, r) if prep is None else prep
     Xq, Xk, Xv = t["X_q"], t["X_k"], t["X_v"]
     N, Lq, d = Xq.shape
     Lk = Xk.shape[1]
@@ -123,7 +125,10 @@ def moment_gradients(
             R[:, c_v:c_k] = XvT[..., s:e]
         if need_k:
             torch.mul(ZkT[:, :, None, s:e], XkT[:, None, :, s:e], out=R[:, c_k:].view(N, d1, d, b))
-        acc1 += torch.bmm(phk, R.transpose(-1, -2))  # block sum, then ONE add (see path_length)
+        # block sums, then ONE add each (see path_length); Ck needs only the first k feature rows
+        acc1[..., :c_k] += torch.bmm(phk, R[:, :c_k].transpose(-1, -2))
+        if need_k:
+            acc1[:, :k, c_k:] += torch.bmm(phk[:, :k], R[:, c_k:].transpose(-1, -2))
     Mk = acc1[..., :d1] * plan.w  # (N, k+, d+1)
     Vx = acc1[..., c_v:c_k] if need_v else None  # Phi+_k^T X_v
     Ck = acc1[:, :k, c_k:] if need_k else None  # Phi_k^T (Zk (x) X_k)
@@ -172,8 +177,10 @@ def moment_gradients(
                 keep["Sg"].append(S[:, 2 * d1 :])
             if need_v:
                 R[:, c_h:] = (-sT * c + (tV - sT * Oc) / N) / (D * D)
-        if n2:
-            acc2 += torch.bmm(phq, R.transpose(-1, -2))
+        if c_q:  # Nq: all k+ rows; Cq and Nh: the first k (as pass 1)
+            acc2[..., :c_q] += torch.bmm(phq, R[:, :c_q].transpose(-1, -2))
+        if n2 > c_q:
+            acc2[:, :k, c_q:n2] += torch.bmm(phq[:, :k], R[:, c_q:n2].transpose(-1, -2))
     Nq = acc2[..., :d1] * plan.w if want_n else None  # diag(w) Phi+_q^T Zq
     G = {m: z(d, d) for m in adapted}
     if need_q:  # G_q(a, b) = beta s_q,b sum_(i,l) Cq_(i,(l,a)) H_(i,(l,b))

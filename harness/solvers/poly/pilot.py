@@ -23,6 +23,17 @@ PILOT_ROWS = 64
 PILOT_KEYS = 1024
 
 
+def _order_desc(v: np.ndarray) -> np.ndarray:
+    """Indices sorting `v` descending, ties by index (the stable order): numpy's quicksort (5x faster
+    than the stable sort at L = 2^15) when no two values tie, since the order is then unique on every
+    machine and sort implementation; the stable sort otherwise."""
+    order = np.argsort(-v)
+    s = v[order]
+    if bool((s[1:] == s[:-1]).any()):
+        order = np.argsort(-v, kind="stable")
+    return order
+
+
 def _spread_sample(score: np.ndarray, n: int, n_top: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (N, n) and weights (N, n) of a stratified row sample per data point: the n_top rows
     with the largest `score` (weight 1), then one row per equal-count stratum of the others sorted by
@@ -35,7 +46,7 @@ def _spread_sample(score: np.ndarray, n: int, n_top: int) -> tuple[np.ndarray, n
     m = n - n_top
     idx, wts = [], []
     for i in range(N):
-        order = np.argsort(-score[i], kind="stable")
+        order = _order_desc(score[i])
         top, rest = order[:n_top], order[n_top:]
         edges = np.round(np.linspace(0, len(rest), m + 1)).astype(int)
         mids = (edges[:-1] + edges[1:]) // 2

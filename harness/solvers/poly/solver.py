@@ -35,12 +35,13 @@ class PolySolver(Solver):
         "max_rank": Option(int, theory.DEFAULT_MAX_RANK, min=1, help="refuse above this feature rank k"),
     }
 
-    def _gradients(self, inst: Instance, t: dict, g: int):
+    def _gradients(self, inst: Instance, t: dict, g: int, prep: dict | None = None):
+        a = (t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
         if inst.causal:  # the chunkwise algorithm of causal linear attention (poly/causal.py)
-            return causal_poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
+            return causal_poly_gradients(*a, prep=prep)
         if self.kernel == "moments":
-            return moment_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
-        return poly_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g, mode=self.kernel)
+            return moment_gradients(*a, prep=prep)
+        return poly_gradients(*a, mode=self.kernel, prep=prep)
 
     def _solve(self, inst: Instance, dtype, device, eps=None, degree=None, max_rank=None) -> Result:
         return solve_certified(self, inst, dtype, device, eps, degree, max_rank, gradients=self._gradients)
