@@ -13,10 +13,13 @@ class OpCounter:
 
     def __init__(self) -> None:
         self.flops = 0
+        self.gemm = 0  # the part of `flops` in products
 
     def mm(self, m: int, k: int, n: int, batch: int = 1) -> None:
         """Account for `batch` products of (m x k) by (k x n)."""
-        self.flops += 2 * int(batch) * int(m) * int(k) * int(n)
+        f = 2 * int(batch) * int(m) * int(k) * int(n)
+        self.flops += f
+        self.gemm += f
 
     def ew(self, entries: int, ops: int = 1) -> None:
         """Account for `ops` elementwise operations over `entries` entries."""

@@ -25,9 +25,72 @@ DEFAULT_MAX_RANK = 20000
 MAX_DEGREE_TRIES = 4
 
 
-def poly_op_count(N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tuple[str, ...]) -> int:
-    """Deterministic flop count of the `poly` solver (harness/solvers/poly/fused.py), OpCounter convention:
-    monomials of degree g+1 for queries and keys (1 op per entry, twice for keys: two key passes),
+def poly_op_count(
+    N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tuple[str, ...], kernel: str | None = "moments"
+) -> int:
+    """Deterministic flop count of the `poly` solver with its gradient kernel (`PolySolver.kernel`):
+    "moments" (the default, `moments_op_count`) or the fused modes (`fused_op_count`)."""
+    if kernel == "moments":
+        return moments_op_count(N, Lq, Lk, d, g, r, adapted)
+    return fused_op_count(N, Lq, Lk, d, g, r, adapted)
+
+
+def moments_op_count(
+    N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tuple[str, ...], counter: bool = False
+):
+    """Deterministic flop count of `poly`'s two-pass moments kernel (harness/solvers/poly/moments.py),
+    OpCounter convention, step by step as the kernel runs: the effective weights and Q, K, V; the
+    centring and balanced split; pass 1 over the keys (degree-(g+1) features, the (d+1) d products
+    Zk (x) X_k, one GEMM of the k+ rows against [Zk; X_v] and one of the first k rows against
+    Zk (x) X_k); pass 2 over the queries (features, the (2d+3)-column product W^T phi that gives
+    outputs, row sums and the certificate's top-degree sums, the residuals, Zq (x) X_q, the value
+    error columns, and the same split GEMM); the derivative index maps and the adapter contractions.
+    Linear in L at fixed (d, g). `counter`: return the OpCounter (its `gemm` part is what
+    tests/solvers/test_poly_opcount.py checks against torch's FlopCounterMode on the real kernel)."""
+    from harness.measure.opcount import OpCounter
+
+    k, kp = feature_rank(d, g), feature_rank(d, g + 1)
+    d1, dd = d + 1, (d + 1) * d
+    q_, k_, v_ = "q" in adapted, "k" in adapted, "v" in adapted
+    ops = OpCounter()
+    ops.mm(d, r, d, len(adapted))
+    ops.mm(Lq, d, d, N), ops.mm(Lk, d, d, 2 * N)  # Q, K, V
+    ops.ew(N * (Lq + 2 * Lk) * d, 4)  # mid-ranges, centring, scaling and the balanced split
+    # pass 1 (keys)
+    ops.ew(N * Lk * kp, 1)  # features
+    if k_:
+        ops.ew(N * Lk * dd, 1)  # Zk (x) X_k
+    ops.mm(kp, Lk, d1 + (d if v_ else 0), N)
+    if k_:
+        ops.mm(k, Lk, dd, N)
+    ops.ew(N * kp * d1, 1)  # Mk = diag(w) ...
+    # pass 2 (queries)
+    nW = 2 * d1 + 1
+    ops.ew(N * Lq * kp, 1), ops.mm(nW, kp, Lq, N)  # features, W^T phi
+    ops.ew(N * Lq * d, 8)  # O', residual, loss, c, r~, Zq
+    if q_:
+        ops.ew(N * Lq * dd, 1)  # Zq (x) X_q
+    if v_:
+        ops.ew(N * Lq * d, 6)  # the value-error columns
+    want_n = k_ or v_
+    if want_n:
+        ops.mm(kp, Lq, d1, N), ops.ew(N * kp * d1, 1)  # Nq = diag(w) Phi+_q^T Zq
+    ops.mm(k, Lq, (dd if q_ else 0) + (d if v_ else 0), N)
+    # contractions: derivative maps, G_q, G_k, G_v, F_v
+    if q_:
+        ops.ew(N * k * dd, 1), ops.mm(d, k * d1, d, N)
+    if k_:
+        ops.ew(N * k * dd, 1), ops.mm(d, k * d1, d, N)
+    if v_:
+        ops.mm(d, k, d, N), ops.mm(d, k, d, N), ops.mm(d, kp - k, d, N)
+    ops.mm(r, d, d, 2 * len(adapted))
+    return ops if counter else int(ops)
+
+
+def fused_op_count(N: int, Lq: int, Lk: int, d: int, g: int, r: int, adapted: tuple[str, ...]) -> int:
+    """Deterministic flop count of `poly` with the fused kernel (harness/solvers/poly/fused.py),
+    OpCounter convention: monomials of degree g+1 for queries and keys (1 op per entry, twice for
+    keys: two key passes),
     the factored products, the feature back-propagation or the gemm mode's moment products
     (`harness.solvers.poly.fused.gradient_mode`), and the per-row quantities of the a
     posteriori certificate (top-degree block products, the value-error columns, |X|^T |dG|).

@@ -5,14 +5,16 @@ whose per-row certificate quantities it must reproduce in the same layout."""
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
 
-from harness import families
+from harness import families, get_solver
 from harness.solvers.poly.fused import poly_gradients
 from harness.solvers.poly.moments import _derive, derivative_map, moment_gradients
 from harness.solvers.poly.naive import dense_poly_gradients
 from harness.strategies import instances
+from harness.theory.certificate import moments_op_count, poly_op_count
 
 
 @given(instances(max_L=12, max_d=4, max_N=2, scale=0.5), st.integers(1, 5), st.sampled_from([None, 3]))
@@ -90,3 +92,34 @@ def test_blocked_rounding_certificate_holds(monkeypatch, dtype, seed):
         assert err <= c["error_bound"] + ref_err, (err, c["error_bound"], c["bound_parts"])
     else:
         assert c["reason"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(1, 5),
+    st.integers(1, 6),
+    st.integers(2, 90),
+    st.integers(1, 2),
+    st.sampled_from([("q", "k", "v"), ("q", "v"), ("k",), ("v",), ("q",)]),
+    st.integers(0, 2**16),
+)
+def test_op_count_products_equal_the_kernels_matmuls(d, g, L, N, adapt, seed):
+    """theory.moments_op_count is the count CI gates on; its products must be the kernel's own: the
+    2 m k n of every matmul the kernel (preprocess and adapter chain included) really runs, as torch's
+    FlopCounterMode sees them, at any shape, adapter set and block count."""
+    inst = families.bounded(L, d, min(2, d), gamma=1.0, adapt=adapt, N=N, seed=seed)
+    t = inst.as_torch()
+    with FlopCounterMode(display=False) as fc:
+        moment_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g, block=max(2, L // 3))
+    model = moments_op_count(N, L, L, d, g, inst.r, inst.adapted, counter=True)
+    assert fc.get_total_flops() == model.gemm
+    assert int(model) > model.gemm  # and the elementwise work is counted on top
+
+
+def test_solver_reports_the_op_count_of_the_kernel_it_runs():
+    inst = families.bounded(128, 4, 2, gamma=1.0, adapt=("q", "k", "v"), seed=3)
+    a = (inst.N, inst.Lq, inst.Lk, inst.d, 5, inst.r, inst.adapted)
+    assert get_solver("poly").solve(inst, degree=5).ops == moments_op_count(*a)
+    gemm = type(get_solver("poly"))()  # a private instance: the registry's is shared
+    gemm.kernel = "gemm"
+    assert gemm.solve(inst, degree=5).ops == poly_op_count(*a, kernel="gemm") != moments_op_count(*a)

@@ -97,8 +97,9 @@ def solve_certified(
 
     def header(gg: int) -> dict:
         k = theory.feature_rank(inst.d, gg)
-        count = theory.causal_poly_op_count if inst.causal else theory.poly_op_count
-        ops = count(inst.N, inst.Lq, inst.Lk, inst.d, gg, inst.r, inst.adapted)
+        a = (inst.N, inst.Lq, inst.Lk, inst.d, gg, inst.r, inst.adapted)
+        kernel = getattr(solver, "kernel", "moments")
+        ops = theory.causal_poly_op_count(*a) if inst.causal else theory.poly_op_count(*a, kernel=kernel)
         ratio = ops / max(exact_ops, 1)
         label, why = theory.classify(R, L, ratio, k <= max_rank)
         return {
