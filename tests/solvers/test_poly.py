@@ -233,3 +233,18 @@ def test_both_gradient_modes_equal_the_dense_reference(mode, inst, g):
     scale = max([1.0] + [float(v.abs().max()) for v in slow.values()])
     for k in slow:
         assert torch.allclose(fast[k], slow[k], rtol=0, atol=1e-10 * scale), (mode, k)
+
+
+@pytest.mark.parametrize("name", ["poly", "poly-chained"])
+def test_extreme_score_ranges_refuse_or_invalidate_without_numpy_warnings(name):
+    """R ~ 1e3: the pilot's dense sample kernel overflows; the user gets a one-line refusal (eps) or a
+    certificate that says not valid (forced degree), never a RuntimeWarning on stderr."""
+    import warnings
+
+    inst = families.bounded(64, 4, 2, gamma=6, seed=0, beta=20.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(HarnessError, match="refuses"):
+            get_solver(name).solve(inst, eps=1e-6)
+        res = get_solver(name).solve(inst, degree=3)
+    assert res.certificate["valid"] is False and res.certificate["reason"]

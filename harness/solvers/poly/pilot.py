@@ -87,8 +87,14 @@ class Pilot:
         self.cache: dict = {}
 
     def estimate(self, g: int) -> dict:
-        if g in self.cache:
-            return self.cache[g]
+        """The pilot's certificate at degree g (cached). On extreme instances the dense sample
+        kernel overflows: the estimate is then inf or not valid (never a numpy warning)."""
+        if g not in self.cache:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                self.cache[g] = self._estimate(g)
+        return self.cache[g]
+
+    def _estimate(self, g: int) -> dict:
         ctx = self.ctx.at(g)
         x, wk, Vs, N = self.x, self.wkey[:, None, :], self.Vs, ctx.N
         if self.seen is not None:
@@ -126,7 +132,6 @@ class Pilot:
             out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=Fv, moments=True, block=B)
         else:
             out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=None if ctx.causal else Fv)
-        self.cache[g] = out
         return out
 
 
