@@ -256,6 +256,7 @@ def certify(
         "regime_R": regime(R, L),
         "gammas": paper_gammas(inst),
         "degree": g,
+        "degree_requested": degree is not None,
         "rank": k,
         "eps_rel": e,
         "error_bound": bound,
@@ -281,11 +282,11 @@ def refusal_message(solver: str, cert: dict[str, Any]) -> str | None:
     R, lg, g, k = cert["R"], cert["log_L"], cert["degree"], cert["rank"]
     if k > cert["max_rank"]:
         ks = str(k) if k < 10**9 else f"{float(k):.3g}"
+        head = f"{solver} refuses: instance is in the {cert['regime']} regime (R={R:.3g} vs log L={lg:.3g}): "
+        cost = f"(predicted cost {cert.get('cost_ratio', math.nan):.3g}x the exact solver's)"
+        if cert.get("degree_requested"):
+            return f"{head}the requested degree g={g} has rank k={ks} > --max-rank {cert['max_rank']} {cost}"
         need = "needs" if cert.get("degree_found", True) else "needs at least"
         target = f"eps={cert['eps']:.3g}" if cert.get("eps") is not None else f"eps={DEFAULT_EPS:g} (default)"
-        return (
-            f"{solver} refuses: instance is in the {cert['regime']} regime (R={R:.3g} vs log L={lg:.3g}): "
-            f"{target} {need} degree g={g}, rank k={ks} > --max-rank {cert['max_rank']} "
-            f"(predicted cost {cert.get('cost_ratio', math.nan):.3g}x the exact solver's)"
-        )
+        return f"{head}{target} {need} degree g={g}, rank k={ks} > --max-rank {cert['max_rank']} {cost}"
     return None

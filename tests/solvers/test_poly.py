@@ -204,6 +204,13 @@ def test_refusal_outside_the_regime_is_one_line():
     assert "efficient" not in str(exc.value)  # a refusal never says "efficient"
     with pytest.raises(HarnessError, match="no option"):
         get_solver("poly").solve(small, m=3)
+    # a degree the user asked for is named as theirs, not as what a default eps "needs"
+    for name in ("poly", "poly-chained"):
+        with pytest.raises(
+            HarnessError, match=r"the requested degree g=6 has rank k=210 > --max-rank 100 "
+        ) as exc:
+            get_solver(name).solve(small, degree=6, max_rank=100)
+        assert "eps=" not in str(exc.value)
 
 
 def test_forward_matches_exact_forward():

@@ -111,6 +111,7 @@ def solve_certified(
             "regime_reason": why,
             "regime_R": theory.regime(R, L),
             "degree": gg,
+            "degree_requested": degree is not None,
             "rank": k,
             "eps_rel": theory.taylor_rel_error(R, gg),
             "eps": target,
