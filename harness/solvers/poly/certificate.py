@@ -18,6 +18,7 @@ from harness.solvers._common import to_numpy
 from harness.solvers.base import Result
 from harness.solvers.poly import bound as poly_bound
 from harness.solvers.poly import pilot as poly_pilot
+from harness.solvers.poly.bound_lead import q_lead
 from harness.solvers.poly.fused import preprocess
 
 
@@ -57,6 +58,31 @@ class _Run:
             self.Zk = torch.cat([Vc, torch.ones(*Vc.shape[:-1], 1, dtype=dtype, device=Vc.device)], -1)
             self.ctx = poly_bound.BoundContext(inst, self.t, self.prep, self.Zk, 1, dtype)
             self.pilot = poly_pilot.Pilot(self.ctx)
+
+
+def _with_q_lead(inst: Instance, run: _Run, g: int, info: dict, b: dict, target) -> dict:
+    """The certificate again with the signed first-order query-gradient error (bound_lead.q_lead:
+    one more pass over keys and queries) when the query gradient is adapted and the first
+    certificate misses the target (or there is no target: an explicit degree)."""
+    if "q" not in inst.adapted or inst.causal or "prep" not in info:
+        return b
+    if target is not None and b["valid"] and b["error_bound"] <= target:
+        return b
+    with torch.no_grad():
+        Fq = q_lead(run.t, info["prep"], info["rows"], g)
+    ctx = run.ctx.at(g)
+    moments = info.get("mode") == "moments"
+    return poly_bound.bound_from_rows(
+        ctx,
+        info["rows"],
+        ctx.rows_of(None),
+        Fv=info["Fv"],
+        absXdG=info["absXdG"],
+        G=info["G"],
+        moments=moments,
+        block=info.get("block") if moments else None,
+        Fq=Fq,
+    )
 
 
 def solve_certified(
@@ -148,6 +174,7 @@ def solve_certified(
             moments=info.get("mode") == "moments",
             block=info.get("block") if info.get("mode") == "moments" else None,
         )
+        b = _with_q_lead(inst, run, g, info, b, target)
         if rounding is not None:
             b = rounding(inst, run, g, grads, info, b)
         if _tf32_enabled(run.t["X_q"].device):
