@@ -266,6 +266,18 @@ def test_signed_query_lead_against_dense_computation(kw, g):
     assert (chain <= b0["E"]["truncation"]["q"]).all()
 
 
+def test_signed_query_lead_serves_a_bounded_instance_the_absolute_chain_refuses():
+    """Issue 14 (tightness): bounded beta=1 d=6 R~2.3 at eps=1e-6 needed g=13 (rank 27132 > 20000)
+    with the absolute query chain; with the signed lead it is certified at g=12 (rank 18564), and the
+    long-double reference is within the bound."""
+    inst = families.bounded(L=256, d=6, r=2, gamma=1.45, beta=1.0, seed=0)
+    res = get_solver("poly").solve(inst, dtype="float64", eps=1e-6, max_rank=20000)
+    c = res.certificate
+    assert c["degree"] == 12 and c["meets_eps"] and c["error_bound"] <= 1e-6
+    err, ref_err = highprec.reference(inst, "longdouble").max_abs_error(res.grads)
+    assert err <= c["error_bound"] + ref_err
+
+
 # ----------------------------------------------------------------------------- centring changes nothing
 @pytest.mark.parametrize("adapt", [("q",), ("k",), ("v",), ("q", "k", "v")])
 def test_centring_keys_and_values_changes_no_exact_gradient(adapt):

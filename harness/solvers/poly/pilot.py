@@ -80,6 +80,9 @@ class Pilot:
         # causal: a sampled row sees the sampled keys of its prefix only
         self.seen = (self.kidx[:, None, :] <= self.idx[:, :, None]) if ctx.causal else None
         self.cache: dict = {}
+        #: estimate with the signed query lead (bound_lead), which the run then forms: set by
+        #: `choose_degree_with_lead` only when the degree without it is over the rank budget
+        self.lead = False
 
     def _q_lead(self, x, P, top, wk, rows) -> np.ndarray:
         """bound_lead.q_lead's F_q on the sample: beta sum_j w_j X_q,j (x) sum_m w_m
@@ -92,8 +95,8 @@ class Pilot:
         return self.ctx.bt * _tdot(self.stat_base["Xq"] * self.wrow[..., None], U)
 
     def estimate(self, g: int) -> dict:
-        if g in self.cache:
-            return self.cache[g]
+        if (g, self.lead) in self.cache:
+            return self.cache[g, self.lead]
         ctx = self.ctx.at(g)
         x, wk, Vs, N = self.x, self.wkey[:, None, :], self.Vs, ctx.N
         if self.seen is not None:
@@ -122,7 +125,8 @@ class Pilot:
             (P * self.wrow[..., None]).transpose(0, 2, 1), hh
         )
         Fv = _tdot(self.Xvs * self.wkey[..., None], inner)
-        Fq = None if ctx.causal or "q" not in ctx.inst.adapted else self._q_lead(x, P, top, wk, rows)
+        lead = self.lead and not ctx.causal and "q" in ctx.inst.adapted
+        Fq = self._q_lead(x, P, top, wk, rows) if lead else None
         stat = dict(self.stat_base)
         stat["Hk"] = np.take_along_axis(ctx.Hk, self.idx, 1)
         if (
@@ -132,7 +136,7 @@ class Pilot:
             out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=Fv, moments=True, block=B, Fq=Fq)
         else:
             out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=None if ctx.causal else Fv, Fq=Fq)
-        self.cache[g] = out
+        self.cache[g, self.lead] = out
         return out
 
 
@@ -225,6 +229,28 @@ def choose_degree(
         else:
             lo = mid
     return _finish(hi, cap, ok, searched, pilot)
+
+
+def choose_degree_with_lead(
+    pilot: Pilot, target: float | None, max_rank: int, d: int, degree: int | None = None, R=None
+) -> dict:
+    """`choose_degree`; when its degree's rank is over `max_rank` (or no degree was found) and the
+    query gradient is adapted, the search again with the signed query lead in the estimates
+    (bound_lead: one more pass in the run, so only where it avoids a refusal). The choice then has
+    "lead": True and the pilot stays in lead mode; its degree is kept over the budget too when it is
+    the smaller one (the refusal names the degree really needed)."""
+    choice = choose_degree(pilot, target, max_rank, d, degree, R)
+    ctx = pilot.ctx
+    if degree is not None or target is None or ctx.causal or "q" not in ctx.inst.adapted:
+        return choice
+    if choice["found"] and feature_rank(d, choice["degree"]) <= max_rank:
+        return choice
+    pilot.lead = True
+    lead = choose_degree(pilot, target, max_rank, d, None, R)
+    if lead["found"] and (feature_rank(d, lead["degree"]) <= max_rank or lead["degree"] < choice["degree"]):
+        return dict(lead, lead=True)  # within the budget, or (a refusal) naming the smaller degree needed
+    pilot.lead = False
+    return choice
 
 
 GUESS_FROM = 4
