@@ -228,7 +228,9 @@ def certify(
         prep = preprocess(t, inst.alpha, inst.beta, inst.r)
         Zk = torch.cat([prep["Vc"], torch.ones(*prep["Vc"].shape[:-1], 1, dtype=dt)], -1)
         ctx = poly_bound.BoundContext(inst, t, prep, Zk, 1, dt)
-        choice = poly_pilot.choose_degree(poly_pilot.Pilot(ctx), target, max_rank, inst.d, degree, R)
+        choice = poly_pilot.choose_degree_with_lead(
+            poly_pilot.Pilot(ctx), target, max_rank, inst.d, degree, R
+        )
     g = choice["degree"]
     k = feature_rank(inst.d, g)
     terms = _BoundTerms(inst)

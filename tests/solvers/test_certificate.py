@@ -213,6 +213,71 @@ def test_every_step_of_the_bound_against_dense_computation(kw, g):
         assert np.allclose(info["Fv"].numpy(), Fv_dense.astype(np.float64), rtol=1e-8, atol=1e-14 * scale)
 
 
+@pytest.mark.parametrize(
+    "kw,g",
+    [
+        (dict(L=40, d=3, r=2, seed=1, adapt=("q", "k", "v"), N=2), 3),
+        (dict(L=30, d=2, r=1, seed=2, Lk=17, spread=1.0, outlier=10.0, adapt=("q",)), 4),
+        (dict(L=25, d=4, r=2, seed=3, gamma=2.0, beta=1.0, adapt=("q", "v")), 8),
+        (dict(L=20, d=1, r=1, seed=4, const_v=True, Lk=9, adapt=("q",)), 2),
+        (dict(L=24, d=3, r=2, seed=5, gamma=1.2, beta=1.0, adapt=("q", "v"), N=2), 5),
+    ],
+)
+def test_signed_query_lead_against_dense_computation(kw, g):
+    """bound_lead (issue 14, tightness): q_lead's F_q is beta sum_j X_q,j (x) F1_j computed densely,
+    the tail r2 = Delta A - T is within r2sum, (p~ - p)_j K' - F1_j is within the remainder rq_j K^
+    row by row, and the lead's query chain bounds the dense query-gradient truncation error."""
+    from harness.solvers.poly.bound_lead import lead_weights, q_lead
+    from harness.solvers.poly.moments import moment_gradients
+
+    inst = families.adversarial(**kw)
+    t = inst.as_torch()
+    grads, _, info = moment_gradients(t, inst.alpha, inst.beta, inst.r, inst.adapted, g)
+    ctx = poly_bound.BoundContext(inst, t, info["prep"], info["Zk"], g, torch.float64)
+    Fq = q_lead(t, info["prep"], info["rows"], g, block=7)  # a small block: several blocks per pass
+    assert np.allclose(Fq, q_lead(t, info["prep"], info["rows"], g), rtol=1e-10, atol=1e-300)
+    kw_b = dict(Fv=info["Fv"], G=info["G"], moments=True, block=info["block"], debug=True)
+    b = poly_bound.bound_from_rows(ctx, info["rows"], ctx.rows_of(None), Fq=Fq, **kw_b)
+    b0 = poly_bound.bound_from_rows(ctx, info["rows"], ctx.rows_of(None), **kw_b)
+    assert b["valid"], b["reason"]
+    dbg = b["debug"]
+    tol = 1e-12
+    Fq_dense = np.zeros((inst.d, inst.d), LD)
+    dGq = np.zeros((inst.d, inst.d), LD)
+    bt = info["prep"]["bt"]
+    for i, T in enumerate(_dense_truth(inst, g)):
+        D = T["At"].sum(1)
+        sT = T["T"].sum(1)
+        rt = (T["ct"] * T["Ot"]).sum(1)
+        Zq, Wq = lead_weights(D, T["Ot"], T["ct"], rt, sT, T["T"] @ T["Vc"], inst.N)
+        Zk = np.concatenate([T["Vc"], np.ones((T["Vc"].shape[0], 1), LD)], 1)
+        F1 = (T["T"] * (Zq @ Zk.T) + T["At"] * (Wq @ Zk.T)) @ T["Kc"]
+        assert (np.abs(T["At"] - np.exp(T["x"]) - T["T"]).sum(1) <= dbg["r2sum"][i] * (1 + tol)).all()
+        dpK = (T["pt"] - T["p"]) @ T["Kc"]
+        rem = dbg["rq"][i][:, None] * ctx.Kh[i][None, :]
+        assert (np.abs(dpK - F1) <= rem * (1 + tol) + 1e-300).all()
+        Xq = t["X_q"][i].numpy().astype(LD)
+        Fq_dense += bt * Xq.T @ F1
+        dGq += bt * Xq.T @ dpK
+    scale = float(np.abs(Fq_dense).max())
+    assert np.allclose(Fq, Fq_dense.astype(np.float64), rtol=1e-8, atol=1e-12 * scale + 1e-300)
+    chain = b["E"]["truncation"]["q"]
+    assert (np.abs(dGq) <= chain * (1 + tol)).all()
+    assert (chain <= b0["E"]["truncation"]["q"]).all()
+
+
+def test_signed_query_lead_serves_a_bounded_instance_the_absolute_chain_refuses():
+    """Issue 14 (tightness): bounded beta=1 d=6 R~2.3 at eps=1e-6 needed g=13 (rank 27132 > 20000)
+    with the absolute query chain; with the signed lead it is certified at g=12 (rank 18564), and the
+    long-double reference is within the bound."""
+    inst = families.bounded(L=256, d=6, r=2, gamma=1.45, beta=1.0, seed=0)
+    res = get_solver("poly").solve(inst, dtype="float64", eps=1e-6, max_rank=20000)
+    c = res.certificate
+    assert c["degree"] == 12 and c["meets_eps"] and c["error_bound"] <= 1e-6
+    err, ref_err = highprec.reference(inst, "longdouble").max_abs_error(res.grads)
+    assert err <= c["error_bound"] + ref_err
+
+
 # ----------------------------------------------------------------------------- centring changes nothing
 @pytest.mark.parametrize("adapt", [("q",), ("k",), ("v",), ("q", "k", "v")])
 def test_centring_keys_and_values_changes_no_exact_gradient(adapt):

@@ -67,6 +67,7 @@ def _bound_from_rows(
     weight=None,
     Fv=None,
     absXdG: dict | None = None,
+    Fq=None,
     debug: bool = False,
     G: dict | None = None,
     grads_finite: bool = True,
@@ -81,7 +82,10 @@ def _bound_from_rows(
     each adapter gradient is one +/x program over both passes (no per-row gradient, no separate
     assembly): its rounding is gamma_n of the same absolute program with n counting both lengths,
     N, the (d+1) k+ contraction and the feature products; with its `block` (rows per block) the
-    path lengths over keys and queries are `moments.path_length` instead of Lk and Lq."""
+    path lengths over keys and queries are `moments.path_length` instead of Lk and Lq.
+    `Fq`: the signed first-order query-gradient error (`bound_lead.q_lead`, (d, d)); with it the
+    query part is also bounded as |Fq| + its rounding + the remainder, and the smaller of the two
+    (both rigorous, entrywise) is kept."""
     g, u, N, Lk, d = ctx.g, ctx.u, ctx.N, ctx.Lk, ctx.d
     # summation path lengths over the keys / queries: L, or the moments kernel's blocked length
     pk, pq = (Lk, ctx.Lq) if not (moments and block) else (path_length(Lk, block), path_length(ctx.Lq, block))
@@ -176,12 +180,12 @@ def _bound_from_rows(
         chain["q"] = bta * _tdot(Xq, uq)
     if "k" in ad:
         chain["k"] = np.einsum("na,nb->ab", ctx.hrXk, _wsum(pl * om, np.abs(stat["q"])))
+    ddO = r2sum[..., None] * vr / D_lo[..., None] + tOa * (s_abs / (D_lo * Dt_lo))[..., None]
+    eta = 2 * (absT + r2sum) / D_lo
     if "v" in ad:
         a1 = 2 * r2sum / D_lo + 2 * absT * s_abs / (D_lo * Dt_lo)
         rem1 = np.einsum("na,nb->ab", ctx.hrXv, _wsum(a1 * om, ca))
-        eta = 2 * (absT + r2sum) / D_lo
         dc1a = tOa / (N * Dt_lo[..., None])
-        ddO = r2sum[..., None] * vr / D_lo[..., None] + tOa * (s_abs / (D_lo * Dt_lo))[..., None]
         rem2 = np.einsum("na,nb->ab", ctx.hrXv, _wsum(eta * om, dc1a)) + np.einsum(
             "na,nb->ab", ctx.mXv, _wsum(om, ddO) / N
         )
@@ -230,6 +234,10 @@ def _bound_from_rows(
         -1,
     ) + 2 * u * np.abs(Zq)
     Wq = gb * np.abs(Zq) + e_Zq
+    rq = None
+    if "q" in ad and Fq is not None and "n" not in rows:
+        cq, rq = _q_lead_chain(ctx, locals())
+        chain["q"] = np.minimum(chain["q"], cq)
     gsum = lambda n: gamma(n + 2, u)  # noqa: E731
     if "q" in ad and "n" in rows:  # causal rows: per-row counts and the prefix products of the keys
         gbq = gam(Lr + Lx + ctx.kp + (g + 3) * (d + 4) + 2 * d + 20)
@@ -322,5 +330,41 @@ def _bound_from_rows(
             "ca": ca,
             "vr": vr,
             "s_abs": s_abs,
+            "rq": rq,
         }
     return out
+
+
+def _q_lead_chain(ctx: BoundContext, v: dict) -> tuple[np.ndarray, np.ndarray]:
+    """|G~_q - G^H_q| <= |Fq| + |Fq (computed) - F_q (exact)| + |beta| |X_q|^T rq K^ (bound_lead's
+    identity (p~ - p)_j K' = F1_j + E_j). The remainder, with Delta A = T + r2, s = sum Delta A,
+    sigma2 = s - sT = sum r2, u_m = dc.(V'_m - O~) - c.dO, u1_m its first-order part:
+      E_j = sum_m [(r2_m - f~_m sigma2)/D + (T_m - f~_m sT) s/(D D~)] Z~_m K'_m
+            + sum_m f~_m (u_m - u1_m) K'_m - sum_m (f~_m - f_m) u_m K'_m,
+      u_m - u1_m = (dc - dc1).(V'_m - O~) - c~.(dO - dO1) + dc.dO,
+    so |E_j,b| <= K^_b [(2 r2sum + |s| (sum|T| + |sT|)/D~) Zmax/D + eta dZmax
+                       + sum_l |dO - dO1|_l (vr_l/N + |c~_l|) + sum_l dc_l dO_l]   (f~ >= 0)."""
+    g, u, N, d = ctx.g, ctx.u, ctx.N, ctx.d
+    from harness.solvers.poly.bound_lead import lead_count, lead_weight_errors, lead_weights
+
+    D, Oc, c, rr, sT, tV = v["D"], v["Oc"], v["c"], v["rr"], v["sT"], v["tV"]
+    D_lo, Dt_lo, s_abs, r2sum = v["D_lo"], v["Dt_lo"], v["s_abs"], v["r2sum"]
+    rq = (
+        (2 * r2sum + s_abs * (v["absT"] + s_abs) / Dt_lo) * v["Zmax"] / D_lo
+        + v["eta"] * v["dZmax"]
+        + _sumd(v["ddO"] * (v["vr"] / N + v["ca"]))
+        + _sumd(v["dc"] * v["dO"])
+    )
+    Zq, Wq = lead_weights(D, Oc, c, rr, sT, tV, N)
+    e_W = lead_weight_errors(
+        D, Oc, c, rr, sT, tV, N, v["e_D"], v["e_O"], v["e_c"], v["e_r"], v["e_sT"], v["e_tV"], u, d
+    )
+    gq = gamma(lead_count(ctx.Lq, ctx.Lk, N, d, g), u)
+    # the computed F_q: the absolute program of its two contractions (top monomials: <= h^(g+1)/(g+1)!,
+    # degree <= g: <= P_g(h)) against TK = sum_m |Zk_m| (x) |K'_m|, plus the weights' own errors
+    per = np.matmul(
+        (gq * np.abs(Zq) + v["e_Zq"]) * v["htop"][..., None] + (gq * np.abs(Wq) + e_W) * v["Hk"][..., None],
+        ctx.TK,
+    )
+    Xq, bta, Kh = v["Xq"], v["bta"], v["Kh"]
+    return np.abs(_f64(v["Fq"])) + bta * _tdot(Xq, per + rq[..., None] * Kh) * SAFETY, rq

@@ -18,6 +18,7 @@ from harness.solvers._common import to_numpy
 from harness.solvers.base import Result
 from harness.solvers.poly import bound as poly_bound
 from harness.solvers.poly import pilot as poly_pilot
+from harness.solvers.poly.bound_lead import q_lead
 from harness.solvers.poly.fused import preprocess
 
 
@@ -59,6 +60,31 @@ class _Run:
             self.pilot = poly_pilot.Pilot(self.ctx)
 
 
+def _with_q_lead(inst: Instance, run: _Run, g: int, info: dict, b: dict, target) -> dict:
+    """The certificate again with the signed first-order query-gradient error (bound_lead.q_lead:
+    one more pass over keys and queries) when the query gradient is adapted and the first
+    certificate misses a target."""
+    if "q" not in inst.adapted or inst.causal or "prep" not in info:
+        return b
+    if target is None or b["valid"] and b["error_bound"] <= target:
+        return b
+    with torch.no_grad():
+        Fq = q_lead(run.t, info["prep"], info["rows"], g)
+    ctx = run.ctx.at(g)
+    moments = info.get("mode") == "moments"
+    return poly_bound.bound_from_rows(
+        ctx,
+        info["rows"],
+        ctx.rows_of(None),
+        Fv=info["Fv"],
+        absXdG=info["absXdG"],
+        G=info["G"],
+        moments=moments,
+        block=info.get("block") if moments else None,
+        Fq=Fq,
+    )
+
+
 def solve_certified(
     solver, inst: Instance, dtype, device, eps=None, degree=None, max_rank=None, gradients=None, rounding=None
 ) -> Result:
@@ -79,13 +105,13 @@ def solve_certified(
     exact_ops = theory.exact_op_count(inst.N, inst.Lq, inst.Lk, inst.d, inst.r, inst.adapted)
     requested = dtype
     run = _Run(inst, dtype, device)
-    choice = poly_pilot.choose_degree(run.pilot, target, max_rank, inst.d, degree, R)
+    choice = poly_pilot.choose_degree_with_lead(run.pilot, target, max_rank, inst.d, degree, R)
     if explicit and degree is None and dtype == torch.float32:
         e = run.pilot.estimate(choice["degree"])
         if choice.get("rounding_floor") or not e["valid"] or e["parts"]["rounding"] > 0.5 * eps:
             dtype = torch.float64
             run = _Run(inst, dtype, device)
-            choice = poly_pilot.choose_degree(run.pilot, target, max_rank, inst.d, None, R)
+            choice = poly_pilot.choose_degree_with_lead(run.pilot, target, max_rank, inst.d, None, R)
     if explicit and choice.get("rounding_floor"):
         f = choice["rounding_floor"]
         raise HarnessError(
@@ -150,6 +176,13 @@ def solve_certified(
             moments=info.get("mode") == "moments",
             block=info.get("block") if info.get("mode") == "moments" else None,
         )
+        if (
+            choice.get("lead")
+            or degree is not None
+            or theory.feature_rank(inst.d, g + 1) > max_rank
+            or (len(tries) + 1 >= theory.MAX_DEGREE_TRIES)
+        ):  # the signed query lead, where raising the degree is not the way (it costs one more pass)
+            b = _with_q_lead(inst, run, g, info, b, target)
         if rounding is not None:
             b = rounding(inst, run, g, grads, info, b)
         if _tf32_enabled(run.t["X_q"].device):

@@ -11,6 +11,7 @@ import numpy as np
 
 from harness.solvers.poly.bound import bound_from_rows
 from harness.solvers.poly.bound_context import BoundContext, _tdot
+from harness.solvers.poly.bound_lead import lead_weights
 from harness.solvers.poly.moments import block_rows
 from harness.theory.taylor import feature_rank
 
@@ -21,6 +22,9 @@ PILOT_ACCEPT = 1.0
 
 PILOT_ROWS = 64
 PILOT_KEYS = 1024
+#: the pilot takes every query row when N Lq min(Lk, PILOT_KEYS) is at most this (cheap, and the
+#: row sample's weights over-estimate small instances' bounds by ~1.3x)
+PILOT_ALL_ROWS = 1 << 18
 
 
 def _order_desc(v: np.ndarray) -> np.ndarray:
@@ -68,6 +72,8 @@ class Pilot:
         self.moments = moments  # estimate the rounding of the moments kernel (poly's default)
         N = ctx.N
         per = max(8, -(-n_rows // N))
+        if N * ctx.inst.Lq * min(ctx.inst.Lk, n_keys) <= PILOT_ALL_ROWS:
+            per = ctx.inst.Lq  # small instances: every row (the estimate is the certificate's formula)
         self.idx, self.wrow = _spread_sample(ctx.h, per, max(1, per // 4))
         kscore = np.linalg.norm(ctx.Kc, axis=-1)
         self.kidx, self.wkey = _spread_sample(kscore, n_keys, max(1, n_keys // 16))
@@ -79,20 +85,34 @@ class Pilot:
         g = lambda v, idx: np.take_along_axis(v, idx[..., None], 1)  # noqa: E731
         self.stat_base = ctx.rows_of(self.idx)
         Kc, Vc = g(ctx.Kc, self.kidx), g(ctx.Vc, self.kidx)
-        self.Vs = Vc
+        self.Vs, self.Ks = Vc, Kc
         self.Xvs = g(ctx.Xv, self.kidx)
         self.x = np.matmul(self.stat_base["q"], Kc.transpose(0, 2, 1))  # (N, s, ks)
         # causal: a sampled row sees the sampled keys of its prefix only
         self.seen = (self.kidx[:, None, :] <= self.idx[:, :, None]) if ctx.causal else None
         self.cache: dict = {}
+        #: estimate with the signed query lead (bound_lead), which the run then forms: set by
+        #: `choose_degree_with_lead` only when the degree without it is over the rank budget
+        self.lead = False
+
+    def _q_lead(self, x, P, top, wk, rows) -> np.ndarray:
+        """bound_lead.q_lead's F_q on the sample: beta sum_j w_j X_q,j (x) sum_m w_m
+        [-top_jm Zq_j . Zk_m + P_jm Wq_j . Zk_m] K'_m."""
+        r = {n: v[..., 0] if v.shape[-1] == 1 and n in ("D", "rr", "sT") else v for n, v in rows.items()}
+        Zq, Wq = lead_weights(r["D"], r["Oc"], r["c"], r["rr"], r["sT"], r["tV"], self.ctx.N)
+        Zk = np.concatenate([self.Vs, np.ones(self.Vs.shape[:-1] + (1,))], -1).transpose(0, 2, 1)
+        coef = wk * (-top * (Zq @ Zk) + P * (Wq @ Zk))
+        U = coef @ self.Ks
+        return self.ctx.bt * _tdot(self.stat_base["Xq"] * self.wrow[..., None], U)
 
     def estimate(self, g: int) -> dict:
-        """The pilot's certificate at degree g (cached). On extreme instances the dense sample
-        kernel overflows: the estimate is then inf or not valid (never a numpy warning)."""
-        if g not in self.cache:
+        """The pilot's certificate at degree g (cached per (g, lead)). On extreme instances the dense
+        sample kernel overflows: the estimate is then inf or not valid (never a numpy warning)."""
+        key = (g, self.lead)
+        if key not in self.cache:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-                self.cache[g] = self._estimate(g)
-        return self.cache[g]
+                self.cache[key] = self._estimate(g)
+        return self.cache[key]
 
     def _estimate(self, g: int) -> dict:
         ctx = self.ctx.at(g)
@@ -123,15 +143,17 @@ class Pilot:
             (P * self.wrow[..., None]).transpose(0, 2, 1), hh
         )
         Fv = _tdot(self.Xvs * self.wkey[..., None], inner)
+        lead = self.lead and not ctx.causal and "q" in ctx.inst.adapted
+        Fq = self._q_lead(x, P, top, wk, rows) if lead else None
         stat = dict(self.stat_base)
         stat["Hk"] = np.take_along_axis(ctx.Hk, self.idx, 1)
         if (
             self.moments and not ctx.causal
         ):  # the moments kernel's rounding, with the block it will use at this degree
             B = min(block_rows(N, ctx.kp, 8), max(ctx.Lq, ctx.Lk))
-            out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=Fv, moments=True, block=B)
+            out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=Fv, moments=True, block=B, Fq=Fq)
         else:
-            out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=None if ctx.causal else Fv)
+            out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=None if ctx.causal else Fv, Fq=Fq)
         return out
 
 
@@ -224,6 +246,28 @@ def choose_degree(
         else:
             lo = mid
     return _finish(hi, cap, ok, searched, pilot)
+
+
+def choose_degree_with_lead(
+    pilot: Pilot, target: float | None, max_rank: int, d: int, degree: int | None = None, R=None
+) -> dict:
+    """`choose_degree`; when its degree's rank is over `max_rank` (or no degree was found) and the
+    query gradient is adapted, the search again with the signed query lead in the estimates
+    (bound_lead: one more pass in the run, so only where it avoids a refusal). The choice then has
+    "lead": True and the pilot stays in lead mode; its degree is kept over the budget too when it is
+    the smaller one (the refusal names the degree really needed)."""
+    choice = choose_degree(pilot, target, max_rank, d, degree, R)
+    ctx = pilot.ctx
+    if degree is not None or target is None or ctx.causal or "q" not in ctx.inst.adapted:
+        return choice
+    if choice["found"] and feature_rank(d, choice["degree"]) <= max_rank:
+        return choice
+    pilot.lead = True
+    lead = choose_degree(pilot, target, max_rank, d, None, R)
+    if lead["found"] and (feature_rank(d, lead["degree"]) <= max_rank or lead["degree"] < choice["degree"]):
+        return dict(lead, lead=True)  # within the budget, or (a refusal) naming the smaller degree needed
+    pilot.lead = False
+    return choice
 
 
 GUESS_FROM = 4
