@@ -520,6 +520,18 @@ def write_md(data: dict, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _head() -> str | None:
+    """This tree's short git HEAD (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        cmd = ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--adversarial", type=int, default=1000, help="number of adversarial instances (0: skip)")
@@ -527,7 +539,7 @@ def main(argv=None) -> int:
     ap.add_argument("--families", action="store_true", help="also run the family cases (slower)")
     ap.add_argument("--speed", action="store_true", help="also time poly against streaming (slowest)")
     ap.add_argument("--label", default="after")
-    ap.add_argument("--commit", default=None)
+    ap.add_argument("--commit", default=None, help="commit to record (default: this tree's git HEAD)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/certificate.json"))
     ap.add_argument("--md", default=str(ROOT / "benchmarks/results/certificate.md"))
     ap.add_argument("--threads", type=int, default=1)
@@ -535,7 +547,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     out_path = Path(a.out)
     data = json.loads(out_path.read_text()) if out_path.exists() else {}
-    blob = {"machine": machine(), "commit": a.commit}
+    blob = {"machine": machine(), "commit": a.commit or _head()}
     if a.adversarial:
         adv = run_adversarial(a.adversarial, a.seed)
         blob.update(
