@@ -22,8 +22,10 @@ PILOT_ACCEPT = 1.0
 
 PILOT_ROWS = 64
 PILOT_KEYS = 1024
-#: the pilot takes every query row when N Lq min(Lk, PILOT_KEYS) is at most this (cheap, and the
-#: row sample's weights over-estimate small instances' bounds by ~1.3x)
+#: in lead mode (the second search of `choose_degree_with_lead`, only where the first would refuse)
+#: the pilot takes every query row when N Lq min(Lk, PILOT_KEYS) is at most this: the row sample's
+#: weights over-estimate small instances' bounds by ~1.3x, enough to refuse a servable degree; the
+#: first search keeps the sample (every row made L = 512 6x slower)
 PILOT_ALL_ROWS = 1 << 18
 
 
@@ -71,10 +73,10 @@ class Pilot:
         self.ctx = ctx
         self.moments = moments  # estimate the rounding of the moments kernel (poly's default)
         N = ctx.N
-        per = max(8, -(-n_rows // N))
-        if N * ctx.inst.Lq * min(ctx.inst.Lk, n_keys) <= PILOT_ALL_ROWS:
-            per = ctx.inst.Lq  # small instances: every row (the estimate is the certificate's formula)
-        self.idx, self.wrow = _spread_sample(ctx.h, per, max(1, per // 4))
+        self._per = {False: max(8, -(-n_rows // N))}
+        # lead mode on small instances: every row (the estimate is then the certificate's formula)
+        small = N * ctx.inst.Lq * min(ctx.inst.Lk, n_keys) <= PILOT_ALL_ROWS
+        self._per[True] = ctx.inst.Lq if small else self._per[False]
         kscore = np.linalg.norm(ctx.Kc, axis=-1)
         self.kidx, self.wkey = _spread_sample(kscore, n_keys, max(1, n_keys // 16))
         if ctx.causal and self.kidx.shape[1] < ctx.inst.Lk:
@@ -83,17 +85,32 @@ class Pilot:
             self.kidx = np.concatenate([np.zeros((N, 1), self.kidx.dtype), self.kidx], 1)
             self.wkey = np.concatenate([np.ones((N, 1)), self.wkey], 1)
         g = lambda v, idx: np.take_along_axis(v, idx[..., None], 1)  # noqa: E731
-        self.stat_base = ctx.rows_of(self.idx)
-        Kc, Vc = g(ctx.Kc, self.kidx), g(ctx.Vc, self.kidx)
-        self.Vs, self.Ks = Vc, Kc
+        self.Vs, self.Ks = g(ctx.Vc, self.kidx), g(ctx.Kc, self.kidx)
         self.Xvs = g(ctx.Xv, self.kidx)
-        self.x = np.matmul(self.stat_base["q"], Kc.transpose(0, 2, 1))  # (N, s, ks)
-        # causal: a sampled row sees the sampled keys of its prefix only
-        self.seen = (self.kidx[:, None, :] <= self.idx[:, :, None]) if ctx.causal else None
         self.cache: dict = {}
+        self._rows: dict = {}
         #: estimate with the signed query lead (bound_lead), which the run then forms: set by
         #: `choose_degree_with_lead` only when the degree without it is over the rank budget
         self.lead = False
+
+    @property
+    def lead(self) -> bool:
+        return self._lead
+
+    @lead.setter
+    def lead(self, on: bool) -> None:
+        """Switch the mode and its row sample (built once per mode): idx, wrow, stat_base, x, seen."""
+        self._lead = bool(on)
+        per = self._per[self._lead]
+        if per not in self._rows:
+            ctx = self.ctx
+            idx, wrow = _spread_sample(ctx.h, per, max(1, per // 4))
+            stat = ctx.rows_of(idx)
+            x = np.matmul(stat["q"], self.Ks.transpose(0, 2, 1))  # (N, s, ks)
+            # causal: a sampled row sees the sampled keys of its prefix only
+            seen = (self.kidx[:, None, :] <= idx[:, :, None]) if ctx.causal else None
+            self._rows[per] = (idx, wrow, stat, x, seen)
+        self.idx, self.wrow, self.stat_base, self.x, self.seen = self._rows[per]
 
     def _q_lead(self, x, P, top, wk, rows) -> np.ndarray:
         """bound_lead.q_lead's F_q on the sample: beta sum_j w_j X_q,j (x) sum_m w_m
