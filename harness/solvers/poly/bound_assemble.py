@@ -39,7 +39,11 @@ def _assemble(ctx: BoundContext, E: dict, G: dict | None, reasons: list, scales:
             if with_own and G is not None:
                 Gm = np.abs(_f64(G[m]))
                 eA, eB = eA + ga * (B.T @ Gm), eB + ga * (Gm @ A.T)
-            best = max(best, float(eA.max()) * s, float(eB.max()) * s)
+            for e in (eA, eB):
+                v = float(e.max()) * s if e.size else 0.0
+                # a NaN term (inf x 0 in a bound that cannot be formed) is an unbounded error: Python's
+                # max() would drop it (nan compares False) and certify the rest
+                best = math.inf if math.isnan(v) else max(best, v)
         return best
 
     tot = {m: sum(E[p].get(m, 0) for p in E) for m in ad}
