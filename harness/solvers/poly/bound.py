@@ -202,13 +202,19 @@ def _bound_from_rows(
             + np.abs(nh) * (e_D * (2 * D + e_D) / (D * D * Dt_lo * Dt_lo))[..., None]
             + 8 * u * np.abs(hh)
         )
-        gF = gamma(pq + pk + ctx.kp + 2 * g + 12 + (N + 4 if moments else 0), u)
+        if "n" in rows:
+            # causal F_v: per key the sum over its later rows (chunk states: the extras in pq), then
+            # one einsum per group over the data points' nonzero key positions (<= N Lk terms; an
+            # exact zero term adds no rounding) plus one accumulation per group (<= the extras in pk)
+            gF = gamma(pq + N * pk + ctx.kp + 2 * g + 16, u)
+        else:
+            gF = gamma(pq + pk + ctx.kp + 2 * g + 12 + (N + 4 if moments else 0), u)
         Zc = np.abs(c / D[..., None])
         e_Zc = e_c / D[..., None] + ca * (e_D / (D * Dt_lo))[..., None] + 2 * u * Zc
         eF_rows = htop[..., None] * (e_Zc + gF * Zc) + Hk[..., None] * (e_h + gF * np.abs(hh))
         eF = np.einsum("na,nb->ab", ctx.SXv, _wsum(om, eF_rows))
         if Fv is None:
-            # no signed F_v (the causal pass): bound the exact program's first-order value error
+            # no signed F_v: bound the exact program's first-order value error
             # sum_m X_v,m^T sum_j (A~_jm h_j + T_jm c_j/D_j) in absolute value, row by row, with
             # sum_m A~_jm = D~_j <= D_j + e_D (A~ > 0: even g, or odd g inside its positive radius)
             # and sum_m |T_jm| <= absT_j

@@ -121,6 +121,11 @@ def causal_poly_gradients(
     Zk = torch.cat([Vc, torch.ones_like(Vc[..., :1])], dim=-1) * key_ok  # (N, P, d+1)
     Yp = _pad_rows(Pp["Yc"], P)
     Zq_all = torch.zeros(N, P, d + 1, dtype=dtype, device=device)
+    # the signed first-order value error F_v (rows and V adapted): per query row
+    # h_j = (-sT_j c_j + (tV_j - sT_j O'_j)/N)/D_j^2, set in pass 1, used in pass 2
+    signed_v = rows and need_v
+    hh_all = torch.zeros(N, P, d, dtype=dtype, device=device) if signed_v else None
+    Fv = torch.zeros(d, d, dtype=dtype, device=device)
     out = torch.zeros(N, P, d, dtype=dtype, device=device) if output else None
     names = ("D", "Oc", "c", "rr", "sT", "tV") + (("Sg",) if g % 2 == 0 else ())
     keep = {n: [] for n in names} if rows else None
@@ -178,6 +183,10 @@ def causal_poly_gradients(
                 vals["Sg"] = inter + Tg @ zk[..., d:]
             for n_ in names:
                 keep[n_].append(vals[n_].reshape(N, -1, vals[n_].shape[-1]))
+            if signed_v:
+                sT, tV = vals["sT"], vals["tV"]
+                hh = (-sT * c + (tV - sT * Oc) / N) / (D * D) * ok
+                hh_all[:, c0 * B : c1 * B] = hh.reshape(N, -1, d)
         if need_q:
             gphi = Hw @ Zq.transpose(-1, -2)  # (N, S, k+, B)
             dQ = sq_bt * feature_backward(gphi, phq, xq, plan)
@@ -188,17 +197,29 @@ def causal_poly_gradients(
                 absG["q"] += torch.einsum("nsja,nsjb->ab", xc.abs(), dQ.abs())
     # ---------------------------------------------------------------- pass 2: descending
     if need_k or need_v:
-        Nst = torch.zeros(N, kp, d + 1, dtype=dtype, device=device)  # queries of all later groups
+        nz = 2 * d + 1 if signed_v else d + 1
+        Nst = torch.zeros(N, kp, nz, dtype=dtype, device=device)  # queries of all later groups
         starts = list(range(0, nchunks, S_group))
         for c0 in reversed(starts):
             c1 = min(nchunks, c0 + S_group)
             xq, xk = chunked(xq_all, c0, c1), chunked(xk_all, c0, c1)
             zk, zq = chunked(Zk, c0, c1), chunked(Zq_all, c0, c1)
+            if signed_v:  # the query moments of h ride along: columns d+1 .. 2d+1
+                hq = chunked(hh_all, c0, c1)
+                zq = torch.cat([zq, hq], dim=-1)
             phq, phk = features(xq, plan), features(xk, plan)
-            dN = phq @ zq  # (N, S, k+, d+1)
+            dN = phq @ zq  # (N, S, k+, d+1 [+ d])
             Nw = (Nst[:, None] + _exclusive_cumsum(dN, 1, reverse=True)) * plan.w  # w . N_>C
             Nst = Nst + dN.sum(1)
-            A = intra(xq, xk)[0]
+            A, Ttop, _ = intra(xq, xk, signed_v)
+            if signed_v:
+                # F_v = sum_m X_v,m (x) sum_(j >= m) [A~_jm h_j + T_jm c_j/D_j], T = -x^(g+1)/(g+1)!:
+                # the degree <= g rows of the query moments of h, minus the top block's against c/D
+                pk_lo, pk_top = phk[:, :, :k].transpose(-1, -2), phk[:, :, k:].transpose(-1, -2)
+                f1 = pk_lo @ Nw[:, :, :k, d + 1 :] + A.transpose(-1, -2) @ hq
+                f1 = f1 - (pk_top @ Nw[:, :, k:, :d] + Ttop.transpose(-1, -2) @ zq[..., :d])
+                Fv += torch.einsum("nsja,nsjb->ab", chunked(Xv_p, c0, c1), f1)
+                zq, Nw = zq[..., : d + 1], Nw[..., : d + 1]
             if need_k:
                 gphk = Nw @ zk.transpose(-1, -2)
                 dK = sk * feature_backward(gphk, phk, xk, plan)
@@ -223,6 +244,7 @@ def causal_poly_gradients(
         ends = torch.clamp((torch.arange(Lq, device=device) // B + 1) * B, max=Lkk).to(dtype)
         info["rows"]["n"] = ends[None, :, None].expand(N, Lq, 1)
         info["absXdG"] = absG
-        info["Fv"] = None  # the causal certificate bounds the first-order value error in absolute value
+        # the signed first-order value error (None without V: nothing to bound)
+        info["Fv"] = Fv if signed_v else None
         info["G"] = G
     return adapter_gradients(t, G, alpha, r), loss, info

@@ -156,8 +156,9 @@ class Pilot:
             rows["Sg"] = (term * wk).sum(-1)[..., None]
         hh = (-sT[..., None] * c + (tV - sT[..., None] * Oc) / N) / (D * D)[..., None]
         # F_v ~ sum_m w_m X_v,m^T sum_j w_j [T_jm c_j/D_j + P_jm h_j]
-        inner = np.matmul((-top * self.wrow[..., None]).transpose(0, 2, 1), c / D[..., None]) + np.matmul(
-            (P * self.wrow[..., None]).transpose(0, 2, 1), hh
+        Pm, topm = (P, top) if self.seen is None else (P * self.seen, top * self.seen)
+        inner = np.matmul((-topm * self.wrow[..., None]).transpose(0, 2, 1), c / D[..., None]) + np.matmul(
+            (Pm * self.wrow[..., None]).transpose(0, 2, 1), hh
         )
         Fv = _tdot(self.Xvs * self.wkey[..., None], inner)
         lead = self.lead and not ctx.causal and "q" in ctx.inst.adapted
@@ -170,7 +171,7 @@ class Pilot:
             B = min(block_rows(N, ctx.kp, 8), max(ctx.Lq, ctx.Lk))
             out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=Fv, moments=True, block=B, Fq=Fq)
         else:
-            out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=None if ctx.causal else Fv, Fq=Fq)
+            out = bound_from_rows(ctx, rows, stat, weight=self.wrow, Fv=Fv, Fq=Fq)
         return out
 
 
