@@ -46,7 +46,7 @@ def moments_op_count(
     outputs, row sums and the certificate's top-degree sums, the residuals, Zq (x) X_q, the value
     error columns, and the same split GEMM); the derivative index maps and the adapter contractions.
     Linear in L at fixed (d, g). `counter`: return the OpCounter (its `gemm` part is what
-    tests/solvers/test_poly_opcount.py checks against torch's FlopCounterMode on the real kernel)."""
+    tests/solvers/test_poly_moments.py checks against torch's FlopCounterMode on the real kernel)."""
     from harness.measure.opcount import OpCounter
 
     k, kp = feature_rank(d, g), feature_rank(d, g + 1)

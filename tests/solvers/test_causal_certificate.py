@@ -13,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from harness import families, highprec
+from harness import families
 from harness.checks.profiles import examples
-from harness.errors import HarnessError
 from harness.instance import Instance
 from harness.solvers import get_solver
 from harness.strategies import adversarial_params
 from tests.causal_helpers import masked_reference, max_err
+from tests.certificate_helpers import check_promise
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 _opts = st.one_of(
@@ -31,27 +31,10 @@ _opts = st.one_of(
 
 def _check_promise(inst: Instance, dtype: str, opts: dict, kind: str = "mpmath"):
     assert inst.causal
-    try:
-        res = get_solver("poly").solve(inst, dtype=dtype, **opts)
-    except HarnessError as exc:
-        msg = str(exc)
-        assert "\n" not in msg and msg.startswith("poly refuses") and "efficient regime" not in msg, msg
-        return None
-    c = res.certificate
-    assert c["causal"]
-    ref = highprec.reference(inst, kind)
-    err, ref_err = ref.max_abs_error(res.grads)
-    if c["valid"]:
-        assert math.isfinite(c["error_bound"])
-        assert err <= c["error_bound"] + ref_err, (err, c["error_bound"], c["bound_parts"], inst.describe())
-    else:
-        assert c["reason"] and "\n" not in c["reason"] and c["error_bound"] == math.inf
-        assert not c["meets_eps"]
-    if c["meets_eps"]:
-        assert c["valid"] and c["error_bound"] <= c["eps"] and err <= c["eps"] + ref_err
-    if opts.get("eps") is not None:  # an explicit target is met or refused, never missed silently
-        assert c["meets_eps"]
-    return c, err
+    out = check_promise(inst, "poly", dtype, opts, kind)
+    if out is not None:
+        assert out[0]["causal"]
+    return out
 
 
 @example(p=dict(L=8, d=2, r=1, seed=5, gamma=5.0, beta=1.0), dtype="float64", opts={"degree": 40})

@@ -48,6 +48,7 @@ from harness.solvers.poly.bound_context import (
     gamma,
     path_length,
     positive_radius,
+    value_error_numerator,
 )
 
 __all__ = ["BoundContext", "assemble", "bound_from_rows", "gamma"]
@@ -190,7 +191,7 @@ def _bound_from_rows(
             "na,nb->ab", ctx.mXv, _wsum(om, ddO) / N
         )
         # error of the computed F_v against its exact-program value
-        nh = -sT[..., None] * c + (tV - sT[..., None] * Oc) / N
+        nh = value_error_numerator(c, Oc, sT[..., None], tV, N)
         hh = nh / (D * D)[..., None]
         e_n = (
             e_sT[..., None] * ca

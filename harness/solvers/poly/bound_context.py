@@ -30,6 +30,14 @@ def taylor_at(h: np.ndarray, g: int) -> np.ndarray:
     return out * (1.0 + 4 * (g + 1) * 2.0**-53)
 
 
+def value_error_numerator(c, Oc, sT, tV, N: int):
+    """n_j = -sT_j c_j + (tV_j - sT_j O'_j)/N, so that h_j = n_j / D_j^2 is the row weight of the
+    signed first-order value error F_v (module harness.solvers.poly.bound). One definition for the
+    kernels (torch) and the bound and pilot (numpy): the bound's rounding allowance for h assumes this
+    order of operations. Arguments broadcast as given (sT, tV as (..., 1)-shaped against c, Oc)."""
+    return -sT * c + (tV - sT * Oc) / N
+
+
 def path_length(L: int, block: int) -> int:
     """The longest chain of additions a term of a blocked sum over L rows meets: <= block - 1 inside
     its block's GEMM (any summation order or tree), then one addition per block into the

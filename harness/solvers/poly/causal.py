@@ -51,6 +51,7 @@ import torch
 
 from harness import theory
 from harness.lora import adapter_gradients
+from harness.solvers.poly.bound_context import value_error_numerator
 from harness.solvers.poly.features import TorchPlan, feature_backward, features
 from harness.solvers.poly.fused import preprocess
 from harness.solvers.poly.naive import taylor_poly
@@ -185,7 +186,7 @@ def causal_poly_gradients(
                 keep[n_].append(vals[n_].reshape(N, -1, vals[n_].shape[-1]))
             if signed_v:
                 sT, tV = vals["sT"], vals["tV"]
-                hh = (-sT * c + (tV - sT * Oc) / N) / (D * D) * ok
+                hh = value_error_numerator(c, Oc, sT, tV, N) / (D * D) * ok
                 hh_all[:, c0 * B : c1 * B] = hh.reshape(N, -1, d)
         if need_q:
             gphi = Hw @ Zq.transpose(-1, -2)  # (N, S, k+, B)

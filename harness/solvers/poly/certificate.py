@@ -60,16 +60,9 @@ class _Run:
             self.pilot = poly_pilot.Pilot(self.ctx)
 
 
-def _with_q_lead(inst: Instance, run: _Run, g: int, info: dict, b: dict, target) -> dict:
-    """The certificate again with the signed first-order query-gradient error (bound_lead.q_lead:
-    one more pass over keys and queries) when the query gradient is adapted and the first
-    certificate misses a target."""
-    if "q" not in inst.adapted or inst.causal or "prep" not in info:
-        return b
-    if target is None or b["valid"] and b["error_bound"] <= target:
-        return b
-    with torch.no_grad():
-        Fq = q_lead(run.t, info["prep"], info["rows"], g)
+def _run_bound(run: _Run, g: int, info: dict, Fq=None) -> dict:
+    """The a posteriori certificate of one run at degree g from its per-row quantities `info`
+    (with `Fq`, the signed query lead)."""
     ctx = run.ctx.at(g)
     moments = info.get("mode") == "moments"
     return poly_bound.bound_from_rows(
@@ -83,6 +76,19 @@ def _with_q_lead(inst: Instance, run: _Run, g: int, info: dict, b: dict, target)
         block=info.get("block") if moments else None,
         Fq=Fq,
     )
+
+
+def _with_q_lead(inst: Instance, run: _Run, g: int, info: dict, b: dict, target) -> dict:
+    """The certificate again with the signed first-order query-gradient error (bound_lead.q_lead:
+    one more pass over keys and queries) when the query gradient is adapted and the first
+    certificate misses a target."""
+    if "q" not in inst.adapted or inst.causal or "prep" not in info:
+        return b
+    if target is None or b["valid"] and b["error_bound"] <= target:
+        return b
+    with torch.no_grad():
+        Fq = q_lead(run.t, info["prep"], info["rows"], g)
+    return _run_bound(run, g, info, Fq)
 
 
 def solve_certified(
@@ -165,17 +171,7 @@ def solve_certified(
                 f"{solver.name} refuses: {_dtname(dtype)} overflows evaluating the degree g={g} kernel "
                 f"(non-finite {', '.join(bad)}; R={R:.3g}); use float64 or a lower degree"
             )
-        ctx = run.ctx.at(g)
-        b = poly_bound.bound_from_rows(
-            ctx,
-            info["rows"],
-            ctx.rows_of(None),
-            Fv=info["Fv"],
-            absXdG=info["absXdG"],
-            G=info["G"],
-            moments=info.get("mode") == "moments",
-            block=info.get("block") if info.get("mode") == "moments" else None,
-        )
+        b = _run_bound(run, g, info)
         if (
             choice.get("lead")
             or degree is not None

@@ -31,7 +31,10 @@ import torch
 
 from harness.lora import adapter_gradients
 from harness.solvers._common import blocks
-from harness.solvers.poly.bound_context import path_length  # noqa: F401 (re-exported)
+from harness.solvers.poly.bound_context import (
+    path_length,  # noqa: F401 (re-exported)
+    value_error_numerator,
+)
 from harness.solvers.poly.features import TorchPlan, features_t, monomial_plan
 from harness.solvers.poly.fused import preprocess
 from harness.theory.taylor import feature_rank
@@ -176,7 +179,7 @@ def moment_gradients(
             if g % 2 == 0:
                 keep["Sg"].append(S[:, 2 * d1 :])
             if need_v:
-                R[:, c_h:] = (-sT * c + (tV - sT * Oc) / N) / (D * D)
+                R[:, c_h:] = value_error_numerator(c, Oc, sT, tV, N) / (D * D)
         if c_q:  # Nq: all k+ rows; Cq and Nh: the first k (as pass 1)
             acc2[..., :c_q] += torch.bmm(phq, R[:, :c_q].transpose(-1, -2))
         if n2 > c_q:

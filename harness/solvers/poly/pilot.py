@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from harness.solvers.poly.bound import bound_from_rows
-from harness.solvers.poly.bound_context import BoundContext, _tdot
+from harness.solvers.poly.bound_context import BoundContext, _tdot, value_error_numerator
 from harness.solvers.poly.bound_lead import lead_weights
 from harness.solvers.poly.moments import block_rows
 from harness.theory.taylor import feature_rank
@@ -154,7 +154,7 @@ class Pilot:
             rows["n"] = np.minimum(self.idx + 1, ctx.inst.Lk)[..., None].astype(np.float64)
         if g % 2 == 0:
             rows["Sg"] = (term * wk).sum(-1)[..., None]
-        hh = (-sT[..., None] * c + (tV - sT[..., None] * Oc) / N) / (D * D)[..., None]
+        hh = value_error_numerator(c, Oc, sT[..., None], tV, N) / (D * D)[..., None]
         # F_v ~ sum_m w_m X_v,m^T sum_j w_j [T_jm c_j/D_j + P_jm h_j]
         Pm, topm = (P, top) if self.seen is None else (P * self.seen, top * self.seen)
         inner = np.matmul((-topm * self.wrow[..., None]).transpose(0, 2, 1), c / D[..., None]) + np.matmul(
