@@ -79,7 +79,10 @@ def test_b_zero_init(inst):
     res, ref = CF.solve(z), get_solver("autograd").solve(z)
     for m in inst.adapted:
         assert np.all(res.grads[f"dA_{m}"] == 0)
-    assert res.max_rel_error(ref) <= 1e-10
+    # relative to the gradient, with an absolute floor of ~1000 u: when the exact gradient cancels to
+    # ~1e-7 the two float64 computations still differ by the rounding of their O(1) terms (seen: 7.6e-17)
+    scale = max(float(np.abs(g).max()) for g in ref.grads.values())
+    assert res.max_abs_error(ref) <= 1e-10 * scale + 1e-13
 
 
 @given(instances(max_L=8, max_d=4, adapters=[("v",), ("q", "v")]), st.floats(-5, 5))
