@@ -1,7 +1,13 @@
 """`limit_threads(n)`: torch's intra-op threads (and, with `blas=True`, numpy's BLAS threads via
 threadpoolctl) set to n for the duration of a `with` block and restored afterwards. n = None leaves
 everything as it is. One helper for every place that pins threads: timing (work, not parallelism),
-the check suite, the study, the CLI's --threads."""
+the check suite, the study, the CLI's --threads.
+
+`blas_like_torch()`: numpy's BLAS threads set to torch's intra-op thread count for a `with` block
+(every `Solver.solve` runs in one). A solver's numpy work (poly's certificate: products with an
+inner dimension of d over L rows) then uses the threads the caller gave torch; left to OpenBLAS's
+default, those products switched to its thread pool from L = 2^16 and, with the other core busy,
+took 40-85 ms each instead of 1-4 ms (measured on the 2-core CI machine)."""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ import contextlib
 from collections.abc import Iterator
 
 from harness.errors import HarnessError
+
+_BLAS = []  # the threadpoolctl controller of the loaded BLAS libraries, made on first use
 
 
 @contextlib.contextmanager
@@ -33,3 +41,21 @@ def limit_threads(n: int | None, *, blas: bool = False) -> Iterator[None]:
         torch.set_num_threads(before)
         if limits is not None:
             limits.restore_original_limits()
+
+
+def _blas_controller():
+    if not _BLAS:
+        import numpy  # noqa: F401 (its BLAS must be loaded before the controller looks)
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController().select(user_api="blas"))
+    return _BLAS[0]
+
+
+@contextlib.contextmanager
+def blas_like_torch() -> Iterator[None]:
+    """numpy's BLAS threads = torch.get_num_threads() inside the block, restored afterwards (~20 us)."""
+    import torch
+
+    with _blas_controller().limit(limits=torch.get_num_threads()):
+        yield

@@ -17,6 +17,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.instance import Instance
+from harness.measure.threads import blas_like_torch
 from harness.memguard import check as check_memory
 from harness.solvers.options import validate_options
 
@@ -145,7 +146,8 @@ class Solver:
         """Gradients of `inst`; `guard` runs first, so a bad option or an instance too large for the
         memory limit computes nothing."""
         dt, dev, opts = self.guard(inst, dtype=dtype, device=device, max_memory=max_memory, **options)
-        res = self._solve(inst, dt, dev, **opts)
+        with blas_like_torch():  # numpy's BLAS uses the threads torch was given (harness.measure.threads)
+            res = self._solve(inst, dt, dev, **opts)
         for k, g in res.grads.items():
             if not np.all(np.isfinite(g)):
                 res.info["nonfinite"] = k
