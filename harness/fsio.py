@@ -213,9 +213,10 @@ def check_readable(path: str | os.PathLike, what: str = "input") -> Path:
 
 
 # ---------------------------------------------------------------------------------- folders
-def check_folder(path: str | os.PathLike, what: str = "folder") -> Path:
+def check_folder(path: str | os.PathLike, what: str = "folder", *, parents: bool = False) -> Path:
     """`path` as a writable output folder: an existing writable folder, or an absent one whose
-    parent is a writable folder. Nothing is created; one-line HarnessError otherwise."""
+    parent is a writable folder (with `parents`: whose nearest existing ancestor is, as `mkdir -p`
+    would make the rest). Nothing is created; one-line HarnessError otherwise."""
     p = os.fspath(path)
     if p == "":
         raise HarnessError(f"cannot write {what} '': empty path")
@@ -223,6 +224,13 @@ def check_folder(path: str | os.PathLike, what: str = "folder") -> Path:
     if st is None:
         parent = os.path.dirname(os.path.abspath(p))
         shown = os.path.dirname(p) or parent
+        if parents:
+            while not os.path.lexists(parent) and os.path.dirname(parent) != parent:
+                parent = os.path.dirname(parent)
+            shown = parent
+            pst = _stat(parent, f"cannot write {what} {p}")
+            if pst is not None and not stat.S_ISDIR(pst.st_mode):
+                raise HarnessError(f"cannot write {what} {p}: {parent} is {_kind(pst.st_mode)}, not a folder")
         if not os.path.isdir(parent):
             raise HarnessError(f"cannot write {what} {p}: folder {shown} does not exist")
         if not os.access(parent, os.W_OK | os.X_OK):
@@ -235,11 +243,12 @@ def check_folder(path: str | os.PathLike, what: str = "folder") -> Path:
     return Path(p)
 
 
-def make_folder(path: str | os.PathLike, what: str = "folder") -> Path:
-    """`check_folder`, then create it (one level: a missing parent is an error, not a surprise)."""
-    p = check_folder(path, what)
+def make_folder(path: str | os.PathLike, what: str = "folder", *, parents: bool = False) -> Path:
+    """`check_folder`, then create it (one level unless `parents`: a missing parent is then made too,
+    else it is an error, not a surprise)."""
+    p = check_folder(path, what, parents=parents)
     try:
-        p.mkdir(exist_ok=True)
+        p.mkdir(parents=parents, exist_ok=True)
     except OSError as exc:
         raise HarnessError(f"cannot write {what} {p}: {_reason(exc)}") from None
     return p

@@ -194,6 +194,19 @@ def test_check_folder_and_make_folder(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["f", "new"]
 
 
+def test_check_folder_with_parents(tmp_path):
+    deep = tmp_path / "a" / "b" / "c"
+    with pytest.raises(HarnessError, match="does not exist"):
+        fsio.check_folder(deep)
+    assert fsio.check_folder(deep, parents=True) == deep
+    assert not (tmp_path / "a").exists()  # checking creates nothing
+    assert fsio.make_folder(deep, parents=True).is_dir()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(HarnessError, match="not a folder"):
+        fsio.make_folder(tmp_path / "f" / "sub" / "x", parents=True)
+    assert (tmp_path / "f").read_text() == "x"
+
+
 @pytest.mark.skipif(
     ROOT, reason="root may write into a read-only folder (tests/cli/test_corpus.py drops root)"
 )

@@ -117,7 +117,9 @@ def _cmd_run(args) -> int:
     if out.exists() and not out.is_dir():
         raise HarnessError(f"--out {out} exists and is not a folder")
     if not args.report_only:
-        check_folder(out, "study folder")  # a read-only folder, a missing parent: refused at once
+        # a read-only folder, a file on the path: refused at once; missing parents are made (the
+        # default runs/default on a fresh clone has none)
+        check_folder(out, "study folder", parents=True)
     if args.report_only:
         from harness.study.report import summary_table, write_report
 

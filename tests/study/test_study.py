@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -172,6 +173,21 @@ def test_out_is_a_file(tmp_path, capsys):
     f.write_text("x")
     assert main(["run", "--tiny", "--out", str(f), "--quiet"]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_missing_parents_of_the_study_folder_are_made(tmp_path, monkeypatch, capsys):
+    """The README's `run --out runs/default` on a fresh clone, where runs/ does not exist yet; a file
+    on the path is still refused in one line."""
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "--tiny", "--groups", "dim", "--quiet", "--no-plots", "--out"]
+    assert main(args + [os.path.join("runs", "deeper", "default")]) == 0
+    assert (tmp_path / "runs" / "deeper" / "default" / "table.json").is_file()
+    (tmp_path / "f").write_text("keep")
+    capsys.readouterr()
+    assert main(args + [os.path.join("f", "sub", "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a folder" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "f").read_text() == "keep"
 
 
 def test_code_change_invalidates_stored_cells(monkeypatch):
