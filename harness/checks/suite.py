@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from harness.checks.budgets import DEFAULT, DEFAULT_EPS, QUICK, Budget, resolve_budget
 from harness.checks.context import CheckContext
 from harness.checks.contract import check_contract
-from harness.checks.outcome import SuiteReport
+from harness.checks.outcome import CheckOutcome, SuiteReport
 from harness.checks.registry import CHECKS, resolve_checks
 from harness.checks.runner import SolverRunner
 from harness.errors import HarnessError
@@ -85,8 +85,35 @@ def run_suite(
         warnings.simplefilter("always")
         check_contract(solver, dtype, device, forward=forward_only, causal=causal)  # usage errors first
         outcomes = [CHECKS[name](ctx) for name in names]
+    outcomes += untested_claims(names, claim_eps=claim_eps, claim_exponent=claim_exponent)
     name = solver.name + (" (forward only)" if forward_only else "") + (" (causal)" if causal else "")
     return SuiteReport(name, [o for o in outcomes if o is not None], warnings=once_each(caught))
+
+
+#: the checks that hold each claim to its figure
+CLAIM_CHECKS = {
+    "claim-eps": ("accuracy", "forward-accuracy"),
+    "claim-exponent": ("scaling", "ops", "forward-scaling"),
+}
+
+
+def untested_claims(names, **claims) -> list[CheckOutcome]:
+    """A "not verified" row for each claim made (claim_eps=, claim_exponent=) that none of the checks
+    run (`names`) tests: a claim left out of the selection is never reported as holding."""
+    rows = []
+    for key, value in claims.items():
+        flag = key.replace("_", "-")
+        testers = CLAIM_CHECKS[flag]
+        if value is not None and not set(testers) & set(names):
+            rows.append(
+                CheckOutcome(
+                    flag,
+                    "not verified",
+                    f"--{flag} {value:g} was claimed, but no check that tests it ran "
+                    f"({', '.join(testers)} do; checks run: {', '.join(names) or 'none'})",
+                )
+            )
+    return rows
 
 
 def once_each(caught) -> list[tuple[int, str]]:

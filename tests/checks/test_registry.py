@@ -44,8 +44,26 @@ def test_resolve_checks_orders_and_rejects():
 
 
 def test_selected_checks_are_the_only_rows(tmp_path):
-    rep = run_suite("closed-form", claim_eps=1e-8, out_dir=tmp_path, budget=SMOKE, checks=("ops", "finite"))
+    rep = run_suite("closed-form", out_dir=tmp_path, budget=SMOKE, checks=("ops", "finite"))
     assert [o.check for o in rep.outcomes] == ["finite", "ops"]
+
+
+@pytest.mark.parametrize(
+    "claims, checks, row",
+    [
+        ({"claim_eps": 1e-8}, ("ops", "finite"), "claim-eps"),
+        ({"claim_exponent": 2.1}, ("accuracy",), "claim-exponent"),
+    ],
+)
+def test_a_claim_no_selected_check_tests_is_not_verified(tmp_path, claims, checks, row):
+    """A claim left out of the selection is never "all claims hold" (exit 4, its own row)."""
+    rep = run_suite("closed-form", out_dir=tmp_path, budget=SMOKE, checks=checks, **claims)
+    assert [o.check for o in rep.outcomes] == sorted(checks, key=list(CHECKS).index) + [row]
+    assert rep.outcome(row).status == "not verified" and rep.unverified == [row]
+    assert rep.exit_code == 4 and "NOT VERIFIED" in rep.verdict
+    both = checks + ("accuracy", "ops")
+    full = run_suite("closed-form", out_dir=tmp_path, budget=SMOKE, checks=both, **claims)
+    assert row not in [o.check for o in full.outcomes]  # tested: no extra row
 
 
 def test_certificate_check_holds_poly_and_skips_exact_solvers(tmp_path):
