@@ -148,6 +148,9 @@ def analyse_head(
     rec["regime_reason"] = cert.get("regime_reason")
     rec["regime_R"] = theory.regime(R, cap.L)
     rec["degree"] = int(cert["degree"])
+    # False: no degree up to rank 1e12 meets eps; degree, rank, ops, cost_ratio and break_even_L are
+    # then lower bounds (the report prints them with >=)
+    rec["degree_found"] = bool(cert.get("degree_found", True))
     rec["rank_log10"] = _log10_int(int(cert["rank"]))
     rec["rank"] = int(cert["rank"]) if cert["rank"] < 2**63 else None
     rec["error_bound"] = cert["error_bound"]

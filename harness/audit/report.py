@@ -42,15 +42,23 @@ def format_table(report: dict[str, Any]) -> str:
         f"{'g':>4} {'log10 k':>7} {'poly/exact':>10} {'poly err':>9} {'rf err':>8}"
     )
     lines += [hdr, "-" * len(hdr)]
+    capped = 0
     for h in report["heads"]:
         ratio = h.get("cost_ratio")
+        ge = "" if h.get("degree_found", True) else ">="  # the degree search stopped: lower bounds
+        capped += bool(ge)
         lines.append(
             f"{h['layer']:>5} {h['head']:>4} {h['R']:>8.3g} {h['R'] / h['log_L']:>6.3g} "
             f"{h['direct']['R_centred']:>6.3g} "
             f"{h['direct']['gamma_QK']:>6.2f} {h['direct']['X_inf']:>6.2f} {str(h.get('regime') or '-'):>9} "
-            f"{h.get('degree', '-'):>4} {h.get('rank_log10', float('nan')):>7.1f} "
-            f"{(f'{ratio:.1e}' if ratio is not None else '-'):>10} {_fmt_err(h.get('grad'), 'poly'):>9} "
+            f"{ge + str(h.get('degree', '-')):>4} {ge + format(h.get('rank_log10', float('nan')), '.1f'):>7} "
+            f"{(ge + f'{ratio:.1e}' if ratio is not None else '-'):>10} {_fmt_err(h.get('grad'), 'poly'):>9} "
             f"{_fmt_err(h.get('grad'), 'random-features'):>8}"
+        )
+    if capped:
+        lines.append(
+            f">= : on {capped} heads no degree up to rank 1e12 meets eps={report['eps']:g}; the degree "
+            "search stopped there, so g, log10 k and poly/exact are lower bounds"
         )
     s = report["summary"]
     lines.append(

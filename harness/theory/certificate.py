@@ -197,8 +197,9 @@ def certify(
 
     Keys: "R" (centred score range, exact or the O(L d) bound: "R_exact"), "R_bound", "log_L",
     "regime" / "regime_reason" (finite-L rule), "regime_R" (R against log L alone), "gammas",
-    "degree" g, "rank" k = C(d+g, g), "eps_rel" (entrywise relative kernel error bound
-    taylor_rel_error(R, g)), "error_bound_estimate" (the pilot's estimate of the solver's
+    "degree" g ("degree_found" False: the search stopped before any degree met the target, and g,
+    rank, ops, cost_ratio are lower bounds), "rank" k = C(d+g, g), "eps_rel" (entrywise relative
+    kernel error bound taylor_rel_error(R, g)), "error_bound_estimate" (the pilot's estimate of the solver's
     a posteriori certificate at g; the solver's own certificate is the promise),
     "error_bound" (a rigorous a priori bound at g, exact arithmetic: the entrywise chain of
     `gradient_error_bound_rows`, usually 1e3-1e5 x looser), "meets_eps" (error_bound <= eps),
@@ -259,6 +260,9 @@ def certify(
         "gammas": paper_gammas(inst),
         "degree": g,
         "degree_requested": degree is not None,
+        # False: the search stopped (rank 1e12 or max_degree) before any degree met the target, so
+        # g, rank, ops and cost_ratio are lower bounds
+        "degree_found": bool(choice["found"]),
         "rank": k,
         "eps_rel": e,
         "error_bound": bound,

@@ -217,6 +217,11 @@ def test_report_json_table_and_plot(tmp_path):
         assert h["regime_R"] == __import__("harness.theory").theory.regime(h["R"], len(IDS))
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "regimes:" in format_table(rep)
+    # a head whose degree search stopped before meeting eps prints lower bounds, marked and explained
+    rep["heads"][0]["degree_found"] = False
+    row = format_table(rep).splitlines()[4]
+    assert row.count(">=") == 3, row
+    assert "lower bounds" in format_table(rep)
 
 
 # ---------------------------------------------------------------------------------------------- errors

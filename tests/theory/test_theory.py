@@ -177,3 +177,12 @@ def test_certify_keys_and_degree_choice():
     assert res.certificate["degree"] in (c["degree"], c["degree"] + 1) and res.certificate["meets_eps"]
     cb = theory.certify(inst, eps=eps, exact_R=False)
     assert cb["R"] == cb["R_bound"] >= c["R"] and not cb["R_exact"]
+
+
+def test_certify_says_when_its_degree_search_stopped():
+    """No degree meets eps (rounding and truncation at R ~ 20, d = 16): "degree_found" is False, so
+    the degree, rank and cost it returns are lower bounds (the audit prints them with >=)."""
+    hard = theory.certify(families.threshold(L=64, d=16, r=2, c=3.0, seed=0), eps=1e-6, max_rank=10**300)
+    assert hard["degree_found"] is False and not hard["meets_eps_predicted"]
+    easy = theory.certify(families.bounded(L=64, d=4, r=2, gamma=1.0, seed=0), eps=1e-6, max_rank=10**300)
+    assert easy["degree_found"] is True and easy["meets_eps_predicted"]
