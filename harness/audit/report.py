@@ -57,8 +57,8 @@ def format_table(report: dict[str, Any]) -> str:
         )
     if capped:
         lines.append(
-            f">= : on {capped} heads no degree up to rank 1e12 meets eps={report['eps']:g}; the degree "
-            "search stopped there, so g, log10 k and poly/exact are lower bounds"
+            f">= : on {capped} heads no degree met eps={report['eps']:g} before the degree search stopped "
+            "(at rank 1e12, or where the bound stops falling), so g, log10 k and poly/exact are lower bounds"
         )
     s = report["summary"]
     lines.append(
