@@ -112,6 +112,9 @@ COMMANDS = {
 
 def main(argv: list[str]) -> int:
     cmd = argv[0] if argv else "fast"
+    if cmd in ("-h", "--help", "help"):
+        print(__doc__.strip())
+        return 0
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     if cmd in TIERS:

@@ -1,5 +1,5 @@
-"""Deterministic figures compared with `ci/baseline.json` on every run (ANCHORS.md "Testing
-conventions": gate hard only on deterministic figures).
+"""Deterministic figures compared with `ci/baseline.json` on every run (docs/ci.md: gate hard only
+on deterministic figures).
 
 Figures (name -> value, with a kind and a tolerance):
 * `ops/<solver>/L=<L>`       operation count (harness.measure.opcount) on `bounded(L, d=4)`; kind eq

@@ -1,8 +1,7 @@
-"""Wall-time gates as ratios measured side by side in one run (ANCHORS.md: wall times between
-machines are noise, 26% between VMs vs 0.3% within one job). Two solvers are timed on the same
-instance, interleaved (A B A B ...), single-threaded, and the gate bounds the ratio of medians with a
-generous factor. These run in the slow tier only (`python -m ci gates`, tests/ci/test_gates.py).
-"""
+"""Wall-time gates as ratios measured side by side in one run (wall times between machines are noise;
+within one job they compare). Two solvers are timed on the same instance, interleaved (A B A B ...),
+single-threaded, and the gate bounds the ratio of medians with a generous factor. These run in the
+slow tier only (`python -m ci gates`, tests/ci/test_gates.py)."""
 
 from __future__ import annotations
 

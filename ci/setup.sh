@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh virtual environment in .venv with everything the harness and its tests need.
-# torch==2.13.0 first (a CPU build from this machine's disk; see DEVELOPERS.md), then the project with
+# torch==2.13.0 first (an unpinned torch would pull a multi-GB CUDA build), then the project with
 # its test and distributed (Dask, for `run --executor dask`) extras; neither pulls or replaces torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -154,9 +154,10 @@ def _cmd_run(args) -> int:
 
         apply_config_file(cfg, args.config)
     if args.L is not None:
+        user_L = parse_L(args.L)  # a malformed range is named first, with or without a solver
         if not (args.solver or args.attention):
             raise HarnessError("--L sets the sizes of the --solver / --attention series; name a solver")
-        cfg.user_L = parse_L(args.L)
+        cfg.user_L = user_L
     threads = args.threads if args.threads is not None else (1 if device == "cpu" else None)
     # BLAS too: the certificates do O(L d) numpy products, and a 2-thread OpenBLAS on a loaded
     # 2-core machine made them dominate poly's time; restored afterwards (the CLI may run in-process)

@@ -1,4 +1,4 @@
-"""Empirical exponents and crossovers (ANCHORS.md "Empirical exponent fitting").
+"""Empirical exponents and crossovers (docs/study.md).
 
 * `fit_power(x, y)`: least squares of log y = a + b log x (the exponent b) with a seeded bootstrap
   95% confidence interval. The bootstrap resamples residuals (with the small-sample inflation

@@ -1,5 +1,5 @@
 """Deterministic operation counts. Solvers tally their work here as they run, so CI can gate on
-counts (and exponents fitted on counts) instead of wall time (ANCHORS.md "Testing conventions").
+counts (and exponents fitted on counts) instead of wall time (docs/ci.md, "What is gated").
 
 Convention (FlashAttention's): a (m x k) @ (k x n) product costs 2 m k n flops; an elementwise op
 costs one flop per entry and per operation (exp counts as one).

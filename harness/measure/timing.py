@@ -1,4 +1,4 @@
-"""Timing (ANCHORS.md "Empirical exponent fitting"): a timer with warm-up, repeats, median and spread.
+"""Timing (docs/study.md): a timer with warm-up, repeats, median and spread.
 
 `time_call(fn, ...)`: warm-up calls (not recorded), then `repeats` timed calls. On CUDA each call is
 timed with CUDA events and the device is synchronised only around the timed region (once before the

@@ -20,8 +20,10 @@ class FolderLock:
         self.out = Path(out)
         self.path = self.out / LOCK_NAME
         self.fd: int | None = None
+        self.created = False
 
     def acquire(self) -> FolderLock:
+        self.created = not self.out.exists()
         self.out.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -44,6 +46,14 @@ class FolderLock:
 
     def release(self) -> None:
         if self.fd is not None:
+            if self.created and os.listdir(self.out) == [LOCK_NAME]:
+                # a run that failed before writing anything (a dask cluster that did not start, say)
+                # leaves no folder it made itself (unlinked while held: no other run can be inside)
+                try:
+                    os.unlink(self.path)
+                    os.rmdir(self.out)  # fails, harmlessly, if another run has just made its own lock
+                except OSError:
+                    pass
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None

@@ -32,6 +32,8 @@ from harness.theory.certificate import (
     MAX_DEGREE_TRIES,
     certify,
     exact_op_count,
+    fused_op_count,
+    moments_op_count,
     poly_op_count,
     refusal_message,
 )
@@ -86,6 +88,8 @@ __all__ = [
     "normalised_rel_error",
     "paper_gammas",
     "poly_op_count",
+    "moments_op_count",
+    "fused_op_count",
     "projections",
     "refusal_message",
     "regime",

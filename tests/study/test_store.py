@@ -340,3 +340,21 @@ def test_solver_module_in_the_current_folder(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert "mysolvers:exact_solver" in r.stdout
+
+
+def test_a_run_that_writes_nothing_leaves_no_folder(tmp_path):
+    """A failed start (e.g. a dask cluster that does not come up) inside the lock leaves no folder the
+    run made itself; a folder that existed, or one with results, keeps its files."""
+    out = tmp_path / "new"
+    with pytest.raises(RuntimeError):
+        with FolderLock(out):
+            raise RuntimeError("the cluster did not start")
+    assert not out.exists()
+    with FolderLock(out):
+        (out / "table.json").write_text("{}")
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "table.json"]
+    old = tmp_path / "old"
+    old.mkdir()
+    with FolderLock(old):
+        pass
+    assert old.is_dir()
