@@ -293,6 +293,9 @@ def refusal_message(solver: str, cert: dict[str, Any]) -> str | None:
         if cert.get("degree_requested"):
             return f"{head}the requested degree g={g} has rank k={ks} > --max-rank {cert['max_rank']} {cost}"
         need = "needs" if cert.get("degree_found", True) else "needs at least"
-        target = f"eps={cert['eps']:.3g}" if cert.get("eps") is not None else f"eps={DEFAULT_EPS:g} (default)"
+        if cert.get("eps") is None or not cert.get("eps_given", True):
+            target = f"eps={cert.get('eps') or DEFAULT_EPS:.3g} (default)"
+        else:
+            target = f"eps={cert['eps']:.3g}"
         return f"{head}{target} {need} degree g={g}, rank k={ks} > --max-rank {cert['max_rank']} {cost}"
     return None

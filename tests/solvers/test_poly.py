@@ -198,6 +198,7 @@ def test_refusal_outside_the_regime_is_one_line():
     msg = str(exc.value)
     assert "\n" not in msg and msg.startswith("poly refuses: instance is in the hard regime (R=")
     assert "log L=" in msg and "degree g=" in msg and "rank k=" in msg and "> --max-rank 20000" in msg
+    assert "eps=1e-06 (default) needs" in msg  # no eps was given: the target is named as the default
     small = families.bounded(64, 4, 2, gamma=1.0, seed=0)
     with pytest.raises(HarnessError, match=r"poly refuses: .*threshold regime.*--max-rank 10 ") as exc:
         get_solver("poly").solve(small, max_rank=10)
