@@ -23,6 +23,9 @@ import numpy as np  # noqa: E402
 
 from harness.measure.fit import predict  # noqa: E402
 
+#: the crossover plot draws L* and its CI clipped to [1, L_CAP] (far extrapolations reach 1e28 and more)
+L_CAP = 2.0**64
+
 _STYLE = {
     "closed-form": ("C0", "o"),
     "streaming": ("C1", "s"),
@@ -292,16 +295,20 @@ def plot_crossover(rep: dict, out: Path) -> str | None:
         for x in rr:
             c = x[key]
             lo, hi = c["ci"] if c.get("ci") else (c["x_star"], c["x_star"])
+            # far extrapolations (CI ends of 1e28 and more on tiny grids) are drawn at the axis cap: a
+            # log2 axis over them overflows matplotlib's exp2; the report's tables keep the numbers
+            xs, lo, hi = (min(max(v, 1.0), L_CAP) for v in (c["x_star"], lo, hi))
             ax.errorbar(
                 [x["d"]],
-                [c["x_star"]],
-                yerr=[[c["x_star"] - lo], [hi - c["x_star"]]],
+                [xs],
+                yerr=[[xs - lo], [hi - xs]],
                 fmt="o",
                 color=col,
                 capsize=3,
                 mfc="none" if c["extrapolated"] else col,
             )
-        ax.plot([x["d"] for x in rr], [x[key]["x_star"] for x in rr], "-", color=col, alpha=0.6, label=lab)
+        ys = [min(max(x[key]["x_star"], 1.0), L_CAP) for x in rr]
+        ax.plot([x["d"] for x in rr], ys, "-", color=col, alpha=0.6, label=lab)
     if rows:
         lo, hi = rows[0]["L"][0], rows[0]["L"][-1]
         ax.axhspan(lo, hi, color="grey", alpha=0.15, label="measured L range (hollow: extrapolated)")

@@ -198,3 +198,34 @@ def test_code_change_invalidates_stored_cells(monkeypatch):
     monkeypatch.setattr(st, "code_fingerprint", lambda: "other-code")
     b = make_grid(cfg, groups=["scaling"])
     assert len(a) == len(b) and not {cell_id(c) for c in a} & {cell_id(c) for c in b}
+
+
+def test_crossover_plot_of_far_extrapolations_warns_nothing(tmp_path):
+    """Tiny grids extrapolate L* to 1e24..1e308; the log2 axis over them overflowed matplotlib's exp2
+    (a RuntimeWarning on `run --tiny`). They are drawn at the axis cap now."""
+    import warnings
+
+    from harness.study import plots
+
+    far = {"x_star": 4.9e24, "ci": [4674, 2.1e28], "extrapolated": True}
+    rep = {
+        "dim": [
+            {
+                "d": 4,
+                "L": [32, 64],
+                "crossover": far,
+                "ops_crossover": {**far, "x_star": 1e300, "ci": [1e3, 1e308]},
+            },
+            {
+                "d": 8,
+                "L": [32, 64],
+                "crossover": {"x_star": 1e3, "ci": None, "extrapolated": False},
+                "ops_crossover": {"x_star": 2e3, "ci": [500, 3e3], "extrapolated": False},
+            },
+        ],
+        "config": {"dim_eps": 1e-6},
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plots.plot_crossover(rep, tmp_path) == "figures/crossover_vs_d.png"
+    assert (tmp_path / "figures" / "crossover_vs_d.png").read_bytes()[:4] == b"\x89PNG"
