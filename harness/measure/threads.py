@@ -3,11 +3,12 @@ threadpoolctl) set to n for the duration of a `with` block and restored afterwar
 everything as it is. One helper for every place that pins threads: timing (work, not parallelism),
 the check suite, the study, the CLI's --threads.
 
-`blas_like_torch()`: numpy's BLAS threads set to torch's intra-op thread count for a `with` block
-(every `Solver.solve` runs in one). A solver's numpy work (poly's certificate: products with an
-inner dimension of d over L rows) then uses the threads the caller gave torch; left to OpenBLAS's
-default, those products switched to its thread pool from L = 2^16 and, with the other core busy,
-took 40-85 ms each instead of 1-4 ms (measured on the 2-core CI machine)."""
+`blas_like_torch()`: numpy's BLAS threads capped at torch's intra-op thread count for a `with` block
+(every `Solver.solve` runs in one; a lower BLAS limit the caller set is kept). A solver's numpy work
+(poly's certificate: products with an inner dimension of d over L rows) then uses at most the
+threads the caller gave torch; left to OpenBLAS's default, those products switched to its thread
+pool from L = 2^16 and, with the other core busy, took 40-85 ms each instead of 1-4 ms (measured on
+the 2-core CI machine)."""
 
 from __future__ import annotations
 
@@ -54,8 +55,12 @@ def _blas_controller():
 
 @contextlib.contextmanager
 def blas_like_torch() -> Iterator[None]:
-    """numpy's BLAS threads = torch.get_num_threads() inside the block, restored afterwards (~20 us)."""
+    """numpy's BLAS threads at most torch.get_num_threads() inside the block (a caller's own lower
+    BLAS limit is kept), restored afterwards (~20 us)."""
     import torch
 
-    with _blas_controller().limit(limits=torch.get_num_threads()):
+    ctl = _blas_controller()
+    now = [lc.num_threads for lc in ctl.lib_controllers]
+    n = min([torch.get_num_threads()] + now)
+    with ctl.limit(limits=n):
         yield

@@ -146,7 +146,7 @@ class Solver:
         """Gradients of `inst`; `guard` runs first, so a bad option or an instance too large for the
         memory limit computes nothing."""
         dt, dev, opts = self.guard(inst, dtype=dtype, device=device, max_memory=max_memory, **options)
-        with blas_like_torch():  # numpy's BLAS uses the threads torch was given (harness.measure.threads)
+        with blas_like_torch():  # numpy's BLAS threads capped at torch's (harness.measure.threads)
             res = self._solve(inst, dt, dev, **opts)
         for k, g in res.grads.items():
             if not np.all(np.isfinite(g)):
