@@ -224,13 +224,10 @@ def check_folder(path: str | os.PathLike, what: str = "folder", *, parents: bool
     if st is None:
         parent = os.path.dirname(os.path.abspath(p))
         shown = os.path.dirname(p) or parent
-        if parents:
+        if parents:  # the nearest existing ancestor (a file on the path failed _stat above: ENOTDIR)
             while not os.path.lexists(parent) and os.path.dirname(parent) != parent:
                 parent = os.path.dirname(parent)
             shown = parent
-            pst = _stat(parent, f"cannot write {what} {p}")
-            if pst is not None and not stat.S_ISDIR(pst.st_mode):
-                raise HarnessError(f"cannot write {what} {p}: {parent} is {_kind(pst.st_mode)}, not a folder")
         if not os.path.isdir(parent):
             raise HarnessError(f"cannot write {what} {p}: folder {shown} does not exist")
         if not os.access(parent, os.W_OK | os.X_OK):

@@ -13,11 +13,12 @@ the 2-core CI machine)."""
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 from harness.errors import HarnessError
 
-_BLAS = []  # the threadpoolctl controller of the loaded BLAS libraries, made on first use
+_BLAS: dict = {}  # the threadpoolctl controller of the loaded BLAS libraries, by len(sys.modules)
 
 
 @contextlib.contextmanager
@@ -45,12 +46,16 @@ def limit_threads(n: int | None, *, blas: bool = False) -> Iterator[None]:
 
 
 def _blas_controller():
-    if not _BLAS:
+    """The BLAS libraries loaded now. Listing them costs ~0.6 ms, so the list is kept until a module
+    is imported (a BLAS library only arrives with one: scipy's, say, after the first exact score range)."""
+    n = len(sys.modules)
+    if n not in _BLAS:
         import numpy  # noqa: F401 (its BLAS must be loaded before the controller looks)
         from threadpoolctl import ThreadpoolController
 
-        _BLAS.append(ThreadpoolController().select(user_api="blas"))
-    return _BLAS[0]
+        _BLAS.clear()
+        _BLAS[len(sys.modules)] = ThreadpoolController().select(user_api="blas")
+    return _BLAS[len(sys.modules)]
 
 
 @contextlib.contextmanager

@@ -26,6 +26,11 @@ from harness.measure.fit import predict  # noqa: E402
 #: the crossover plot draws L* and its CI clipped to [1, L_CAP] (far extrapolations reach 1e28 and more)
 L_CAP = 2.0**64
 
+
+def _capped(v: float) -> float:
+    return min(max(v, 1.0), L_CAP)
+
+
 _STYLE = {
     "closed-form": ("C0", "o"),
     "streaming": ("C1", "s"),
@@ -297,7 +302,7 @@ def plot_crossover(rep: dict, out: Path) -> str | None:
             lo, hi = c["ci"] if c.get("ci") else (c["x_star"], c["x_star"])
             # far extrapolations (CI ends of 1e28 and more on tiny grids) are drawn at the axis cap: a
             # log2 axis over them overflows matplotlib's exp2; the report's tables keep the numbers
-            xs, lo, hi = (min(max(v, 1.0), L_CAP) for v in (c["x_star"], lo, hi))
+            xs, lo, hi = (_capped(v) for v in (c["x_star"], lo, hi))
             ax.errorbar(
                 [x["d"]],
                 [xs],
@@ -307,7 +312,7 @@ def plot_crossover(rep: dict, out: Path) -> str | None:
                 capsize=3,
                 mfc="none" if c["extrapolated"] else col,
             )
-        ys = [min(max(x[key]["x_star"], 1.0), L_CAP) for x in rr]
+        ys = [_capped(x[key]["x_star"]) for x in rr]
         ax.plot([x["d"] for x in rr], ys, "-", color=col, alpha=0.6, label=lab)
     if rows:
         lo, hi = rows[0]["L"][0], rows[0]["L"][-1]

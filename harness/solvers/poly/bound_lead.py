@@ -30,10 +30,16 @@ from harness.solvers.poly.bound_context import gamma
 from harness.solvers.poly.features import TorchPlan, features_t
 from harness.theory.taylor import feature_rank
 
-__all__ = ["lead_count", "lead_weight_errors", "lead_weights", "q_lead"]
+__all__ = ["lead_applies", "lead_count", "lead_weight_errors", "lead_weights", "q_lead"]
 
 #: entries of one (N, k+, block) feature block of the lead's passes
 BLOCK_ENTRIES = 1 << 21
+
+
+def lead_applies(inst) -> bool:
+    """The signed query lead exists for adapted query weights on unmasked attention (the causal
+    certificate keeps the absolute query chain)."""
+    return "q" in inst.adapted and not inst.causal
 
 
 def lead_weights(D, Oc, c, rr, sT, tV, N: int):

@@ -18,7 +18,7 @@ from harness.solvers._common import to_numpy
 from harness.solvers.base import Result
 from harness.solvers.poly import bound as poly_bound
 from harness.solvers.poly import pilot as poly_pilot
-from harness.solvers.poly.bound_lead import q_lead
+from harness.solvers.poly.bound_lead import lead_applies, q_lead
 from harness.solvers.poly.fused import preprocess
 
 
@@ -82,7 +82,7 @@ def _with_q_lead(inst: Instance, run: _Run, g: int, info: dict, b: dict, target)
     """The certificate again with the signed first-order query-gradient error (bound_lead.q_lead:
     one more pass over keys and queries) when the query gradient is adapted and the first
     certificate misses a target."""
-    if "q" not in inst.adapted or inst.causal or "prep" not in info:
+    if not lead_applies(inst) or "prep" not in info:
         return b
     if target is None or b["valid"] and b["error_bound"] <= target:
         return b

@@ -11,7 +11,7 @@ import numpy as np
 
 from harness.solvers.poly.bound import bound_from_rows
 from harness.solvers.poly.bound_context import BoundContext, _tdot, value_error_numerator
-from harness.solvers.poly.bound_lead import lead_weights
+from harness.solvers.poly.bound_lead import lead_applies, lead_weights
 from harness.solvers.poly.moments import block_rows
 from harness.theory.taylor import feature_rank
 
@@ -161,7 +161,7 @@ class Pilot:
             (Pm * self.wrow[..., None]).transpose(0, 2, 1), hh
         )
         Fv = _tdot(self.Xvs * self.wkey[..., None], inner)
-        lead = self.lead and not ctx.causal and "q" in ctx.inst.adapted
+        lead = self.lead and lead_applies(ctx.inst)
         Fq = self._q_lead(x, P, top, wk, rows) if lead else None
         stat = dict(self.stat_base)
         stat["Hk"] = np.take_along_axis(ctx.Hk, self.idx, 1)
@@ -276,7 +276,7 @@ def choose_degree_with_lead(
     the smaller one (the refusal names the degree really needed)."""
     choice = choose_degree(pilot, target, max_rank, d, degree, R)
     ctx = pilot.ctx
-    if degree is not None or target is None or ctx.causal or "q" not in ctx.inst.adapted:
+    if degree is not None or target is None or not lead_applies(ctx.inst):
         return choice
     if choice["found"] and feature_rank(d, choice["degree"]) <= max_rank:
         return choice
