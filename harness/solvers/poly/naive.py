@@ -29,6 +29,7 @@ def dense_poly_gradients(
     printed_p2: bool = False,
     centre: bool | None = None,
     causal: bool = False,
+    kernel=None,
 ) -> tuple[dict, float]:
     """Reference (O(L^2), obviously correct): form A~ = P_g(beta Q K'^T) densely (K' = K minus the
     keys' mid-range when `centre`, as `poly` does; softmax is row-shift invariant), f~ = D~^-1 A~, and
@@ -36,7 +37,9 @@ def dense_poly_gradients(
     `printed_p2`: use the paper's printed p2 = f diag(r) instead (WRONG, docs/theory.md §7.2; then
     nothing is centred unless `centre` says so: the printed form is not shift invariant).
     `causal`: A~ is zero above the diagonal (query j sums over keys m <= j only, top-left; twin of
-    `harness.solvers.poly.causal`; the keys' mid-range stays the global one, as the solver's)."""
+    `harness.solvers.poly.causal`; the keys' mid-range stays the global one, as the solver's).
+    `kernel`: an entrywise function replacing P_g (e.g. another degree-g polynomial, for
+    benchmarks/approx_floor.py); `g` is then unused."""
     centre = (not printed_p2) if centre is None else centre
     W = effective_weights(t, alpha, r)
     N = t["X_q"].shape[0]
@@ -46,7 +49,8 @@ def dense_poly_gradients(
     for i in range(N):
         Q, K, V = t["X_q"][i] @ W["q"], t["X_k"][i] @ W["k"], t["X_v"][i] @ W["v"]
         Kc = K - 0.5 * (K.amax(0) + K.amin(0)) if centre else K
-        A = taylor_poly(beta * (Q @ Kc.T), g)
+        x = beta * (Q @ Kc.T)
+        A = taylor_poly(x, g) if kernel is None else kernel(x)
         if causal:
             A = A.tril()
         f = A / A.sum(-1, keepdim=True)
