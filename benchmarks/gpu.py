@@ -35,6 +35,9 @@ import time
 
 import torch
 
+# run as a script from an uninstalled checkout (the GPU machine: its own torch, no pip install),
+# the checkout's `harness` is found first
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 try:  # imported as benchmarks.X (tests) or run as a script from benchmarks/
     from benchmarks._results import cpu_name, write_results
 except ImportError:  # pragma: no cover
