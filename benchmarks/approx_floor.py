@@ -1,24 +1,26 @@
 """Approximation floor of degree-g polynomial kernels (issue 14): is a refusal the certificate's
-slack, or does no degree-g polynomial of the scores meet eps at all?
+slack, or does no degree-g polynomial kernel of the scores meet eps at all?
 
     python benchmarks/approx_floor.py [--eps 1e-6] [--max-rank 20000] [--out benchmarks/results/approx_floor]
 
 `poly` replaces exp(x), x = beta q.k', by a degree-g polynomial of x; its feature rank is
-C(d+g, g) whatever the coefficients. For each case (the family instances at the rank budget's
-edge) and degree g this measures, densely (the O(L^2) twin `naive.dense_poly_gradients` with the
-kernel swapped), the max-norm gradient error against the long-double reference of
+C(d+g, g) whatever the coefficients, and stays so with one polynomial per query row (row j's
+degree-t coefficient folds into its degree-t query features). For each case (the family instances
+at the rank budget's edge) and degree g this measures, densely (the O(L^2) twin
+`naive.dense_poly_gradients` with the kernel swapped), the max-norm gradient error against the
+long-double reference of
 
 * taylor: P_g(x) = sum_{t<=g} x^t/t!, the kernel `poly` computes;
 * chebyshev: the degree-g interpolant of exp at the Chebyshev points of [-R, R] (R = max |x| over
   the instance's centred scores), within a factor ~2 of the best uniform approximation there;
-* fitted: the polynomial minimising the largest RELATIVE error |p(x)/e^x - 1| over the
-  instance's own scores (a linear programme on up to 4000 of its score quantiles): an oracle
-  choice no solver could make without the scores, which bounds from below what any coefficient
-  choice gains in this error measure;
+* fitted: the polynomial with the smallest largest RELATIVE kernel error |p(x)/e^x - 1| over the
+  instance's own scores (a linear programme on up to 4000 of its score quantiles): an oracle no
+  solver has, optimal for that kernel error (not for the gradient error, which it does not bound);
+* chebyshev per row, fitted per row: the same on each query row's own [-R_j, R_j] / scores;
 
 and the certificate `poly` attaches at that degree (with the signed query lead where it applies).
-A case whose every polynomial misses eps at every degree the rank budget allows is below the
-approximation floor of rank-limited polynomial kernels there: no certificate can serve it.
+The verdict names what keeps a case from eps within the rank budget: the approximation (no kernel
+measured meets eps at any degree the budget allows) or the certificate.
 """
 
 from __future__ import annotations
