@@ -11,13 +11,21 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from harness import families, theory
+from harness import families, highprec, theory
 from harness.errors import HarnessError
 from harness.solvers import get_solver
 from harness.solvers.poly.features import poly_kernel_factors
 from harness.solvers.poly.fused import poly_gradients
 from harness.solvers.poly.naive import dense_poly_gradients, taylor_poly
 from harness.strategies import bounded_params, instances
+
+
+def assert_within_certificate(inst, res):
+    """|poly - exact| <= error_bound, measured against the long-double closed form with that
+    reference's own error bound (a float64 reference is not enough: its own rounding, ~3e-18 on a
+    gradient of 6e-6, exceeded a valid 7.6e-19 certificate the nightly tier drew)."""
+    err, ref_err = highprec.reference(inst, "longdouble").max_abs_error(res.grads)
+    assert err <= res.certificate["error_bound"] + ref_err
 
 
 @given(
@@ -62,12 +70,11 @@ def test_small_blocks_do_not_matter():
 @given(bounded_params(max_L=48, max_d=4, max_gamma=1.5), st.booleans())
 def test_measured_error_within_certificate(p, cross):
     inst = families.bounded(**p, cross=cross)
-    ref = get_solver("closed-form").solve(inst)
     res = get_solver("poly").solve(inst)
     c = res.certificate
     assert c["eps"] == theory.DEFAULT_EPS and not c["eps_given"] and c["valid"]
     assert c["meets_eps"] == (c["error_bound"] <= c["eps"])
-    assert res.max_abs_error(ref) <= c["error_bound"]
+    assert_within_certificate(inst, res)
     assert res.ops == c["ops"] > 0
 
 
@@ -80,9 +87,8 @@ def test_low_degree_error_within_certificate(p, g):
     except HarnessError as exc:  # eps_rel >= 1: no certificate, refusal must say so
         assert "refuses" in str(exc) and "\n" not in str(exc)
         return
-    ref = get_solver("closed-form").solve(inst)
     if res.certificate["valid"]:
-        assert res.max_abs_error(ref) <= res.certificate["error_bound"]
+        assert_within_certificate(inst, res)
     else:
         assert res.certificate["reason"] and res.certificate["error_bound"] == math.inf
 
@@ -111,11 +117,10 @@ def test_error_falls_as_degree_rises():
 
 def test_float32_runs_and_reports_dtype():
     inst = families.bounded(200, 4, 2, gamma=1.0, adapt=("q", "k", "v"), seed=2)
-    ref = get_solver("closed-form").solve(inst)
     res = get_solver("poly").solve(inst, dtype="float32", degree=6)
     c = res.certificate
     assert c["dtype"] == "float32" and c["unit_roundoff"] == pytest.approx(2**-24) and c["valid"]
-    assert res.max_abs_error(ref) <= c["error_bound"]  # rounding included: no slack needed
+    assert_within_certificate(inst, res)  # rounding included: no slack needed
     assert c["bound_parts"]["rounding"] > c["bound_parts"]["truncation"]
     strict = get_solver("poly").solve(inst, dtype="float32", eps=1e-9).certificate
     assert strict["dtype"] == "float64" and strict["meets_eps"] and "float64" in strict["warning"]
