@@ -12,6 +12,7 @@ from harness.solvers import get_solver
 from harness.solvers.exact.closed_form import closed_form_gradients, p_matrix, softmax_rows
 from harness.solvers.exact.naive import naive_p, printed_q
 from harness.strategies import instances
+from tests.float64_helpers import assert_float64_close
 
 CF = get_solver("closed-form")
 
@@ -151,10 +152,7 @@ def test_permutation_equivariance(inst, seed):
     a = {k: np.array(v) for k, v in inst.arrays.items()}
     moved = dict(X_q=a["X_q"][:, pq], Y=a["Y"][:, pq], X_k=a["X_k"][:, pk], X_v=a["X_v"][:, pk])
     base, perm = CF.solve(inst), CF.solve(inst.replace(**moved))
-    # relative, with an absolute floor (~1e4 u): a gradient that cancels to ~1e-5 differs between two
-    # summation orders by the rounding of its O(1) terms (the nightly tier drew 4.7e-14, relative 1.7e-9)
-    scale = max(float(np.abs(g).max()) for g in base.grads.values())
-    assert perm.max_abs_error(base) <= 1e-10 * scale + 1e-12
+    assert_float64_close(perm, base)
 
 
 def test_printed_q_orientation_is_wrong():
