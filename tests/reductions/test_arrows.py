@@ -144,10 +144,13 @@ def test_g1_identity_margins_and_binary_search(cnf):
         else:
             assert arrow.readout(t, g) <= t.meta["no_ub"] * (1 + 1e-9)
         assert t.meta["eps_needed"] > 0
-        # float32: the read-out entry's error stays far inside the required accuracy (the max-norm
-        # error over the whole gradient can be larger: other entries are O(beta m) in size)
+        # float32: the read-out entry's error stays inside the required accuracy with a 2x margin, so
+        # the float32 decision is the float64 one (the max-norm error over the whole gradient can be
+        # larger: other entries are O(beta m) in size). Measured over 800 draws at N <= 64: median
+        # 6e-8 of eps_needed, max 0.074; the nightly tier once drew 0.15 (a one-clause tautology)
         g32 = agr.gradient_oracle("streaming", "float32")(t)
-        assert abs(arrow.readout(t, g32) - arrow.readout(t, g)) < t.meta["eps_needed"] / 10
+        assert abs(arrow.readout(t, g32) - arrow.readout(t, g)) < t.meta["eps_needed"] / 2
+        assert arrow.decide(t, g32) == arrow.decide(t, g)
     arrow = OVToGradientG1()
     oracle = CountingOracle(agr.gradient_oracle("streaming", "float32"))
     pair = arrow.solve(ov, oracle)
