@@ -214,6 +214,10 @@ HEAD = {
 }
 
 
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def markdown(res: dict) -> str:
     eps, mr = res["eps"], res["max_rank"]
     fmt = lambda v: "—" if v is None else str(v)  # noqa: E731
@@ -232,34 +236,38 @@ def markdown(res: dict) -> str:
         "certificate's degree-(g+1) features were not built). Errors from the dense twin with the kernel "
         "swapped (the closed form `poly` evaluates with features).",
         "",
-        "| case | R | highest g within the budget | smallest g meeting eps: "
-        + " | ".join(HEAD[n] for n in KINDS)
-        + " | certified | smallest error of any kernel within the budget | what limits it |",
+        _row(
+            ["case", "R", "highest g within the budget", "smallest g meeting eps: " + HEAD[KINDS[0]]]
+            + [HEAD[n] for n in KINDS[1:]]
+            + ["certified", "smallest error of any kernel within the budget", "what limits it"]
+        ),
         "|" + "---|" * (len(KINDS) + 6),
     ]
     for c in res["cases"]:
         f = c["first"]
         lines.append(
-            f"| {c['label']} | {c['R']:.3g} | {c['g_budget']} | "
-            + " | ".join(fmt(f[n]) for n in KINDS)
-            + f" | {fmt(f['certified'])} | {c['best_in_budget']:.2g} | {verdict(c, eps)} |"
+            _row(
+                [c["label"], f"{c['R']:.3g}", str(c["g_budget"])]
+                + [fmt(f[n]) for n in KINDS + ("certified",)]
+                + [f"{c['best_in_budget']:.2g}", verdict(c, eps)]
+            )
         )
     for c in res["cases"]:
         lines += [
             "",
             f"### {c['label']} (R = {c['R']:.3g})",
             "",
-            "| g | rank | "
-            + " | ".join(HEAD[n] for n in KINDS)
-            + " | fitted: max rel. kernel error | certified |",
+            _row(["g", "rank"] + [HEAD[n] for n in KINDS] + ["fitted: max rel. kernel error", "certified"]),
             "|" + "---|" * (len(KINDS) + 4),
         ]
         for r in c["rows"]:
             ce = "—" if r["certified"] is None else f"{r['certified']:.2g}"
             lines.append(
-                f"| {r['g']} | {r['rank']} | "
-                + " | ".join(f"{r[n]:.2g}" for n in KINDS)
-                + f" | {r['fitted_max_rel']:.2g} | {ce} |"
+                _row(
+                    [str(r["g"]), str(r["rank"])]
+                    + [f"{r[n]:.2g}" for n in KINDS]
+                    + [f"{r['fitted_max_rel']:.2g}", ce]
+                )
             )
     return "\n".join(lines) + "\n"
 
