@@ -35,13 +35,10 @@ import time
 
 import torch
 
-# run as a script from an uninstalled checkout (the GPU machine: its own torch, no pip install),
-# the checkout's `harness` is found first
+# the repo root first: runs as a script from an uninstalled checkout too (the GPU machine has its own
+# torch and no pip install), with the checkout's `harness` and `benchmarks` found
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-try:  # imported as benchmarks.X (tests) or run as a script from benchmarks/
-    from benchmarks._results import cpu_name, write_results
-except ImportError:  # pragma: no cover
-    from _results import cpu_name, write_results
+from benchmarks._results import cpu_name, write_results  # noqa: E402
 from harness import families
 from harness.errors import HarnessError
 from harness.measure.memory import peak_memory

@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _mod():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("approx_floor", ROOT / "benchmarks/approx_floor.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

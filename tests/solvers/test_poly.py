@@ -11,21 +11,14 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from harness import families, highprec, theory
+from harness import families, theory
 from harness.errors import HarnessError
 from harness.solvers import get_solver
 from harness.solvers.poly.features import poly_kernel_factors
 from harness.solvers.poly.fused import poly_gradients
 from harness.solvers.poly.naive import dense_poly_gradients, taylor_poly
 from harness.strategies import bounded_params, instances
-
-
-def assert_within_certificate(inst, res):
-    """|poly - exact| <= error_bound, measured against the long-double closed form with that
-    reference's own error bound (a float64 reference is not enough: its own rounding, ~3e-18 on a
-    gradient of 6e-6, exceeded a valid 7.6e-19 certificate the nightly tier drew)."""
-    err, ref_err = highprec.reference(inst, "longdouble").max_abs_error(res.grads)
-    assert err <= res.certificate["error_bound"] + ref_err
+from tests.certificate_helpers import assert_within_certificate
 
 
 @given(
