@@ -168,7 +168,7 @@ def cmd_calculus(args) -> list[dict]:
             truth = float(np.square(att.exact_attention(a)).sum())
             need = layout.required_accuracy(a)
             for rule, kw in [("left-riemann", {"calls": c}) for c in args.riemann] + [
-                ("gauss-legendre", {"panels": p}) for p in args.panels
+                ("gauss-legendre", {"panels": p, "adaptive": False}) for p in args.panels
             ]:
                 arrow = AttentionToGradient(rule, **kw)
                 t0 = time.perf_counter()

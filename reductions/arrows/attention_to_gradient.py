@@ -9,7 +9,12 @@ f(1) = f(0) + int_0^1 f'(lambda) d lambda is recovered from gradient calls alone
   with b = max |f''| = O(B'^2 n): with polylog M calls the error is Theta(n). It fails; see
   benchmarks/results/reductions.md for the measured error.
 * `rule="gauss-legendre"` (docs/theory.md §6.4, fix A): P panels x Q nodes; f is analytic in lambda,
-  so the error falls fast (empirical call counts only).
+  so the error falls fast. How many panels a tolerance needs grows with the score range, so by
+  default the rule is adaptive: each panel is compared with its two halves, the panel with the
+  largest difference is bisected until the differences sum to at most delta/4 (a quarter of the
+  source's tolerance; the error estimate of the finer sum, not a proved bound), and the route
+  refuses in one line when `max_calls` oracle calls do not get there. Without a known tolerance
+  (an AAttC instance that did not come from the G1 layout) it evaluates the fixed P x Q rule.
 
 The output is only the statistic ||Att||_F^2, an `AttentionSolution(frob2=...)`; the per-query
 answer needs the G1 layout's binary search on top (reductions.arrows.ov_to_attention).
@@ -18,6 +23,8 @@ eps <= delta / (4 d) leaves half of the source's tolerance delta for the quadrat
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 
@@ -51,13 +58,22 @@ class AttentionToGradient(Arrow):
     gives = "frob2"
 
     def __init__(
-        self, rule: str = "gauss-legendre", calls: int | None = None, panels: int = 32, order: int = 16
+        self,
+        rule: str = "gauss-legendre",
+        calls: int | None = None,
+        panels: int = 8,
+        order: int = 16,
+        adaptive: bool = True,
+        max_calls: int = 1 << 14,
     ):
         self.rule, self.calls, self.panels, self.order = rule, calls, panels, order
         nodes_weights(rule, calls, panels, order)  # validate
+        self.adaptive = adaptive and rule == "gauss-legendre"
+        self.max_calls = int(max_calls)
         self.name = f"AS24-{rule}"
         self.fails = rule == "left-riemann"  # as printed: error Theta(n) with polylog calls
-        self.extra_calls = str(len(nodes_weights(rule, calls, panels, order)[0]))
+        fixed = len(nodes_weights(rule, calls, panels, order)[0])
+        self.extra_calls = f"adaptive, >= {3 * fixed}" if self.adaptive else str(fixed)
 
     def reduce(self, att: AAttCInstance) -> AAttLGCInstance:
         d = att.d
@@ -78,22 +94,62 @@ class AttentionToGradient(Arrow):
         return target.meta.get("delta", float("nan")) / (4 * target.d)
 
     def accuracy_statement(self) -> str:
-        return "per call eps <= delta/(4d), delta = tolerance on ||Att||_F^2; plus the quadrature error"
+        quad = "quadrature refined to an estimated delta/4" if self.adaptive else "plus the quadrature error"
+        return f"per call eps <= delta/(4d), delta = tolerance on ||Att||_F^2; {quad}"
+
+    def _sum(self, target: AAttLGCInstance, oracle, xs, ws) -> float:
+        """sum_k w_k f'(lambda_k), f'(lambda) = 2 tr(g(lambda))."""
+        return sum(w * 2.0 * float(np.trace(oracle(self.at(target, x)))) for x, w in zip(xs, ws))
 
     def estimate(self, target: AAttLGCInstance, oracle) -> float:
-        """f(1) = f(0) + sum_k w_k 2 tr(g(lambda_k))."""
+        """f(1) = f(0) + sum_k w_k 2 tr(g(lambda_k)) with the fixed rule."""
         xs, ws = nodes_weights(self.rule, self.calls, self.panels, self.order)
-        total = target.meta["f0"]
-        for x, w in zip(xs, ws):
-            total += w * 2.0 * float(np.trace(oracle(self.at(target, x))))
-        return total
+        return target.meta["f0"] + self._sum(target, oracle, xs, ws)
+
+    def estimate_adaptive(self, target: AAttLGCInstance, oracle, tol: float) -> tuple[float, float, int]:
+        """f(1) by adaptive composite Gauss-Legendre: (estimate, estimated quadrature error, calls).
+        Each panel [a, b] holds its Q-node sum and those of its two halves; the estimate uses the
+        halves and |whole - halves| is the panel's error estimate. The panel with the largest one
+        is bisected (its halves become panels, 2 x 2Q more calls) until the estimates sum to <= tol."""
+        x, w = np.polynomial.legendre.leggauss(self.order)
+        calls = 0
+
+        def gl(a: float, b: float) -> float:
+            nonlocal calls
+            calls += self.order
+            return self._sum(target, oracle, a + (b - a) * (x + 1) / 2, w * (b - a) / 2)
+
+        def split(a: float, b: float, whole: float) -> tuple:
+            m = 0.5 * (a + b)
+            left, right = gl(a, m), gl(m, b)
+            return (-abs(whole - (left + right)), a, b, left, right)
+
+        edges = np.linspace(0.0, 1.0, self.panels + 1)
+        heap = [split(a, b, gl(a, b)) for a, b in zip(edges[:-1], edges[1:])]
+        heapq.heapify(heap)
+        while (err := -sum(p[0] for p in heap)) > tol:
+            if calls + 4 * self.order > self.max_calls:
+                raise HarnessError(
+                    f"calculus route: the quadrature's error estimate {err:.3g} is above the tolerance "
+                    f"{tol:.3g} after {calls} oracle calls (max_calls={self.max_calls})"
+                )
+            _, a, b, left, right = heapq.heappop(heap)
+            m = 0.5 * (a + b)
+            heapq.heappush(heap, split(a, m, left))
+            heapq.heappush(heap, split(m, b, right))
+        return target.meta["f0"] + sum(p[3] + p[4] for p in heap), err, calls
 
     def decode(self, target: AAttLGCInstance, solution, oracle=None) -> AttentionSolution:
         if oracle is None:
             raise HarnessError("the calculus route needs the gradient oracle (one call per quadrature node)")
+        tol = 0.25 * target.meta.get("delta", float("nan"))
+        if self.adaptive and np.isfinite(tol) and tol > 0:
+            f1, err, calls = self.estimate_adaptive(target, oracle, tol)
+            info = {"calls": calls, "rule": self.rule, "adaptive": True}
+            return AttentionSolution(frob2=f1, info=dict(info, error_estimate=float(err), tol=tol))
         xs, _ = nodes_weights(self.rule, self.calls, self.panels, self.order)
         return AttentionSolution(
-            frob2=self.estimate(target, oracle), info={"calls": len(xs), "rule": self.rule}
+            frob2=self.estimate(target, oracle), info={"calls": len(xs), "rule": self.rule, "adaptive": False}
         )
 
     def solve(self, source: AAttCInstance, oracle) -> AttentionSolution:

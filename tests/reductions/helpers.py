@@ -37,3 +37,13 @@ def assert_agrees(cnf: CNF, model) -> None:
     assert (model is None) == (truth is None), f"decoded {model is not None}, python-sat {truth is not None}"
     if model is not None:
         assert cnf.satisfies(model)
+
+
+# a formula the nightly tier drew (24 clauses, five of them empty: score range 111 on the G1 layout)
+# on which 2 x 12 fixed Gauss-Legendre nodes miss ||Att||_F^2 by more than the decision allows
+WIDE_RANGE = CNF.of(
+    5,
+    [(-4, -3, -2, 2, 1), (3, 4, 5, -4, 4), (-1, 2, 5, 3), (1,), (), (-1, -2, -3), (), (), ()]
+    + [(3, -4, -2, 4), (5, 2, 4, 5), (5, 1), (3, 2, -2, 3, 3), (-4, -3), (-3, -3, 2, -4), (4,), ()]
+    + [(), (5, -3), (4,), (), (), (-2, 3, 1, 5), (-4,)],
+)

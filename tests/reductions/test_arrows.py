@@ -30,7 +30,7 @@ from reductions.problems import attention_gradient as agr
 from reductions.problems.gadgets import solve_gap_hamming, solve_maxip
 from reductions.problems.lora import lora_oracle
 from reductions.problems.ov import solve_ov, yes_rows
-from tests.reductions.helpers import assert_agrees, cnfs
+from tests.reductions.helpers import WIDE_RANGE, assert_agrees, cnfs
 
 
 def _ov(cnf):
@@ -204,6 +204,32 @@ def test_calculus_route_left_riemann_fails_gauss_legendre_works():
         assert abs(gl - truth) < need / 10
         calc = AttentionToGradient("gauss-legendre", panels=4)
         _check(cnf, ov, layout.solve(ov, calc.pullback(agr.exact_oracle)))
+
+
+def test_calculus_route_refines_its_quadrature_to_the_tolerance():
+    """The adaptive rule bisects panels until its error estimate is <= delta/4, where the same
+    starting panels used as a fixed rule are off by more than the quadrature's share delta/2;
+    with too few calls allowed it refuses in one line instead of answering."""
+    layout = OVToAttentionG1Layout()
+    a = layout.reduce(_ov(WIDE_RANGE))
+    truth = float(np.square(att.exact_attention(a)).sum())
+    need = layout.required_accuracy(a)
+    fixed = AttentionToGradient("gauss-legendre", panels=2, order=12, adaptive=False)
+    assert abs(fixed.solve(a, agr.exact_oracle).frob2 - truth) > need / 2
+    counted = CountingOracle(agr.exact_oracle)
+    sol = AttentionToGradient("gauss-legendre", panels=2, order=12).solve(a, counted)
+    assert sol.info["adaptive"] and sol.info["calls"] == counted.calls > 2 * 12
+    assert sol.info["error_estimate"] <= sol.info["tol"] == pytest.approx(need / 4)
+    assert abs(sol.frob2 - truth) <= sol.info["error_estimate"]
+    with pytest.raises(HarnessError, match=r"calculus route: .* above the tolerance .*\(max_calls=72\)"):
+        AttentionToGradient("gauss-legendre", panels=2, order=12, max_calls=72).solve(a, agr.exact_oracle)
+    # no tolerance known (an AAttC instance not from the G1 layout): the fixed rule, said so
+    plain = att.AAttCInstance(a.Q, a.K, a.V, a.tau, {}, source=None)
+    assert AttentionToGradient("gauss-legendre", panels=2, order=12).solve(plain, counted).info == {
+        "calls": 24,
+        "rule": "gauss-legendre",
+        "adaptive": False,
+    }
 
 
 def test_arrows_never_pick_a_solver():

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 
 from harness.checks.profiles import examples
 from harness.cli import main
@@ -34,7 +34,7 @@ from reductions.problems import attention_gradient as agr
 from reductions.problems.gadgets import solve_gap_hamming, solve_maxip
 from reductions.problems.lora import lora_oracle
 from reductions.problems.ov import solve_ov
-from tests.reductions.helpers import assert_agrees, cnfs
+from tests.reductions.helpers import WIDE_RANGE, assert_agrees, cnfs
 
 
 def _log_space_oracle(inst):
@@ -90,6 +90,7 @@ def _all_paths(G):
 
 
 @given(cnfs(max_v=6, max_m=24))
+@example(WIDE_RANGE)  # the cheap quadrature's 2 x 12 nodes alone were too few (score range 111)
 @settings(max_examples=examples(12))
 def test_every_composed_path_decides(cnf):
     G = _cheap_graph()
