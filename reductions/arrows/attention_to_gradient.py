@@ -143,14 +143,14 @@ class AttentionToGradient(Arrow):
         if oracle is None:
             raise HarnessError("the calculus route needs the gradient oracle (one call per quadrature node)")
         tol = 0.25 * target.meta.get("delta", float("nan"))
-        if self.adaptive and np.isfinite(tol) and tol > 0:
-            f1, err, calls = self.estimate_adaptive(target, oracle, tol)
-            info = {"calls": calls, "rule": self.rule, "adaptive": True}
-            return AttentionSolution(frob2=f1, info=dict(info, error_estimate=float(err), tol=tol))
-        xs, _ = nodes_weights(self.rule, self.calls, self.panels, self.order)
-        return AttentionSolution(
-            frob2=self.estimate(target, oracle), info={"calls": len(xs), "rule": self.rule, "adaptive": False}
-        )
+        info = {"rule": self.rule, "adaptive": bool(self.adaptive and np.isfinite(tol) and tol > 0)}
+        if info["adaptive"]:
+            f1, err, info["calls"] = self.estimate_adaptive(target, oracle, tol)
+            info.update(error_estimate=float(err), tol=tol)
+        else:
+            f1 = self.estimate(target, oracle)
+            info["calls"] = len(nodes_weights(self.rule, self.calls, self.panels, self.order)[0])
+        return AttentionSolution(frob2=f1, info=info)
 
     def solve(self, source: AAttCInstance, oracle) -> AttentionSolution:
         return self.decode(self.reduce(source), None, oracle)
